@@ -1,0 +1,221 @@
+"""One typed run configuration that rejects unknown keys.
+
+A run is described by a YAML file; :func:`load_config` validates every field
+and raises :class:`~smfusion.errors.ConfigError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from smfusion.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Period(_Strict):
+    """An inclusive date range ``[start, end]``."""
+
+    start: str
+    end: str
+
+    @model_validator(mode="after")
+    def _check(self) -> "Period":
+        try:
+            t0, t1 = pd.Timestamp(self.start), pd.Timestamp(self.end)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"bad date in period {self.start}..{self.end}: {exc}") from exc
+        if t1 < t0:
+            raise ValueError(f"period ends before it starts: {self.start}..{self.end}")
+        return self
+
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return {"start": str(value[0]), "end": str(value[1])}
+        return value
+
+    def as_tuple(self) -> tuple[str, str]:
+        return (self.start, self.end)
+
+
+class DataConfig(_Strict):
+    """Which data, which variables."""
+
+    reader: Literal["hydrodl"] = "hydrodl"
+    root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
+    subset: str = "CONUSv4f1"
+    dynamic: list[str] = Field(default_factory=list)
+    static: list[str] = Field(default_factory=list)
+    target: list[str] = Field(default_factory=lambda: ["SMAP_AM"])
+    sites: Optional[list[int]] = None  # explicit site list (None: all)
+
+    @field_validator("target")
+    @classmethod
+    def _target_nonempty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one target variable is needed")
+        return v
+
+
+class PeriodsConfig(_Strict):
+    train: Period
+    validation: Optional[Period] = None
+    test: Optional[Period] = None
+    warmup_days: int = Field(365, ge=0)
+
+    @field_validator("train", "validation", "test", mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> Any:
+        return Period.parse(v)
+
+
+class SplitConfig(_Strict):
+    """How sites are split. ``temporal``: every site in train and test.
+
+    ``kfold``: spatial k-fold over sites (seeded); ``fold`` is held out.
+    ``sites``: explicit ``train_sites``/``test_sites`` lists.
+    ``validation_fraction`` holds out a random fraction of training sites
+    over the training period for early stopping.
+    """
+
+    kind: Literal["temporal", "kfold", "sites"] = "temporal"
+    k: int = Field(5, ge=2)
+    fold: int = Field(0, ge=0)
+    seed: int = 0
+    train_sites: Optional[list[int]] = None
+    test_sites: Optional[list[int]] = None
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "SplitConfig":
+        if self.kind == "kfold" and self.fold >= self.k:
+            raise ValueError(f"fold {self.fold} out of range for k={self.k}")
+        if self.kind == "sites" and (not self.train_sites or not self.test_sites):
+            raise ValueError("kind 'sites' needs train_sites and test_sites")
+        return self
+
+
+class NormConfig(_Strict):
+    """Normalisation: z-scores fitted on the training period and sites."""
+
+    log1p: list[str] = Field(default_factory=list)  # variables transformed by log1p before scaling
+
+
+class ModelConfig(_Strict):
+    name: str = "lstm"
+    hidden_size: int = Field(256, ge=1)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    num_layers: int = Field(1, ge=1)
+
+
+class EarlyStopping(_Strict):
+    patience: int = Field(10, ge=1)
+    min_delta: float = 0.0
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(100, ge=1)
+    seq_len: int = Field(30, ge=1)
+    iterations_per_epoch: Optional[int] = Field(None, ge=1)  # None: hydroDL's rule
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    loss: Literal["rmse", "mse"] = "rmse"
+    early_stopping: Optional[EarlyStopping] = None
+    validate_every: int = Field(1, ge=1)
+    checkpoint_every: int = Field(10, ge=1)
+    seed: int = 0
+    ensemble: int = Field(1, ge=1)
+    threads: Optional[int] = Field(None, ge=1)
+    device: str = "cpu"
+    progress: bool = True
+
+
+class EvaluationConfig(_Strict):
+    baselines: list[Literal["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask"]] = Field(
+        default_factory=lambda: ["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask"]
+    )
+    plots: bool = True
+    climatology_window: int = Field(31, ge=1)
+
+
+class RunConfig(_Strict):
+    """The whole run: data, periods, split, model, training, evaluation."""
+
+    name: str = "run"
+    run_dir: Optional[str] = None
+    data: DataConfig
+    periods: PeriodsConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    normalization: NormConfig = Field(default_factory=NormConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunConfig":
+        from smfusion.models import registry
+
+        if self.model.name not in registry.available():
+            raise ValueError(f"unknown model '{self.model.name}', registered: {registry.available()}")
+        if not self.data.dynamic and not self.data.static:
+            raise ValueError("data.dynamic and data.static are both empty: the model has no inputs")
+        for name in self.normalization.log1p:
+            if name not in self.data.dynamic and name not in self.data.static:
+                raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")
+        return self
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        """Short stable hash of the resolved config (for provenance)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_config(raw: dict, source: str = "<dict>") -> RunConfig:
+    """Validate a config mapping; errors name ``source`` and the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config '{source}': expected a mapping at top level, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config '{source}': {_format_errors(exc)}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config '{path}': invalid YAML: {exc}") from None
+    return parse_config(raw, source=str(path))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

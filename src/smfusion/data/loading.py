@@ -1,0 +1,96 @@
+"""Load the canonical Dataset a config asks for, and resolve its site split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from smfusion.config import DataConfig, RunConfig
+from smfusion.data.splits import holdout_sites, kfold_split
+from smfusion.errors import DataError
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """The database root: ``cfg.root``, else the local data dir, else the checksummed download."""
+    if cfg.root:
+        return Path(cfg.root).expanduser()
+    from smfusion.io.registry import conus_root
+
+    return conus_root()
+
+
+def load_dataset(
+    cfg: DataConfig, start: str | None = None, end: str | None = None, require_target: bool = True
+) -> xr.Dataset:
+    """Read inputs and targets of ``cfg`` between ``start`` and ``end`` (inclusive).
+
+    With ``require_target`` an all-missing target raises (nothing to learn or score).
+    """
+    from smfusion.io.hydrodl import read_hydrodl
+
+    ds = read_hydrodl(
+        data_root(cfg),
+        dynamic=cfg.dynamic,
+        static=cfg.static,
+        target=cfg.target,
+        start=start,
+        end=end,
+        subset=cfg.subset,
+        sites=cfg.sites,
+    )
+    if require_target:
+        check_sites(ds, cfg.target)
+    return ds
+
+
+def check_sites(ds: xr.Dataset, target: list[str]) -> None:
+    """Raise if a target is all-NaN everywhere (nothing to learn from)."""
+    for var in target:
+        if var in ds and not np.isfinite(ds[var].values).any():
+            raise DataError("target has no valid value in the requested period", field=var)
+
+
+def span(cfg: RunConfig) -> tuple[str, str]:
+    """First and last day any period of ``cfg`` needs, warm-up included."""
+    periods = [p for p in (cfg.periods.train, cfg.periods.validation, cfg.periods.test) if p is not None]
+    t0 = min(pd.Timestamp(p.start) for p in periods) - pd.Timedelta(days=cfg.periods.warmup_days)
+    t1 = max(pd.Timestamp(p.end) for p in periods)
+    return t0.strftime("%Y-%m-%d"), t1.strftime("%Y-%m-%d")
+
+
+@dataclass
+class SiteSplit:
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: [int(s) for s in getattr(self, k)] for k in ("train", "validation", "test")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SiteSplit":
+        return cls(*(np.asarray(d[k], dtype=int) for k in ("train", "validation", "test")))
+
+
+def resolve_split(cfg: RunConfig, sites: np.ndarray) -> SiteSplit:
+    """Train / validation / test site lists for ``cfg.split`` (no site in two of them,
+    except the temporal split where train and test share sites but not days)."""
+    sp = cfg.split
+    sites = np.asarray(sites)
+    if sp.kind == "temporal":
+        train, test = sites, sites
+    elif sp.kind == "kfold":
+        train, test = kfold_split(sites, sp.k, sp.fold, sp.seed)
+    else:
+        unknown = sorted(set(sp.train_sites + sp.test_sites) - set(sites.tolist()))
+        if unknown:
+            raise DataError(f"split lists sites not in the data: {unknown[:10]}", field="split")
+        if set(sp.train_sites) & set(sp.test_sites):
+            raise DataError("split.train_sites and split.test_sites overlap", field="split")
+        train, test = np.sort(sp.train_sites), np.sort(sp.test_sites)
+    train, val = holdout_sites(train, sp.validation_fraction, sp.seed + 1)
+    return SiteSplit(train=train, validation=val, test=test)

@@ -1,0 +1,75 @@
+"""Array views of the canonical Dataset for training, and hydroDL-style batch sampling."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from smfusion.data.normalize import Scaler
+
+
+@dataclass
+class Arrays:
+    """Normalised model inputs and targets for a set of sites over a period.
+
+    ``x_dynamic`` (site, time, Fd) and ``x_static`` (site, Fs) have NaN replaced
+    by 0 (the training mean); ``y`` (site, time, Ft) keeps NaN as the loss mask.
+    """
+
+    x_dynamic: np.ndarray
+    x_static: np.ndarray
+    y: np.ndarray
+    sites: np.ndarray
+    time: np.ndarray
+
+    @property
+    def n_site(self) -> int:
+        return self.x_dynamic.shape[0]
+
+    @property
+    def n_time(self) -> int:
+        return self.x_dynamic.shape[1]
+
+
+def to_arrays(
+    ds: xr.Dataset, scaler: Scaler, dynamic: list[str], static: list[str], target: list[str]
+) -> Arrays:
+    """Normalise ``ds`` with ``scaler`` into :class:`Arrays`. Targets absent from ``ds`` are NaN."""
+    n_site, n_time = ds.sizes["site"], ds.sizes["time"]
+    xd = np.zeros((n_site, n_time, len(dynamic)), dtype=np.float32)
+    for i, v in enumerate(dynamic):
+        xd[:, :, i] = scaler.transform(v, ds[v].values)
+    xs = np.zeros((n_site, len(static)), dtype=np.float32)
+    for i, v in enumerate(static):
+        xs[:, i] = scaler.transform(v, ds[v].values)
+    y = np.full((n_site, n_time, len(target)), np.nan, dtype=np.float32)
+    for i, v in enumerate(target):
+        if v in ds:
+            y[:, :, i] = scaler.transform(v, ds[v].values)
+    np.nan_to_num(xd, copy=False, nan=0.0)
+    np.nan_to_num(xs, copy=False, nan=0.0)
+    return Arrays(xd, xs, y, np.asarray(ds["site"].values), np.asarray(ds["time"].values))
+
+
+def iterations_per_epoch(n_site: int, n_time: int, batch_size: int, seq_len: int) -> int:
+    """hydroDL's rule: iterations so that each (site, day) is sampled with 99% probability."""
+    frac = min(batch_size * seq_len / (n_site * n_time), 0.999999)
+    return max(1, math.ceil(math.log(0.01) / math.log(1.0 - frac)))
+
+
+def sample_batch(
+    arr: Arrays, batch_size: int, seq_len: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Random (site, window) pieces: ``batch_size`` sites, each a random ``seq_len`` window."""
+    seq_len = min(seq_len, arr.n_time)
+    site = rng.integers(0, arr.n_site, size=batch_size)
+    start = rng.integers(0, arr.n_time - seq_len + 1, size=batch_size)
+    t_idx = start[:, None] + np.arange(seq_len)[None, :]
+    return {
+        "x_dynamic": arr.x_dynamic[site[:, None], t_idx],
+        "x_static": arr.x_static[site],
+        "y": arr.y[site[:, None], t_idx],
+    }

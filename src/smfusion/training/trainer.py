@@ -1,0 +1,199 @@
+"""One trainer for every registered model.
+
+Adam on a masked loss, random (site, window) batches, validation-based early
+stopping, checkpoints every N epochs (``state_dict`` plus optimiser and RNG
+states, so a resumed run ends with the same weights as an uninterrupted one),
+deterministic seeds and a progress bar.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from smfusion.config import TrainingConfig
+from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch
+from smfusion.io.atomic import atomic_path, write_text
+from smfusion.training.losses import get_loss
+
+CKPT_RE = re.compile(r"epoch_(\d+)\.pt$")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def to_tensors(batch: dict[str, np.ndarray], device: str = "cpu") -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_arrays(model: nn.Module, arr: Arrays, chunk_sites: int = 512, device: str = "cpu") -> np.ndarray:
+    """Model output ``y_hat`` for every site and day of ``arr`` (normalised units)."""
+    model.eval()
+    out = []
+    for i in range(0, arr.n_site, chunk_sites):
+        batch = to_tensors(
+            {"x_dynamic": arr.x_dynamic[i : i + chunk_sites], "x_static": arr.x_static[i : i + chunk_sites]}, device
+        )
+        out.append(model(batch)["y_hat"].cpu().numpy())
+    return np.concatenate(out, axis=0)
+
+
+def masked_rmse_np(y_hat: np.ndarray, y: np.ndarray) -> float:
+    """RMSE over valid (non-NaN) target values, all targets pooled."""
+    m = np.isfinite(y)
+    return float(np.sqrt(np.mean((y_hat[m] - y[m]) ** 2))) if m.any() else float("nan")
+
+
+@dataclass
+class ValidationSet:
+    """Arrays to validate on; days before ``score_from`` are warm-up only."""
+
+    arrays: Arrays
+    score_from: int = 0
+
+    def score(self, model: nn.Module, device: str = "cpu") -> float:
+        pred = predict_arrays(model, self.arrays, device=device)
+        return masked_rmse_np(pred[:, self.score_from :], self.arrays.y[:, self.score_from :])
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Fits ``model`` on :class:`Arrays`; writes checkpoints under ``out_dir``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainingConfig,
+        out_dir: Optional[str | Path] = None,
+        loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
+        batch_fn: Optional[Callable[[Arrays, np.random.Generator], dict[str, np.ndarray]]] = None,
+        parameters: Optional[list[nn.Parameter]] = None,
+    ):
+        self.model = model.to(cfg.device)
+        self.cfg = cfg
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.loss_fn = loss_fn or get_loss(cfg.loss)
+        self.batch_fn = batch_fn or (lambda arr, rng: sample_batch(arr, cfg.batch_size, cfg.seq_len, rng))
+        params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    # -- checkpoints -------------------------------------------------------
+    @property
+    def ckpt_dir(self) -> Optional[Path]:
+        return None if self.out_dir is None else self.out_dir / "checkpoints"
+
+    def latest_checkpoint(self) -> Optional[Path]:
+        if self.ckpt_dir is None or not self.ckpt_dir.is_dir():
+            return None
+        found = [(int(m.group(1)), p) for p in self.ckpt_dir.iterdir() if (m := CKPT_RE.search(p.name))]
+        return max(found)[1] if found else None
+
+    def _save_checkpoint(self, epoch: int, rng: np.random.Generator, state: dict) -> None:
+        if self.ckpt_dir is None:
+            return
+        payload = {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng_numpy": rng.bit_generator.state,
+            "rng_torch": torch.get_rng_state(),
+            **state,
+        }
+        with atomic_path(self.ckpt_dir / f"epoch_{epoch:04d}.pt") as tmp:
+            torch.save(payload, tmp)
+
+    # -- training ----------------------------------------------------------
+    def fit(self, train: Arrays, validation: Optional[ValidationSet] = None, resume: bool = True) -> TrainResult:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        n_iter = cfg.iterations_per_epoch or iterations_per_epoch(
+            train.n_site, train.n_time, cfg.batch_size, cfg.seq_len
+        )
+        start_epoch, history = 1, []
+        best = {"score": float("inf"), "epoch": 0, "state": None, "bad": 0}
+        ckpt = self.latest_checkpoint() if resume else None
+        if ckpt is not None:
+            payload = torch.load(ckpt, map_location=cfg.device, weights_only=False)
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            rng.bit_generator.state = payload["rng_numpy"]
+            torch.set_rng_state(payload["rng_torch"])
+            history, best = payload["history"], payload["best"]
+            start_epoch = payload["epoch"] + 1
+
+        stopped = False
+        bar = tqdm(
+            range(start_epoch, cfg.epochs + 1),
+            desc="train",
+            unit="epoch",
+            disable=not cfg.progress,
+            initial=start_epoch - 1,
+            total=cfg.epochs,
+        )
+        epoch = start_epoch - 1
+        for epoch in bar:
+            self.model.train()
+            total = 0.0
+            for _ in range(n_iter):
+                batch = to_tensors(self.batch_fn(train, rng), cfg.device)
+                out = self.model(batch)
+                loss = self.loss_fn(out["y_hat"], batch["y"])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += float(loss.detach())
+            row = {"epoch": epoch, "train_loss": total / n_iter}
+            if validation is not None and epoch % cfg.validate_every == 0:
+                score = validation.score(self.model, cfg.device)
+                row["val_rmse"] = score
+                min_delta = cfg.early_stopping.min_delta if cfg.early_stopping else 0.0
+                if score < best["score"] - min_delta:
+                    best = {
+                        "score": score,
+                        "epoch": epoch,
+                        "state": copy.deepcopy(self.model.state_dict()),
+                        "bad": 0,
+                    }
+                else:
+                    best["bad"] += 1
+            history.append(row)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+                self._save_checkpoint(epoch, rng, {"history": history, "best": best})
+            if cfg.early_stopping and validation is not None and best["bad"] >= cfg.early_stopping.patience:
+                stopped = True
+                break
+        bar.close()
+        if best["state"] is not None and validation is not None:
+            self.model.load_state_dict(best["state"])
+        best_epoch = best["epoch"] if best["state"] is not None else epoch
+        if self.out_dir is not None:
+            with atomic_path(self.out_dir / "model.pt") as tmp:
+                torch.save(self.model.state_dict(), tmp)
+            write_text(self.out_dir / "history.json", json.dumps(history, indent=1))
+        return TrainResult(epochs_run=epoch, best_epoch=best_epoch, history=history, stopped_early=stopped)
