@@ -70,13 +70,14 @@ def _design(sub: xr.Dataset, dynamic_vars: Sequence[str], static_vars: Sequence[
 
 
 def linear_baseline(ds: xr.Dataset, target: str, dynamic_vars: Sequence[str], static_vars: Sequence[str],
-                    train_period, test_period) -> xr.DataArray:
+                    train_period, test_period, test_ds: xr.Dataset | None = None) -> xr.DataArray:
     """Ordinary least squares with intercept, ``target ~ dynamic + static inputs``.
 
     Fitted on every training (site, day) pair where the target and all inputs
     are finite. Inputs are standardised with the mean and std of those pairs
-    (a constant input keeps std 1). Predicts every test (site, day); NaN where
-    an input is missing.
+    (a constant input keeps std 1). Predicts every test (site, day) of
+    ``test_ds`` (default ``ds``: e.g. pass held-out sites for a spatial split);
+    NaN where an input is missing.
     """
     dynamic_vars, static_vars = list(dynamic_vars), list(static_vars)
     train = _period(ds, train_period, "training")
@@ -94,6 +95,8 @@ def linear_baseline(ds: xr.Dataset, target: str, dynamic_vars: Sequence[str], st
     a = np.column_stack([np.ones(len(y_fit)), (x_fit - mu) / sd])
     coef, *_ = np.linalg.lstsq(a, y_fit, rcond=None)
 
+    if test_ds is not None:
+        test = _period(test_ds, test_period, "test")
     x_te = _design(test, dynamic_vars, static_vars)
     pred = coef[0] + ((x_te - mu) / sd) @ coef[1:]
     return _output(ds, test, pred, target, "linear", train_period)

@@ -1,0 +1,150 @@
+"""Evaluate a trained run on its test period and sites, beside baseline rows.
+
+Writes under the run directory: ``predictions/test.nc``, ``metrics/sites_<row>.csv``,
+``metrics/summary.csv``, ``metrics/metrics.json`` and ``plots/*.png``; returns the
+printed report (protocol lines above the table of model and baseline rows).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from smfusion.data.climatology import Climatology
+from smfusion.data.loading import data_root, load_dataset, span
+from smfusion.evaluation import baselines, plots
+from smfusion.evaluation.tables import format_summary, site_table, summary
+from smfusion.io import cf
+from smfusion.io.atomic import atomic_path, write_text
+from smfusion.training.run import TrainedRun
+
+REFERENCE_PERIOD = ("2016-04-01", "2017-03-31")
+ROW_LABELS = {
+    "climatology": "baseline: training-period climatology",
+    "linear": "baseline: linear model, same inputs",
+    "hydrodl_lstm": "published hydroDL LSTM (ep100)",
+    "hydrodl_multitask": "published hydroDL multitask LSTM (+Noah target)",
+}
+
+
+@dataclass
+class Report:
+    text: str
+    summary: pd.DataFrame
+    protocol: dict
+    tables: dict[str, pd.DataFrame]
+
+
+def protocol_of(run: TrainedRun, n_sites: int) -> dict:
+    cfg = run.cfg
+    test = cfg.periods.test
+    split = cfg.split.kind if cfg.split.kind != "kfold" else f"spatial {cfg.split.k}-fold, fold {cfg.split.fold}"
+    return {
+        "target": ", ".join(cfg.data.target),
+        "period": f"train {cfg.periods.train.start} .. {cfg.periods.train.end}; test {test.start} .. {test.end}",
+        "split": split,
+        "n_sites": n_sites,
+        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static",
+        "model": f"{cfg.model.name} hidden {cfg.model.hidden_size}, ensemble of {cfg.training.ensemble}",
+        "statistic": "median over sites of per-site metric, days with an observation",
+    }
+
+
+def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
+    """Score the run's test predictions and the baselines; write metrics, predictions, plots."""
+    run = TrainedRun.load(run_dir)
+    cfg = run.cfg
+    if cfg.periods.test is None:
+        raise ValueError(f"config of run '{run_dir}' has no test period to evaluate")
+    run_dir = Path(run_dir)
+    target = cfg.data.target[0]
+    train_p, test_p = cfg.periods.train.as_tuple(), cfg.periods.test.as_tuple()
+    ds = load_dataset(cfg.data, *span(cfg))
+    sites = run.split.test
+    test_ds = ds.sel(site=sites)
+    obs = test_ds[target].sel(time=slice(*test_p))
+
+    members = run.predict_members(ds, sites, test_p)[..., 0]
+    pred = run.predict(*test_p, sites=sites, ds=ds)
+    cf.write_netcdf(pred, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
+                    config=cfg.to_dict())
+
+    clim = Climatology().fit(test_ds[target], window=cfg.evaluation.climatology_window, period=train_p)
+    clim_test = clim.climatology_for(obs["time"].values, site=sites).values
+
+    def table(sim: np.ndarray) -> pd.DataFrame:
+        return site_table(
+            obs.values, sim, sites, test_ds.lat.values, test_ds.lon.values, clim_obs=clim_test, clim_sim=clim_test
+        )
+
+    n = len(run.members)
+    ours = f"smfusion {cfg.model.name}" + (f" (ensemble mean of {n})" if n > 1 else " (single model)")
+    tables = {ours: table(pred[target].values)}
+    if n > 1:
+        tables[f"smfusion {cfg.model.name} (member 0 alone)"] = table(members[0])
+    for name in cfg.evaluation.baselines:
+        sim = _baseline(name, cfg, ds, sites, run.split.train, target, train_p, test_p)
+        if sim is not None:
+            tables[ROW_LABELS[name]] = table(sim)
+
+    summ = summary(tables)
+    protocol = protocol_of(run, len(sites))
+    text = format_summary(summ, protocol)
+    mdir = run_dir / "metrics"
+    for i, (label, tab) in enumerate(tables.items()):
+        with atomic_path(mdir / f"sites_{i}.csv") as tmp:
+            tab.assign(row=label).to_csv(tmp)
+    with atomic_path(mdir / "summary.csv") as tmp:
+        summ.to_csv(tmp)
+    payload = {"protocol": protocol, "summary": json.loads(summ.to_json(orient="index"))}
+    write_text(mdir / "metrics.json", json.dumps(payload, indent=1))
+    write_text(mdir / "report.txt", text + "\n")
+
+    if cfg.evaluation.plots if plots_on is None else plots_on:
+        _plots(run_dir / "plots", tables[ours], obs, pred[target], {k: v for k, v in tables.items()})
+    return Report(text=text, summary=summ, protocol=protocol, tables=tables)
+
+
+def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):
+    if name == "climatology":
+        return baselines.climatology_baseline(
+            ds.sel(site=sites), target, train_p, test_p, window=cfg.evaluation.climatology_window
+        ).values
+    if name == "linear":
+        train_ds = ds.sel(site=train_sites)
+        return baselines.linear_baseline(
+            train_ds, target, cfg.data.dynamic, cfg.data.static, train_p, test_p, test_ds=ds.sel(site=sites)
+        ).values
+    if name in ("hydrodl_lstm", "hydrodl_multitask"):
+        if test_p != REFERENCE_PERIOD or target != "SMAP_AM" or cfg.data.reader != "hydrodl":
+            return None  # published predictions exist for this protocol only
+        from smfusion.io.hydrodl import read_reference
+
+        ref = read_reference(data_root(cfg.data), name)
+        return ref.sel(site=sites).values
+    raise KeyError(name)
+
+
+def _plots(pdir: Path, ours: pd.DataFrame, obs: xr.DataArray, pred: xr.DataArray, tables: dict) -> None:
+    lat, lon = ours["lat"].values, ours["lon"].values
+    plots.plot_site_map(lat, lon, ours["pearson_r"].values, "Per-site R vs SMAP (test)", pdir / "map_r.png", label="R")
+    plots.plot_site_map(
+        lat, lon, ours["ubrmse"].values, "Per-site ubRMSE (test)", pdir / "map_ubrmse.png", cmap="magma_r",
+        label="ubRMSE (m3/m3)",
+    )
+    order = np.argsort(ours["pearson_r"].fillna(-1).values)
+    pick = [int(order[len(order) // 10]), int(order[len(order) // 2]), int(order[-1])] if len(order) >= 3 else [0]
+    plots.plot_timeseries(
+        obs["time"].values,
+        obs.values[pick],
+        {"smfusion": pred.values[pick]},
+        [f"site {ours.index[i]} (R={ours['pearson_r'].iloc[i]:.2f})" for i in pick],
+        pdir / "timeseries.png",
+        ylabel="soil moisture (m3/m3)",
+    )
+    plots.plot_scatter(obs.values, pred.values, pdir / "scatter.png", title="test period, all sites")

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from smfusion.config import EarlyStopping, TrainingConfig
+from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch
+from smfusion.models.registry import build_model
+from smfusion.training.losses import masked_mse, masked_rmse
+from smfusion.training.trainer import Trainer, ValidationSet
+
+
+def _toy(n_site=12, n_time=80, seed=0):
+    rng = np.random.default_rng(seed)
+    xd = rng.normal(size=(n_site, n_time, 3)).astype(np.float32)
+    xs = rng.normal(size=(n_site, 2)).astype(np.float32)
+    y = (0.5 * xd[..., :1] + 0.3 * np.cumsum(xd[..., 1:2], axis=1) / 10 + 0.2 * xs[:, None, :1]).astype(np.float32)
+    y[rng.random(y.shape) < 0.5] = np.nan
+    return Arrays(xd, xs, y, np.arange(n_site), np.arange(n_time))
+
+
+def _cfg(**kw):
+    base = dict(epochs=4, batch_size=8, seq_len=20, iterations_per_epoch=5, lr=0.01, checkpoint_every=2,
+                seed=7, progress=False)
+    base.update(kw)
+    return TrainingConfig(**base)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return build_model("lstm", n_dynamic=3, n_static=2, n_target=1, hidden_size=8, dropout=0.2)
+
+
+def test_losses_against_hand_computation():
+    y = torch.tensor([[[1.0], [float("nan")], [3.0]]])
+    y_hat = torch.tensor([[[2.0], [100.0], [1.0]]])
+    # valid errors: 1 and -2 -> mse = (1 + 4) / 2 = 2.5
+    assert masked_mse(y_hat, y).item() == pytest.approx(2.5)
+    assert masked_rmse(y_hat, y).item() == pytest.approx(np.sqrt(2.5), rel=1e-6)
+    # two targets are summed; a target with no valid value adds 0
+    y2 = torch.tensor([[[1.0, float("nan")], [3.0, float("nan")]]])
+    p2 = torch.tensor([[[1.0, 5.0], [5.0, 5.0]]])
+    assert masked_rmse(p2, y2).item() == pytest.approx(np.sqrt(2.0), rel=1e-6)
+    # gradient flows only through valid values
+    p = y_hat.clone().requires_grad_(True)
+    masked_mse(p, y).backward()
+    assert p.grad[0, 1, 0].item() == 0.0 and p.grad[0, 0, 0].item() != 0.0
+
+
+def test_sampler_shapes_and_rule():
+    arr = _toy()
+    b = sample_batch(arr, 5, 20, np.random.default_rng(0))
+    assert b["x_dynamic"].shape == (5, 20, 3) and b["x_static"].shape == (5, 2) and b["y"].shape == (5, 20, 1)
+    # hydroDL's rule for its CONUS example: 412 cells x 366 days, batch 100, rho 30
+    assert iterations_per_epoch(412, 366, 100, 30) == 230
+
+
+def test_training_reduces_loss_and_is_deterministic(tmp_path):
+    arr = _toy()
+    r1 = Trainer(_model(), _cfg(epochs=6)).fit(arr)
+    assert r1.history[-1]["train_loss"] < r1.history[0]["train_loss"]
+    m_a, m_b = _model(), _model()
+    Trainer(m_a, _cfg()).fit(arr)
+    Trainer(m_b, _cfg()).fit(arr)
+    for (ka, va), (kb, vb) in zip(m_a.state_dict().items(), m_b.state_dict().items()):
+        assert torch.equal(va, vb), ka
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_gives_same_weights(tmp_path):
+    arr = _toy()
+    ref = _model()
+    Trainer(ref, _cfg(), out_dir=tmp_path / "ref").fit(arr)
+
+    calls = {"n": 0}
+
+    def dying_batch(a, rng):
+        calls["n"] += 1
+        if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
+            raise _Killed()
+        return sample_batch(a, 8, 20, rng)
+
+    killed = _model()
+    with pytest.raises(_Killed):
+        Trainer(killed, _cfg(), out_dir=tmp_path / "run", batch_fn=dying_batch).fit(arr)
+    assert (tmp_path / "run/checkpoints/epoch_0002.pt").exists()
+    resumed = _model(seed=123)  # fresh weights: everything must come from the checkpoint
+    res = Trainer(resumed, _cfg(), out_dir=tmp_path / "run").fit(arr)
+    assert res.epochs_run == 4 and len(res.history) == 4
+    for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(va, vb), k
+    assert (tmp_path / "run/model.pt").exists()
+
+
+def test_early_stopping_restores_best(tmp_path):
+    arr = _toy()
+    val = ValidationSet(_toy(seed=1), score_from=10)
+    cfg = _cfg(epochs=50, lr=0.3, early_stopping=EarlyStopping(patience=2))
+    res = Trainer(_model(), cfg).fit(arr, val)
+    assert res.stopped_early and res.epochs_run < 50
+    scores = [h["val_rmse"] for h in res.history]
+    assert res.best_epoch == int(np.argmin(scores)) + 1
