@@ -61,3 +61,12 @@ def test_missing_and_invalid_yaml(tmp_path):
     p.write_text("data: [unclosed\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(p)
+
+
+def test_site_normalisation_needs_temporal_split():
+    ok = _with(normalization__target="site")
+    assert parse_config(ok).normalization.target == "site"
+    with pytest.raises(ConfigError, match="needs training observations"):
+        parse_config(_with(normalization__target="site", split__kind="kfold"))
+    with pytest.raises(ConfigError, match="needs training observations"):
+        parse_config(_with(normalization__target="site", split__validation_fraction=0.1))

@@ -106,9 +106,16 @@ class SplitConfig(_Strict):
 
 
 class NormConfig(_Strict):
-    """Normalisation: z-scores fitted on the training period and sites."""
+    """Normalisation: z-scores fitted on the training period and sites.
+
+    ``target: site`` scales each target with its own site's training mean and
+    std (the model learns the dynamics, the site statistics carry level and
+    amplitude); it needs training observations at every predicted site, so
+    it is for temporal splits only.
+    """
 
     log1p: list[str] = Field(default_factory=list)  # variables transformed by log1p before scaling
+    target: Literal["global", "site"] = "global"
 
 
 class ModelConfig(_Strict):
@@ -170,6 +177,11 @@ class RunConfig(_Strict):
             raise ValueError(f"unknown model '{self.model.name}', registered: {registry.available()}")
         if not self.data.dynamic and not self.data.static:
             raise ValueError("data.dynamic and data.static are both empty: the model has no inputs")
+        if self.normalization.target == "site" and (self.split.kind != "temporal" or self.split.validation_fraction):
+            raise ValueError(
+                "normalization.target 'site' needs training observations at every scored site:"
+                " use split.kind temporal without validation_fraction (a validation period works)"
+            )
         for name in self.normalization.log1p:
             if name not in self.data.dynamic and name not in self.data.static:
                 raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")

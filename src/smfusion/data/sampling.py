@@ -48,7 +48,7 @@ def to_arrays(
     y = np.full((n_site, n_time, len(target)), np.nan, dtype=np.float32)
     for i, v in enumerate(target):
         if v in ds:
-            y[:, :, i] = scaler.transform(v, ds[v].values)
+            y[:, :, i] = scaler.transform(v, ds[v].transpose("site", "time").values, sites=ds["site"].values)
     np.nan_to_num(xd, copy=False, nan=0.0)
     np.nan_to_num(xs, copy=False, nan=0.0)
     return Arrays(xd, xs, y, np.asarray(ds["site"].values), np.asarray(ds["time"].values))

@@ -69,6 +69,7 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     """Train every ensemble member of ``cfg``; returns the run directory."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     cfg.run_dir = str(run_dir)
+    ds = load_dataset(cfg.data, *span(cfg))  # bad input fails here, before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "config.yaml"
     if cfg_path.exists() and resume:
@@ -77,12 +78,11 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
         if old.to_dict() != cfg.to_dict():
             raise ConfigError(f"run dir '{run_dir}' holds a different config; use a new run dir")
     write_text(cfg_path, dump_config(cfg))
-
-    ds = load_dataset(cfg.data, *span(cfg))
     split = resolve_split(cfg, ds["site"].values)
     write_text(run_dir / "split.json", json.dumps(split.to_dict()))
     train_ds = select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple())
-    scaler = Scaler.fit(train_ds, _inputs(cfg), log1p=cfg.normalization.log1p)
+    per_site = cfg.data.target if cfg.normalization.target == "site" else []
+    scaler = Scaler.fit(train_ds, _inputs(cfg), log1p=cfg.normalization.log1p, per_site=per_site)
     scaler.save(run_dir / "scaler.yaml")
     train_arr = to_arrays(train_ds, scaler, cfg.data.dynamic, cfg.data.static, cfg.data.target)
 
@@ -136,7 +136,9 @@ class TrainedRun:
         out = []
         for model in self.members:
             z = predict_arrays(model, arr)[:, k:]
-            out.append(np.stack([self.scaler.inverse(v, z[..., i]) for i, v in enumerate(self.cfg.data.target)], -1))
+            out.append(
+                np.stack([self.scaler.inverse(v, z[..., i], sites=sites) for i, v in enumerate(self.cfg.data.target)], -1)
+            )
         return np.stack(out)
 
     def predict(
