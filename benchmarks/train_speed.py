@@ -1,0 +1,150 @@
+"""Issue 2 speed benchmark: wall time and peak memory to reach median test R 0.841.
+
+Same data, protocol and minibatch settings (100 cells x 30 days) for both:
+  * smfusion: the recipe of configs/conus_lstm.yaml (hidden-64 LSTM members),
+    members trained one after another; after every epoch the test year is
+    predicted and the median per-cell R of the ensemble so far (finished members
+    plus the one in training) is scored; the clock counts training only.
+  * hydroDL 0.1.5 itself (CpuLstmModel, its trainer), run by
+    benchmarks/hydrodl_reference_run.py under .venv-hydrodl (see HYDRODL.md),
+    in a subprocess, one after the other on the same machine.
+
+    python benchmarks/train_speed.py [--threads 2] [--hydrodl-max-seconds 3600]
+
+If hydroDL does not reach the target within its budget, the ratio is printed as
+a lower bound (">=").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_R = 0.841
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_smfusion(config: str, threads: int, max_members: int) -> dict:
+    import torch
+
+    from smfusion.config import load_config
+    from smfusion.data.loading import load_dataset, resolve_split, span
+    from smfusion.data.normalize import Scaler
+    from smfusion.data.sampling import to_arrays
+    from smfusion.data.splits import select_period
+    from smfusion.evaluation.metrics import pearson_r
+    from smfusion.training.run import _inputs, build, warmed_arrays
+    from smfusion.training.trainer import Trainer, predict_arrays
+
+    t_wall = time.perf_counter()
+    torch.set_num_threads(threads)
+    cfg = load_config(config)
+    cfg.training.progress = False
+    ds = load_dataset(cfg.data, *span(cfg))
+    split = resolve_split(cfg, ds["site"].values)
+    train_ds = select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple())
+    per_site = cfg.data.target if cfg.normalization.target == "site" else []
+    scaler = Scaler.fit(train_ds, _inputs(cfg), log1p=cfg.normalization.log1p, per_site=per_site)
+    tr = to_arrays(train_ds, scaler, cfg.data.dynamic, cfg.data.static, cfg.data.target)
+    test_p = cfg.periods.test.as_tuple()
+    arr, k = warmed_arrays(ds, scaler, cfg, split.test, test_p)
+    target = cfg.data.target[0]
+    obs = ds[target].sel(site=split.test, time=slice(*test_p)).values
+
+    train_s, history, finished = 0.0, [], []
+    reached = False
+    for member in range(max_members):
+        mcfg = cfg.training.model_copy(update={"seed": cfg.training.seed + member, "epochs": 1})
+        torch.manual_seed(mcfg.seed)
+        model = build(cfg, scaler)
+        trainer = Trainer(model, mcfg)
+        for epoch in range(1, cfg.training.epochs + 1):
+            trainer.cfg = mcfg.model_copy(update={"seed": 1000 * mcfg.seed + epoch})
+            t0 = time.perf_counter()
+            trainer.fit(tr, None, resume=False)
+            train_s += time.perf_counter() - t0
+            sim = scaler.inverse(target, predict_arrays(model, arr)[:, k:, 0], sites=split.test)
+            ens = np.mean([*finished, sim], axis=0)
+            r = float(np.nanmedian(pearson_r(obs, ens)))
+            history.append([member, epoch, round(train_s, 1), round(r, 4)])
+            print(f"smfusion member {member} epoch {epoch}: {train_s:7.1f} s train, ensemble-so-far median R {r:.4f}",
+                  flush=True)
+            if r >= TARGET_R:
+                reached = True
+                break
+        finished.append(sim)
+        if reached:
+            break
+    return {
+        "tool": "smfusion",
+        "reached": reached,
+        "train_seconds": train_s,
+        "wall_seconds": time.perf_counter() - t_wall,
+        "peak_rss_mb": peak_rss_mb(),
+        "median_r": history[-1][3],
+        "members": len(finished),
+        "history": history,
+    }
+
+
+def run_hydrodl(threads: int, max_seconds: float, python: str) -> dict:
+    if not Path(python).is_file():
+        return {"tool": "hydroDL", "error": f"{python} not found: run bash benchmarks/setup_hydrodl_venv.sh"}
+    cmd = [python, str(REPO / "benchmarks/hydrodl_reference_run.py"), "--threads", str(threads),
+           "--max-seconds", str(max_seconds), "--target-r", str(TARGET_R)]
+    print("running:", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"tool": "hydroDL", "error": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(REPO / "configs/conus_lstm.yaml"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-members", type=int, default=8)
+    p.add_argument("--hydrodl-max-seconds", type=float, default=3600.0)
+    p.add_argument("--hydrodl-python", default=str(REPO / ".venv-hydrodl/bin/python"))
+    p.add_argument("--skip-hydrodl", action="store_true")
+    args = p.parse_args()
+
+    print(f"Protocol: train 2015-04-01..2016-03-31, test 2016-04-01..2017-03-31, 412 cells, target SMAP_AM, "
+          f"7 forcings + 12 statics; minibatch 100 cells x 30 days; {args.threads} threads; "
+          f"stop at median test R >= {TARGET_R}; clock = training only.")
+    ours = run_smfusion(args.config, args.threads, args.max_members)
+    theirs = None if args.skip_hydrodl else run_hydrodl(args.threads, args.hydrodl_max_seconds, args.hydrodl_python)
+
+    print("\n| tool | reached R 0.841 | training s | wall s | peak RSS MB | final median R |")
+    print("|---|---|---|---|---|---|")
+    for res in (ours, theirs):
+        if res is None:
+            continue
+        if "error" in res:
+            print(f"| {res['tool']} | error: {res['error'][:200]} | | | | |")
+            continue
+        print(f"| {res['tool']} | {res['reached']} | {res['train_seconds']:.0f} | {res['wall_seconds']:.0f} | "
+              f"{res['peak_rss_mb']:.0f} | {res['median_r']:.4f} |")
+    if theirs and "error" not in theirs and ours["reached"]:
+        ratio = theirs["train_seconds"] / ours["train_seconds"]
+        bound = "" if theirs["reached"] else ">= "
+        print(f"\nspeed-up (hydroDL training s / smfusion training s): {bound}{ratio:.1f}x "
+              f"(target >= 5x){'' if theirs['reached'] else ' - hydroDL did not reach R 0.841 within its budget'}")
+    print(json.dumps({"smfusion": ours, "hydroDL": theirs}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
