@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.smfusion-installed
 
-.PHONY: venv demo test test-all bench clean
+.PHONY: venv demo test test-all bench bench-speed hydrodl-venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,13 @@ test-all: venv
 
 bench: venv
 	$(PY) benchmarks/conus_temporal.py
+
+hydrodl-venv:
+	bash benchmarks/setup_hydrodl_venv.sh
+
+# smfusion vs hydroDL 0.1.5 time-to-R; hydroDL capped at 1 h (a lower bound if it has not reached R by then)
+bench-speed: venv hydrodl-venv
+	$(PY) benchmarks/train_speed.py --threads 2 --hydrodl-max-seconds 3600
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -96,7 +96,8 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
         mcfg = cfg.training.model_copy(update={"seed": cfg.training.seed + member})
         torch.manual_seed(mcfg.seed)
         model = build(cfg, scaler)
-        Trainer(model, mcfg, out_dir=run_dir / f"member_{member}").fit(train_arr, validation, resume=resume)
+        desc = f"member {member + 1}/{cfg.training.ensemble}"
+        Trainer(model, mcfg, out_dir=run_dir / f"member_{member}", desc=desc).fit(train_arr, validation, resume=resume)
     return run_dir
 
 

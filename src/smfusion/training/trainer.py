@@ -90,10 +90,12 @@ class Trainer:
         loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
         batch_fn: Optional[Callable[[Arrays, np.random.Generator], dict[str, np.ndarray]]] = None,
         parameters: Optional[list[nn.Parameter]] = None,
+        desc: str = "train",
     ):
         self.model = model.to(cfg.device)
         self.cfg = cfg
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.desc = desc
         self.loss_fn = loss_fn or get_loss(cfg.loss)
         self.batch_fn = batch_fn or (lambda arr, rng: sample_batch(arr, cfg.batch_size, cfg.seq_len, rng))
         params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
@@ -149,7 +151,7 @@ class Trainer:
         stopped = False
         bar = tqdm(
             range(start_epoch, cfg.epochs + 1),
-            desc="train",
+            desc=self.desc,
             unit="epoch",
             disable=not cfg.progress,
             initial=start_epoch - 1,
