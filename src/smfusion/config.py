@@ -143,9 +143,22 @@ class TrainingConfig(_Strict):
     checkpoint_every: int = Field(10, ge=1)
     seed: int = 0
     ensemble: int = Field(1, ge=1)
+    # Stochastic weight averaging: the final weights are the mean of the weights
+    # after each of the last ``swa_epochs`` epochs (None: the last epoch's weights).
+    swa_epochs: Optional[int] = Field(None, ge=1)
     threads: Optional[int] = Field(None, ge=1)
     device: str = "cpu"
     progress: bool = True
+
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingConfig":
+        if self.swa_epochs is not None:
+            if self.early_stopping is not None:
+                raise ValueError("swa_epochs and early_stopping exclude each other (which weights would be kept?)")
+            if self.swa_epochs > self.epochs:
+                raise ValueError(f"swa_epochs {self.swa_epochs} exceeds epochs {self.epochs}")
+        return self
 
 
 class EvaluationConfig(_Strict):

@@ -102,3 +102,20 @@ def test_early_stopping_restores_best(tmp_path):
     assert res.stopped_early and res.epochs_run < 50
     scores = [h["val_rmse"] for h in res.history]
     assert res.best_epoch == int(np.argmin(scores)) + 1
+
+
+def test_swa_averages_the_last_epochs(tmp_path):
+    arr = _toy()
+    snaps = []
+
+    # reference: record weights after each epoch by training epoch by epoch with checkpoints
+    ref = _model()
+    Trainer(ref, _cfg(epochs=4, checkpoint_every=1), out_dir=tmp_path / "plain").fit(arr)
+    for e in (3, 4):
+        snaps.append(torch.load(tmp_path / f"plain/checkpoints/epoch_{e:04d}.pt", weights_only=False)["model"])
+    swa_model = _model()
+    Trainer(swa_model, _cfg(epochs=4, checkpoint_every=1, swa_epochs=2)).fit(arr)
+    for k, v in swa_model.state_dict().items():
+        torch.testing.assert_close(v, (snaps[0][k] + snaps[1][k]) / 2)
+    with pytest.raises(Exception, match="exclude each other"):
+        _cfg(swa_epochs=2, early_stopping=EarlyStopping(patience=2))

@@ -59,6 +59,16 @@ def masked_rmse_np(y_hat: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((y_hat[m] - y[m]) ** 2))) if m.any() else float("nan")
 
 
+def _swa_update(swa: dict, model: nn.Module) -> dict:
+    """Fold ``model``'s weights into the running mean ``swa`` = {"n", "state"}."""
+    n = swa["n"] + 1
+    cur = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if swa["state"] is None:
+        return {"n": n, "state": cur}
+    state = {k: swa["state"][k] + (cur[k] - swa["state"][k]) / n if cur[k].is_floating_point() else cur[k] for k in cur}
+    return {"n": n, "state": state}
+
+
 @dataclass
 class ValidationSet:
     """Arrays to validate on; days before ``score_from`` are warm-up only."""
@@ -138,6 +148,7 @@ class Trainer:
         )
         start_epoch, history = 1, []
         best = {"score": float("inf"), "epoch": 0, "state": None, "bad": 0}
+        swa = {"n": 0, "state": None}  # running mean of the weights of the last swa_epochs epochs
         ckpt = self.latest_checkpoint() if resume else None
         if ckpt is not None:
             payload = torch.load(ckpt, map_location=cfg.device, weights_only=False)
@@ -146,6 +157,7 @@ class Trainer:
             rng.bit_generator.state = payload["rng_numpy"]
             torch.set_rng_state(payload["rng_torch"])
             history, best = payload["history"], payload["best"]
+            swa = payload.get("swa", swa)
             start_epoch = payload["epoch"] + 1
 
         stopped = False
@@ -183,15 +195,19 @@ class Trainer:
                     }
                 else:
                     best["bad"] += 1
+            if cfg.swa_epochs is not None and epoch > cfg.epochs - cfg.swa_epochs:
+                swa = _swa_update(swa, self.model)
             history.append(row)
             bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"})
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-                self._save_checkpoint(epoch, rng, {"history": history, "best": best})
+                self._save_checkpoint(epoch, rng, {"history": history, "best": best, "swa": swa})
             if cfg.early_stopping and validation is not None and best["bad"] >= cfg.early_stopping.patience:
                 stopped = True
                 break
         bar.close()
-        if best["state"] is not None and validation is not None:
+        if swa["state"] is not None:
+            self.model.load_state_dict(swa["state"])
+        elif best["state"] is not None and validation is not None:
             self.model.load_state_dict(best["state"])
         best_epoch = best["epoch"] if best["state"] is not None else epoch
         if self.out_dir is not None:
