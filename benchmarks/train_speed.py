@@ -125,8 +125,10 @@ def main() -> None:
     print(f"Protocol: train 2015-04-01..2016-03-31, test 2016-04-01..2017-03-31, 412 cells, target SMAP_AM, "
           f"7 forcings + 12 statics; minibatch 100 cells x 30 days; {args.threads} threads; "
           f"stop at median test R >= {TARGET_R}; clock = training only.")
-    ours = run_smfusion(args.config, args.threads, args.max_members)
+    # hydroDL first: a child's ru_maxrss starts from its parent's high-water mark at
+    # fork, so running it after our training would report our peak as its own.
     theirs = None if args.skip_hydrodl else run_hydrodl(args.threads, args.hydrodl_max_seconds, args.hydrodl_python)
+    ours = run_smfusion(args.config, args.threads, args.max_members)
 
     print("\n| tool | reached R 0.841 | training s | wall s | peak RSS MB | final median R |")
     print("|---|---|---|---|---|---|")
