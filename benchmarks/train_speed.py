@@ -41,11 +41,8 @@ def run_smfusion(config: str, threads: int, max_members: int) -> dict:
 
     from smfusion.config import load_config
     from smfusion.data.loading import load_dataset, resolve_split, span
-    from smfusion.data.normalize import Scaler
-    from smfusion.data.sampling import to_arrays
-    from smfusion.data.splits import select_period
     from smfusion.evaluation.metrics import pearson_r
-    from smfusion.training.run import _inputs, build, warmed_arrays
+    from smfusion.training.run import build, fit_scaler, warmed_arrays
     from smfusion.training.trainer import Trainer, predict_arrays
 
     t_wall = time.perf_counter()
@@ -54,10 +51,7 @@ def run_smfusion(config: str, threads: int, max_members: int) -> dict:
     cfg.training.progress = False
     ds = load_dataset(cfg.data, *span(cfg))
     split = resolve_split(cfg, ds["site"].values)
-    train_ds = select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple())
-    per_site = cfg.data.target if cfg.normalization.target == "site" else []
-    scaler = Scaler.fit(train_ds, _inputs(cfg), log1p=cfg.normalization.log1p, per_site=per_site)
-    tr = to_arrays(train_ds, scaler, cfg.data.dynamic, cfg.data.static, cfg.data.target)
+    scaler, tr = fit_scaler(cfg, ds, split)
     test_p = cfg.periods.test.as_tuple()
     arr, k = warmed_arrays(ds, scaler, cfg, split.test, test_p)
     target = cfg.data.target[0]

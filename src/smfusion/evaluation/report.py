@@ -69,8 +69,9 @@ def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
     test_ds = ds.sel(site=sites)
     obs = test_ds[target].sel(time=slice(*test_p))
 
-    members = run.predict_members(ds, sites, test_p)[..., 0]
-    pred = run.predict(*test_p, sites=sites, ds=ds)
+    member_pred = run.predict_members(ds, sites, test_p)
+    members = member_pred[..., 0]
+    pred = run.members_to_dataset(member_pred, ds, sites, test_p)
     cf.write_netcdf(pred, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
                     config=cfg.to_dict())
 

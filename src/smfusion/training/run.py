@@ -65,6 +65,14 @@ def build(cfg: RunConfig, scaler: Scaler) -> torch.nn.Module:
     )
 
 
+def fit_scaler(cfg: RunConfig, ds: xr.Dataset, split: SiteSplit) -> tuple[Scaler, Arrays]:
+    """Scaler fitted on the training period and sites, and the normalised training arrays."""
+    train_ds = select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple())
+    per_site = cfg.data.target if cfg.normalization.target == "site" else []
+    scaler = Scaler.fit(train_ds, _inputs(cfg), log1p=cfg.normalization.log1p, per_site=per_site)
+    return scaler, to_arrays(train_ds, scaler, cfg.data.dynamic, cfg.data.static, cfg.data.target)
+
+
 def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = True) -> Path:
     """Train every ensemble member of ``cfg``; returns the run directory."""
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
@@ -80,11 +88,8 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     write_text(cfg_path, dump_config(cfg))
     split = resolve_split(cfg, ds["site"].values)
     write_text(run_dir / "split.json", json.dumps(split.to_dict()))
-    train_ds = select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple())
-    per_site = cfg.data.target if cfg.normalization.target == "site" else []
-    scaler = Scaler.fit(train_ds, _inputs(cfg), log1p=cfg.normalization.log1p, per_site=per_site)
+    scaler, train_arr = fit_scaler(cfg, ds, split)
     scaler.save(run_dir / "scaler.yaml")
-    train_arr = to_arrays(train_ds, scaler, cfg.data.dynamic, cfg.data.static, cfg.data.target)
 
     validation = None
     if cfg.periods.validation is not None or split.validation.size:
@@ -151,8 +156,14 @@ class TrainedRun:
             w0 = (pd.Timestamp(start) - pd.Timedelta(days=cfg.periods.warmup_days)).strftime("%Y-%m-%d")
             ds = load_dataset(cfg.data, w0, end, require_target=False)
         sites = ds["site"].values if sites is None else np.asarray(sites)
-        pred = self.predict_members(ds, sites, (start, end))
-        sub = select_period(ds.sel(site=sites), (start, end))
+        return self.members_to_dataset(self.predict_members(ds, sites, (start, end)), ds, sites, (start, end))
+
+    def members_to_dataset(
+        self, pred: np.ndarray, ds: xr.Dataset, sites: np.ndarray, period: tuple[str, str]
+    ) -> xr.Dataset:
+        """Member predictions (member, site, time, target) -> Dataset of the mean (and member std when N > 1)."""
+        cfg = self.cfg
+        sub = select_period(ds.sel(site=sites), period)
         out = xr.Dataset(coords={"site": sub.site, "time": sub.time, "lat": sub.lat, "lon": sub.lon})
         for i, var in enumerate(cfg.data.target):
             attrs = dict(ds[var].attrs) if var in ds else {}
