@@ -27,8 +27,15 @@ def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
 
 
 def _load_builtin() -> None:
-    # Importing the built-in model modules runs their decorators.
-    from smfusion.models import lstm  # noqa: F401
+    # Importing every module of this package runs the decorators of the built-in models.
+    import importlib
+    import pkgutil
+
+    import smfusion.models as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name != "registry":
+            importlib.import_module(f"smfusion.models.{info.name}")
 
 
 def available() -> list[str]:
