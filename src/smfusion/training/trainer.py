@@ -90,7 +90,14 @@ class TrainResult:
 
 
 class Trainer:
-    """Fits ``model`` on :class:`Arrays`; writes checkpoints under ``out_dir``."""
+    """Fits ``model``; writes checkpoints under ``out_dir``.
+
+    ``train`` is usually :class:`Arrays`; any object works when ``batch_fn``
+    samples from it and ``cfg.iterations_per_epoch`` is set. ``validation`` is
+    any object with ``score(model, device) -> float`` (lower is better).
+    ``objective(out, batch)`` replaces the default ``loss_fn(out["y_hat"], batch["y"])``
+    for losses that need more of the batch (e.g. multiscale terms).
+    """
 
     def __init__(
         self,
@@ -101,12 +108,15 @@ class Trainer:
         batch_fn: Optional[Callable[[Arrays, np.random.Generator], dict[str, np.ndarray]]] = None,
         parameters: Optional[list[nn.Parameter]] = None,
         desc: str = "train",
+        objective: Optional[Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]] = None,
     ):
         self.model = model.to(cfg.device)
         self.cfg = cfg
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.desc = desc
         self.loss_fn = loss_fn or get_loss(cfg.loss)
+        # objective(model output dict, batch dict) -> scalar loss; default: loss_fn(y_hat, y)
+        self.objective = objective or (lambda out, batch: self.loss_fn(out["y_hat"], batch["y"]))
         self.batch_fn = batch_fn or (lambda arr, rng: sample_batch(arr, cfg.batch_size, cfg.seq_len, rng))
         params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -176,7 +186,7 @@ class Trainer:
             for _ in range(n_iter):
                 batch = to_tensors(self.batch_fn(train, rng), cfg.device)
                 out = self.model(batch)
-                loss = self.loss_fn(out["y_hat"], batch["y"])
+                loss = self.objective(out, batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
