@@ -44,6 +44,10 @@ def test_valid_and_example_configs(tmp_path):
         ({"split__kind": "kfold", "split__k": 3, "split__fold": 3}, "fold 3 out of range"),
         ({"normalization__log1p": ["NOPE"]}, "not an input variable"),
         ({"data__target": []}, "at least one target"),
+        ({"variants": [{"model": {"hidden_sise": 8}}]}, r"variants\.0: hidden_sise: unknown key"),
+        ({"variants": [{"training": {"lr": 0}}]}, r"variants\.0: lr"),
+        ({"variants": [{"training": {"seed": 3}}]}, "set for the whole run"),
+        ({"variants": [{"model": {"name": "nope"}}]}, "unknown model 'nope'"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, patch, message):
@@ -70,3 +74,23 @@ def test_site_normalisation_needs_temporal_split():
         parse_config(_with(normalization__target="site", split__kind="kfold"))
     with pytest.raises(ConfigError, match="needs training observations"):
         parse_config(_with(normalization__target="site", split__validation_fraction=0.1))
+
+
+def test_variants_give_members_their_settings():
+    cfg = parse_config(
+        _with(
+            training__ensemble=2,
+            training__seed=10,
+            variants=[{"training": {"swa_epochs": 1}}, {"model": {"hidden_size": 7}, "training": {"lr": 0.5}}],
+        )
+    )
+    members = cfg.members()
+    assert cfg.n_members == 4 == len(members)
+    assert [m.index for m in members] == [0, 1, 2, 3]
+    assert [m.training.seed for m in members] == [10, 11, 12, 13]
+    assert [m.variant for m in members] == [0, 0, 1, 1]
+    assert [m.model.hidden_size for m in members] == [256, 256, 7, 7]
+    assert [m.training.swa_epochs for m in members] == [1, 1, None, None]
+    assert members[2].training.lr == 0.5 and members[0].training.lr == cfg.training.lr
+    plain = parse_config(_with(training__ensemble=3)).members()
+    assert [(m.index, m.training.seed, m.model.hidden_size) for m in plain] == [(0, 0, 256), (1, 1, 256), (2, 2, 256)]

@@ -89,3 +89,22 @@ def test_cli_reports_unknown_variable(conus_root, tmp_path, capsys):
     assert main(["train", str(bad), "--run-dir", str(tmp_path / "r")]) == 2
     assert "TMP_3_FORA" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_ensemble_of_mixed_variants(conus_root, tmp_path):
+    from smfusion.config import parse_config
+    from smfusion.data.loading import load_dataset
+    from smfusion.evaluation.report import describe_members
+    from smfusion.training.run import TrainedRun, train
+
+    raw = yaml.safe_load(TINY)
+    raw["training"]["ensemble"] = 1
+    raw["variants"] = [{}, {"model": {"hidden_size": 12}, "training": {"lr": 0.01}}]
+    cfg = parse_config(raw)
+    run = train(cfg, tmp_path / "run")
+    loaded = TrainedRun.load(run)
+    assert [m.lstm.hidden_size for m in loaded.members] == [8, 12]
+    assert describe_members(loaded.cfg) == "ensemble of 2: 1 x lstm hidden 8 + 1 x lstm hidden 12"
+    ds = load_dataset(cfg.data, "2016-02-01", "2016-03-31")
+    pred = loaded.predict_members(ds, loaded.split.test, ("2016-03-01", "2016-03-31"))
+    assert pred.shape == (2, 4, 31, 1) and not np.allclose(pred[0], pred[1])

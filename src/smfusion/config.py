@@ -48,10 +48,38 @@ class Period(_Strict):
         return (self.start, self.end)
 
 
+class TwinConfig(_Strict):
+    """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
+
+    seed: int = 0
+    n_coarse: Optional[int] = Field(24, ge=1)  # None: every usable CONUS-sample cell
+    station_fraction: float = Field(0.75, ge=0.0, le=1.0)
+    max_stations_per_cell: int = Field(2, ge=1, le=16)
+    n_networks: int = Field(4, ge=1)
+    sat_bias: float = 0.06
+    sat_seasonal: float = 0.04
+    sat_noise: float = Field(0.03, ge=0.0)
+
+
+class GriddedConfig(_Strict):
+    """Real-format multiscale inputs (``data.reader: gridded``; see docs/multiscale.md)."""
+
+    forcing: str  # CF NetCDF/Zarr, (time, y, x) dynamic and (y, x) static variables on the fine EASE-2 grid
+    smap_dir: str  # SMAP L3 granules (SPL3SMP, 36 km) for the satellite term
+    ismn_dir: str  # ISMN station files (header+values or CEOP)
+    overpass: Literal["AM", "PM"] = "AM"
+    ismn_depth: tuple[float, float] = (0.0, 0.1)
+    ismn_good_flags: list[str] = Field(default_factory=lambda: ["G"])
+    ismn_networks: Optional[list[str]] = None
+    coarse_grid: str = "M36"
+
+
 class DataConfig(_Strict):
     """Which data, which variables."""
 
-    reader: Literal["hydrodl"] = "hydrodl"
+    reader: Literal["hydrodl", "twin", "gridded"] = "hydrodl"
+    twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
+    gridded: Optional[GriddedConfig] = None  # reader gridded (required)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
     subset: str = "CONUSv4f1"
     dynamic: list[str] = Field(default_factory=list)
@@ -169,8 +197,64 @@ class EvaluationConfig(_Strict):
     climatology_window: int = Field(31, ge=1)
 
 
+class MultiscaleConfig(_Strict):
+    """Multiscale objective (Liu et al. 2022): coarse-cell term + station term.
+
+    loss = w_coarse * loss(aggregate of fine predictions per coarse cell, satellite)
+    + w_site * loss(prediction at station cells, station). A coarse cell enters
+    the first term only when at least ``min_coverage`` of its fine cells are in
+    the data. ``w_coarse: 0`` or ``w_site: 0`` is single-scale training.
+    """
+
+    satellite: str = "sm_satellite"  # coarse target, repeated on the fine cells of each coarse cell
+    w_coarse: float = Field(1.0, ge=0.0)
+    w_site: float = Field(1.0, ge=0.0)
+    aggregation: Literal["mean", "median"] = "mean"
+    min_coverage: float = Field(0.5, gt=0.0, le=1.0)
+    groups_per_batch: int = Field(4, ge=1)  # coarse cells per minibatch (all their fine cells)
+    stations_per_batch: int = Field(16, ge=1)
+    burn_in: int = Field(0, ge=0)  # first days of each window left out of the loss (LSTM state spin-up)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MultiscaleConfig":
+        if self.w_coarse + self.w_site <= 0:
+            raise ValueError("w_coarse and w_site are both 0: nothing to learn")
+        return self
+
+
+class CVConfig(_Strict):
+    """Spatial cross-validation over stations (``smfusion cv``): k-fold by ``station``,
+    by lat/lon ``block`` tiles of ``block_deg`` degrees, or leave-one-``network``-out."""
+
+    kind: Literal["station", "block", "network"] = "station"
+    k: int = Field(5, ge=2)
+    block_deg: float = Field(2.0, gt=0.0)
+    seed: int = 0
+
+
+class Variant(_Strict):
+    """Overrides of ``model`` and ``training`` fields for one group of ensemble members."""
+
+    model: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+class Member(_Strict):
+    """The resolved settings of one ensemble member."""
+
+    index: int
+    variant: int
+    model: ModelConfig
+    training: TrainingConfig
+
+
 class RunConfig(_Strict):
-    """The whole run: data, periods, split, model, training, evaluation."""
+    """The whole run: data, periods, split, model, training, evaluation.
+
+    ``variants`` (optional) mixes model settings in one ensemble: each variant
+    overrides fields of ``model``/``training`` and gets ``training.ensemble``
+    members, so the run has ``ensemble * len(variants)`` members.
+    """
 
     name: str = "run"
     run_dir: Optional[str] = None
@@ -181,13 +265,50 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    variants: list[Variant] = Field(default_factory=list)
+    multiscale: Optional[MultiscaleConfig] = None  # multiscale objective (readers twin, gridded)
+    cv: CVConfig = Field(default_factory=CVConfig)
+
+    def members(self) -> list[Member]:
+        """Every ensemble member's model and training settings (seed = training.seed + index)."""
+        variants = self.variants or [Variant()]
+        out = []
+        for v, var in enumerate(variants):
+            model = ModelConfig.model_validate({**self.model.model_dump(), **var.model})
+            base = {k: val for k, val in self.training.model_dump().items() if k != "ensemble"}
+            training = TrainingConfig.model_validate({**base, **var.training, "ensemble": 1})
+            for j in range(self.training.ensemble):
+                i = v * self.training.ensemble + j
+                out.append(Member(index=i, variant=v, model=model, training=training.model_copy(update={"seed": training.seed + i})))
+        return out
+
+    @property
+    def n_members(self) -> int:
+        return self.training.ensemble * max(1, len(self.variants))
 
     @model_validator(mode="after")
     def _check(self) -> "RunConfig":
         from smfusion.models import registry
 
+        for v, var in enumerate(self.variants):
+            if "ensemble" in var.training or "seed" in var.training:
+                raise ValueError(f"variants.{v}.training: 'ensemble' and 'seed' are set for the whole run, not per variant")
+            try:
+                ModelConfig.model_validate({**self.model.model_dump(), **var.model})
+                TrainingConfig.model_validate({**self.training.model_dump(), **var.training})
+            except ValidationError as exc:
+                raise ValueError(f"variants.{v}: {_format_errors(exc)}") from None
+            if var.model.get("name", self.model.name) not in registry.available():
+                raise ValueError(f"variants.{v}: unknown model '{var.model['name']}', registered: {registry.available()}")
+
         if self.model.name not in registry.available():
             raise ValueError(f"unknown model '{self.model.name}', registered: {registry.available()}")
+        if self.data.reader == "gridded" and self.data.gridded is None:
+            raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
+        if self.data.reader in ("twin", "gridded") and self.multiscale is None:
+            raise ValueError(f"data.reader '{self.data.reader}' is for multiscale runs: add a multiscale section")
+        if self.multiscale is not None and len(self.data.target) != 1:
+            raise ValueError("multiscale runs take one target (the station variable) in data.target")
         if not self.data.dynamic and not self.data.static:
             raise ValueError("data.dynamic and data.static are both empty: the model has no inputs")
         if self.normalization.target == "site" and (self.split.kind != "temporal" or self.split.validation_fraction):

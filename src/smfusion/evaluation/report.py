@@ -40,6 +40,18 @@ class Report:
     tables: dict[str, pd.DataFrame]
 
 
+def describe_members(cfg) -> str:
+    """E.g. 'lstm hidden 64, ensemble of 8' or 'ensemble of 16: 8 x lstm hidden 64 + 8 x lstm hidden 128'."""
+    groups: dict[int, list] = {}
+    for m in cfg.members():
+        groups.setdefault(m.variant, []).append(m)
+    parts = [f"{len(ms)} x {ms[0].model.name} hidden {ms[0].model.hidden_size}" for ms in groups.values()]
+    if len(parts) == 1:
+        m = cfg.members()[0].model
+        return f"{m.name} hidden {m.hidden_size}, ensemble of {cfg.n_members}"
+    return f"ensemble of {cfg.n_members}: " + " + ".join(parts)
+
+
 def protocol_of(run: TrainedRun, n_sites: int) -> dict:
     cfg = run.cfg
     test = cfg.periods.test
@@ -50,7 +62,7 @@ def protocol_of(run: TrainedRun, n_sites: int) -> dict:
         "split": split,
         "n_sites": n_sites,
         "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static",
-        "model": f"{cfg.model.name} hidden {cfg.model.hidden_size}, ensemble of {cfg.training.ensemble}",
+        "model": describe_members(cfg),
         "statistic": "median over sites of per-site metric, days with an observation",
     }
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from smfusion.config import RunConfig, dump_config, load_config
+from smfusion.config import ModelConfig, RunConfig, dump_config, load_config
 from smfusion.data.loading import SiteSplit, load_dataset, resolve_split, span
 from smfusion.data.normalize import Scaler
 from smfusion.data.sampling import Arrays, to_arrays
@@ -52,8 +52,9 @@ def warmed_arrays(
     return arr, score_from
 
 
-def build(cfg: RunConfig, scaler: Scaler) -> torch.nn.Module:
-    m = cfg.model
+def build(cfg: RunConfig, scaler: Scaler, model: Optional[ModelConfig] = None) -> torch.nn.Module:
+    """The model of ``cfg`` (or of one member's ``model`` settings), untrained."""
+    m = model or cfg.model
     return build_model(
         m.name,
         n_dynamic=len(cfg.data.dynamic),
@@ -97,12 +98,12 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
         v_period = cfg.periods.validation or cfg.periods.train
         validation = ValidationSet(*warmed_arrays(ds, scaler, cfg, v_sites, v_period.as_tuple()))
 
-    for member in range(cfg.training.ensemble):
-        mcfg = cfg.training.model_copy(update={"seed": cfg.training.seed + member})
-        torch.manual_seed(mcfg.seed)
-        model = build(cfg, scaler)
-        desc = f"member {member + 1}/{cfg.training.ensemble}"
-        Trainer(model, mcfg, out_dir=run_dir / f"member_{member}", desc=desc).fit(train_arr, validation, resume=resume)
+    members = cfg.members()
+    for m in members:
+        torch.manual_seed(m.training.seed)
+        model = build(cfg, scaler, m.model)
+        desc = f"member {m.index + 1}/{len(members)}"
+        Trainer(model, m.training, out_dir=run_dir / f"member_{m.index}", desc=desc).fit(train_arr, validation, resume=resume)
     return run_dir
 
 
@@ -126,11 +127,11 @@ class TrainedRun:
         scaler = Scaler.load(run_dir / "scaler.yaml")
         split = SiteSplit.from_dict(json.loads((run_dir / "split.json").read_text()))
         members = []
-        for i in range(cfg.training.ensemble):
-            path = run_dir / f"member_{i}" / "model.pt"
+        for m in cfg.members():
+            path = run_dir / f"member_{m.index}" / "model.pt"
             if not path.is_file():
                 raise DataError("ensemble member has no trained weights", path=path)
-            model = build(cfg, scaler)
+            model = build(cfg, scaler, m.model)
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             model.eval()
             members.append(model)
