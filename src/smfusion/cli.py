@@ -9,14 +9,26 @@ from pathlib import Path
 from smfusion.errors import SmfusionError
 
 
-def _train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace):
+    """The config named by ``args.config``, with ``--epochs`` applied."""
     from smfusion.config import load_config
+
+    cfg = load_config(args.config)
+    if getattr(args, "epochs", None) is not None:
+        cfg.training.epochs = args.epochs
+    return cfg
+
+
+def _train(args: argparse.Namespace) -> int:
     from smfusion.evaluation.report import evaluate
     from smfusion.training.run import train
 
-    cfg = load_config(args.config)
-    if args.epochs is not None:
-        cfg.training.epochs = args.epochs
+    cfg = _config(args)
+    # one command for every method: the config says which trainer
+    if cfg.data.reader in ("tfrecord", "points"):
+        return _train_points(args, cfg)
+    if cfg.multiscale is not None:
+        return _multiscale(args, cfg)
     run_dir = train(cfg, args.run_dir, resume=not args.restart)
     print(f"trained run: {run_dir}")
     if not args.no_evaluate and cfg.periods.test is not None:
@@ -34,8 +46,78 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from smfusion.products.predict import predict_to_file
 
+    if getattr(args, "product", False):
+        from smfusion.products.longterm import predict_product
+
+        path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout,
+                               composite_days=args.composite_days, noise_runs=args.noise_runs, noise=args.noise,
+                               chunk_days=args.chunk_days, chunk_sites=args.chunk_sites)
+        print(f"wrote {path}")
+        return 0
     path = predict_to_file(args.run_dir, args.start, args.end, args.out)
     print(f"wrote {path}")
+    return 0
+
+
+def _cv(args: argparse.Namespace) -> int:
+    from smfusion.training.cv import run_cv
+
+    result = run_cv(_config(args), args.run_dir)
+    print(result.text)
+    return 0
+
+
+def _multiscale(args: argparse.Namespace, cfg=None) -> int:
+    from smfusion.data.gridded import load_multiscale_dataset
+    from smfusion.data.loading import span
+    from smfusion.errors import ConfigError
+    from smfusion.training.multiscale import train_multiscale, write_fine_product
+
+    cfg = cfg or _config(args)
+    if cfg.multiscale is None:
+        raise ConfigError(f"config '{args.config}' has no multiscale section")
+    ds = load_multiscale_dataset(cfg.data, *span(cfg))
+    run_dir = train_multiscale(cfg, args.run_dir, ds=ds, resume=not args.restart)
+    print(f"trained run: {run_dir}")
+    if getattr(args, "out", None):
+        period = cfg.periods.test or cfg.periods.train
+        print(f"wrote {write_fine_product(run_dir, ds, period.start, period.end, args.out)}")
+    return 0
+
+
+def _train_points(args: argparse.Namespace, cfg=None) -> int:
+    from smfusion.training.fusion import format_metrics, train_points
+
+    cfg = cfg or _config(args)
+    run_dir = train_points(cfg, args.run_dir or (cfg.run_dir or f"runs/{cfg.name}"))
+    print(f"trained run: {run_dir}")
+    print(format_metrics(run_dir))
+    return 0
+
+
+def _merge_labels(args: argparse.Namespace) -> int:
+    from smfusion.data.merge_labels import merge_labels
+
+    counts = merge_labels(args.examples, args.ismn, args.out, tolerance_hours=args.tolerance_hours,
+                          max_distance_m=args.max_distance_m)
+    print(counts)
+    return 0
+
+
+def _predict_points(args: argparse.Namespace) -> int:
+    from smfusion.training.fusion import predict_points_file
+
+    path, n = predict_points_file(args.input, args.run, args.out)
+    print(f"wrote {n} predictions to {path}")
+    return 0
+
+
+def _fusion_shards(args: argparse.Namespace) -> int:
+    from smfusion.synthetic.fusion_shards import write_shards
+
+    paths = write_shards(args.out, n_sensors=args.sensors, n_times=args.times, size=args.size, seed=args.seed,
+                         n_shards=args.shards, labelled=not args.unlabelled)
+    print(f"wrote {len(paths)} SYNTHETIC shards to {args.out}")
     return 0
 
 
@@ -50,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smfusion", description="Machine-learning soil-moisture products.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a run from a YAML config, then evaluate it")
+    t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
     t.add_argument("config")
     t.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
     t.add_argument("--epochs", type=int, default=None, help="override training.epochs")
@@ -68,7 +150,59 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--start", required=True)
     pr.add_argument("--end", required=True)
     pr.add_argument("--out", required=True)
+    pr.add_argument("--product", action="store_true",
+                    help="long-term product (docs/casm.md): sm, sm_epistemic_std, sm_aleatoric_std, sm_climatology")
+    pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
+    pr.add_argument("--composite-days", type=int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
+    pr.add_argument("--noise-runs", type=int, default=None, help="--product: noisy runs per member (default: config)")
+    pr.add_argument("--noise", type=float, default=None, help="--product: input noise x training std (default: config)")
+    pr.add_argument("--chunk-days", type=int, default=366, help="--product: days per streamed time chunk")
+    pr.add_argument("--chunk-sites", type=int, default=512, help="--product: sites per streamed chunk")
     pr.set_defaults(func=_predict)
+
+    c = sub.add_parser("cv", help="spatial cross-validation over stations (config cv: section); held-out stations only")
+    c.add_argument("config")
+    c.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
+    c.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    c.set_defaults(func=_cv)
+
+    m = sub.add_parser("multiscale", help="train a multiscale config; --out writes the fine-grid CF product")
+    m.add_argument("config")
+    m.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
+    m.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    m.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
+    m.add_argument("--out", default=None, help="NetCDF product of the test (else training) period at fine cells")
+    m.set_defaults(func=_multiscale)
+
+    tp = sub.add_parser("train-points", help="train a fusion point config (readers tfrecord/points), print metrics")
+    tp.add_argument("config")
+    tp.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
+    tp.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    tp.set_defaults(func=_train_points)
+
+    ml = sub.add_parser("merge-labels", help="join ISMN 0-5 cm readings to TFRecord examples as sm_0_5")
+    ml.add_argument("--examples", required=True, help="folder (or file) of TFRecord shards")
+    ml.add_argument("--ismn", required=True, help="folder of ISMN station files")
+    ml.add_argument("--out", required=True, help="output folder for the labelled shards")
+    ml.add_argument("--tolerance-hours", type=float, default=12.0)
+    ml.add_argument("--max-distance-m", type=float, default=1000.0)
+    ml.set_defaults(func=_merge_labels)
+
+    pp = sub.add_parser("predict-points", help="predict sm_0_5 for every example of a TFRecord file into a CSV")
+    pp.add_argument("--input", required=True, help="TFRecord file (gzip or plain); labels not needed")
+    pp.add_argument("--run", required=True, help="trained point run directory")
+    pp.add_argument("--out", required=True, help="CSV file")
+    pp.set_defaults(func=_predict_points)
+
+    fs = sub.add_parser("fusion-shards", help="write SYNTHETIC fusion shards in the exact schema")
+    fs.add_argument("--out", required=True)
+    fs.add_argument("--sensors", type=int, default=40)
+    fs.add_argument("--times", type=int, default=30)
+    fs.add_argument("--size", type=int, default=8)
+    fs.add_argument("--shards", type=int, default=4)
+    fs.add_argument("--seed", type=int, default=0)
+    fs.add_argument("--unlabelled", action="store_true")
+    fs.set_defaults(func=_fusion_shards)
 
     d = sub.add_parser("demo", help="train and evaluate the demo LSTM on the real CONUS data (< 10 min)")
     d.add_argument("--run-dir", default="runs/demo")

@@ -59,6 +59,8 @@ class TwinConfig(_Strict):
     sat_bias: float = 0.06
     sat_seasonal: float = 0.04
     sat_noise: float = Field(0.03, ge=0.0)
+    sat_gain_loss: float = Field(0.35, ge=0.0, le=1.0)
+    input_errors: float = Field(0.0, ge=0.0)  # 0: inputs = the truth's drivers; 1: realistic forcing/soil-map errors
 
 
 class GriddedConfig(_Strict):
@@ -74,10 +76,31 @@ class GriddedConfig(_Strict):
     coarse_grid: str = "M36"
 
 
+class FusionConfig(_Strict):
+    """Multi-source point model (readers ``tfrecord`` and ``points``, model ``fusion``; docs/fusion.md).
+
+    ``groups``: input source groups (``smfusion.io.fusion_schema.SOURCES``);
+    ``patch_size``: centre crop of the image patches (pixels).
+    """
+
+    groups: list[str] = Field(default_factory=lambda: ["smap", "gldas"])
+    patch_size: int = Field(8, ge=1)
+    cnn_channels: int = Field(16, ge=1)
+    embed_size: int = Field(16, ge=1)
+    max_lag_days: int = Field(7, ge=1)  # reader points: oldest SMAP retrieval used as an input
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_nonempty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one input group is needed")
+        return v
+
+
 class DataConfig(_Strict):
     """Which data, which variables."""
 
-    reader: Literal["hydrodl", "twin", "gridded"] = "hydrodl"
+    reader: Literal["hydrodl", "twin", "gridded", "tfrecord", "points"] = "hydrodl"
     twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
     gridded: Optional[GriddedConfig] = None  # reader gridded (required)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
@@ -214,6 +237,9 @@ class MultiscaleConfig(_Strict):
     groups_per_batch: int = Field(4, ge=1)  # coarse cells per minibatch (all their fine cells)
     stations_per_batch: int = Field(16, ge=1)
     burn_in: int = Field(0, ge=0)  # first days of each window left out of the loss (LSTM state spin-up)
+    # coarse term on absolute values, or on anomalies from each window's mean (the satellite then
+    # constrains dynamics only and the stations the level: a biased satellite cannot pull the level)
+    coarse_target: Literal["absolute", "anomaly"] = "absolute"
 
     @model_validator(mode="after")
     def _check(self) -> "MultiscaleConfig":
@@ -229,6 +255,57 @@ class CVConfig(_Strict):
     kind: Literal["station", "block", "network"] = "station"
     k: int = Field(5, ge=2)
     block_deg: float = Field(2.0, gt=0.0)
+    seed: int = 0
+
+
+class SeasonalConfig(_Strict):
+    """Seasonal-cycle residual learning (CASM; docs/casm.md).
+
+    ``target_mode: anomaly`` trains on target minus its day-of-year
+    climatology (fitted on the training period and sites) and adds it back at
+    prediction; ``input_mode: anomaly`` does the same for the dynamic inputs
+    (``inputs``; None: all of them). ``window`` (odd, days) and ``min_count``
+    as in :class:`smfusion.data.climatology.Climatology`.
+    """
+
+    target_mode: Literal["absolute", "anomaly"] = "absolute"
+    input_mode: Literal["absolute", "anomaly"] = "absolute"
+    inputs: Optional[list[str]] = None
+    window: int = Field(31, ge=1, le=365)
+    min_count: int = Field(5, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"window must be odd, got {v}")
+        return v
+
+
+class FeaturesConfig(_Strict):
+    """Lagged and antecedent inputs derived from dynamic variables (data/features.py)."""
+
+    lags: dict[str, list[int]] = Field(default_factory=dict)  # variable -> lags k >= 1 (value of day t - k)
+    antecedent: dict[str, list[int]] = Field(default_factory=dict)  # variable -> windows w >= 2 (mean of t-w+1..t)
+
+
+class TransferConfig(_Strict):
+    """Fine-tune from a trained run (training/transfer.py): copy its weights, re-map or
+    re-initialise the input layer for this run's inputs, freeze ``freeze`` parts."""
+
+    from_run: str
+    freeze: list[str] = Field(default_factory=list)
+    reinit: list[str] = Field(default_factory=list)
+    input_layer: Literal["remap", "reinit"] = "remap"
+    source_scaler: bool = True  # inputs/target shared with the source keep the source's normalisation
+
+
+class UncertaintyConfig(_Strict):
+    """Aleatoric spread: ``noise_runs`` forward runs per member with Gaussian noise of std
+    ``noise`` x each dynamic input's training std (of its residual under input_mode anomaly)."""
+
+    noise: float = Field(0.1, ge=0.0)
+    noise_runs: int = Field(0, ge=0)  # 0: no aleatoric layer
     seed: int = 0
 
 
@@ -259,7 +336,7 @@ class RunConfig(_Strict):
     name: str = "run"
     run_dir: Optional[str] = None
     data: DataConfig
-    periods: PeriodsConfig
+    periods: Optional[PeriodsConfig] = None  # required except for the readers tfrecord / points
     split: SplitConfig = Field(default_factory=SplitConfig)
     normalization: NormConfig = Field(default_factory=NormConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -268,6 +345,36 @@ class RunConfig(_Strict):
     variants: list[Variant] = Field(default_factory=list)
     multiscale: Optional[MultiscaleConfig] = None  # multiscale objective (readers twin, gridded)
     cv: CVConfig = Field(default_factory=CVConfig)
+    fusion: Optional[FusionConfig] = None  # readers tfrecord / points (defaults when absent)
+    seasonal: SeasonalConfig = Field(default_factory=SeasonalConfig)  # CASM residual learning (docs/casm.md)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)  # lagged / antecedent inputs
+    transfer: Optional[TransferConfig] = None  # fine-tune from a trained run
+    uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
+
+    @model_validator(mode="after")
+    def _check_casm(self) -> "RunConfig":
+        dyn = set(self.data.dynamic)
+        for section in ("lags", "antecedent"):
+            for var, steps in getattr(self.features, section).items():
+                if var not in dyn:
+                    raise ValueError(f"features.{section} names '{var}', which is not in data.dynamic")
+                low = 1 if section == "lags" else 2
+                if not steps or min(steps) < low:
+                    raise ValueError(f"features.{section}.{var}: give values >= {low}")
+        sea = self.seasonal
+        for var in sea.inputs or []:
+            if var not in dyn:
+                raise ValueError(f"seasonal.inputs names '{var}', which is not in data.dynamic")
+        if sea.input_mode == "anomaly":
+            clash = [v for v in self.normalization.log1p if v in (sea.inputs if sea.inputs is not None else dyn)]
+            if clash:
+                raise ValueError(f"normalization.log1p {clash} and seasonal.input_mode anomaly exclude each other"
+                                 " (log1p would clip negative anomalies)")
+        if sea.target_mode == "anomaly" and (self.split.kind != "temporal" or self.split.validation_fraction):
+            raise ValueError("seasonal.target_mode 'anomaly' needs the target climatology at every predicted site:"
+                             " use split.kind temporal without validation_fraction (a validation period works)")
+        return self
+
 
     def members(self) -> list[Member]:
         """Every ensemble member's model and training settings (seed = training.seed + index)."""
@@ -309,7 +416,12 @@ class RunConfig(_Strict):
             raise ValueError(f"data.reader '{self.data.reader}' is for multiscale runs: add a multiscale section")
         if self.multiscale is not None and len(self.data.target) != 1:
             raise ValueError("multiscale runs take one target (the station variable) in data.target")
-        if not self.data.dynamic and not self.data.static:
+        if self.data.reader in ("tfrecord", "points"):
+            if self.fusion is None:
+                self.fusion = FusionConfig()
+        elif self.periods is None:
+            raise ValueError(f"periods: required for data.reader '{self.data.reader}'")
+        if self.data.reader not in ("tfrecord", "points") and not self.data.dynamic and not self.data.static:
             raise ValueError("data.dynamic and data.static are both empty: the model has no inputs")
         if self.normalization.target == "site" and (self.split.kind != "temporal" or self.split.validation_fraction):
             raise ValueError(

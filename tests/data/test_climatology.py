@@ -179,3 +179,17 @@ def test_invalid_arguments():
         Climatology().fit(da, period=("1990-01-01", "1990-12-31"))
     with pytest.raises(RuntimeError):
         Climatology().transform(da)
+
+
+def test_filled_uses_site_training_mean_where_short_of_min_count(tmp_path):
+    v = _empty_year(2001, n_sites=2)
+    v[0, 9], v[0, 10], v[0, 200] = 1.0, 2.0, 6.0
+    clim = Climatology().fit(_da(v, "2001-01-01", sites=("a", "b")), window=3, min_count=2)
+    assert np.isnan(clim.values[0, 200])  # one value: short of min_count
+    f = clim.filled()
+    assert f.values[0, 200] == pytest.approx(3.0)  # (1 + 2 + 6) / 3
+    assert f.values[0, 10] == pytest.approx(1.5)  # windows with enough values unchanged
+    assert np.isnan(f.values[1]).all()  # no data at all: still NaN
+    assert np.isnan(clim.values[0, 200])  # the original is left alone
+    back = Climatology.from_dataset(clim.to_dataset())
+    np.testing.assert_array_equal(back.filled().values, f.values)

@@ -10,6 +10,11 @@ the window wrapping across the year end (Dec 31 neighbours Jan 1). Where fewer
 than ``min_count`` values fall in the window it is NaN. Only values inside the
 training ``period`` are used. Computed for all sites at once: a (site, 365)
 table of sums and counts, then a circular moving sum along the slots.
+
+:meth:`Climatology.filled` gives a copy where slots short of ``min_count``
+take the site's mean over the whole training period (NaN only for sites with
+no training value): what the residual-learning pipeline uses, so a gap in
+the record does not blank out the predictions on those days.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class Climatology:
         self.min_count: int | None = None
         self.period: tuple[str, str] | None = None
         self.name: str | None = None
+        self.site_mean: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fitting
 
@@ -109,7 +115,19 @@ class Climatology:
         self.min_count = int(min_count)
         self.period = period
         self.name = da.name
+        tot = cnts.reshape(nsite, N_SLOTS).sum(axis=1)
+        self.site_mean = np.full(nsite, np.nan)
+        np.divide(sums.reshape(nsite, N_SLOTS).sum(axis=1), tot, out=self.site_mean, where=tot > 0)
         return self
+
+    def filled(self) -> "Climatology":
+        """A copy whose NaN slots (window short of ``min_count``) hold the site's training mean."""
+        self._check_fitted()
+        out = Climatology()
+        out.__dict__.update(self.__dict__)
+        mean = self.site_mean if self.site_mean is not None else np.full(self.values.shape[0], np.nan)
+        out.values = np.where(np.isnan(self.values), mean[:, None], self.values)
+        return out
 
     def _check_fitted(self) -> None:
         if self.values is None:
@@ -182,6 +200,8 @@ class Climatology:
             },
             coords={"doy": doy},
         )
+        if self.site_mean is not None:
+            ds["site_mean"] = (("site",), self.site_mean)
         ds = ds.assign_coords({k: ("site", v) for k, v in self.site_coords.items()})
         ds["doy"].attrs["description"] = "day of year on a 365-day calendar; Feb 29 shares Feb 28 (doy 59)"
         ds.attrs.update(
@@ -208,4 +228,6 @@ class Climatology:
         start, end = ds.attrs.get("period_start", ""), ds.attrs.get("period_end", "")
         clim.period = (start, end) if start or end else None
         clim.name = ds.attrs.get("variable") or None
+        if "site_mean" in ds:
+            clim.site_mean = np.asarray(ds["site_mean"].values, dtype=float)
         return clim

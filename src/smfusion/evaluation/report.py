@@ -2,7 +2,11 @@
 
 Writes under the run directory: ``predictions/test.nc``, ``metrics/sites_<row>.csv``,
 ``metrics/summary.csv``, ``metrics/metrics.json`` and ``plots/*.png``; returns the
-printed report (protocol lines above the table of model and baseline rows).
+printed report (protocol lines above the table of model and baseline rows). R is
+reported on the full signal (``pearson_r``) and on anomalies from the observed
+training-period climatology (``anomaly_r``). Ensembles (N > 1) and runs with
+``uncertainty.noise_runs`` > 0 also get a calibration check of their spread
+(``metrics/calibration.json``; :mod:`smfusion.evaluation.uncertainty`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from smfusion.data.climatology import Climatology
 from smfusion.data.loading import data_root, load_dataset, span
 from smfusion.evaluation import baselines, plots
 from smfusion.evaluation.tables import format_summary, site_table, summary
+from smfusion.evaluation.uncertainty import calibration, format_calibration, total_std
 from smfusion.io import cf
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.training.run import TrainedRun
@@ -41,15 +46,28 @@ class Report:
 
 
 def describe_members(cfg) -> str:
-    """E.g. 'lstm hidden 64, ensemble of 8' or 'ensemble of 16: 8 x lstm hidden 64 + 8 x lstm hidden 128'."""
+    """E.g. 'lstm hidden 64, ensemble of 8' or
+    'ensemble of 16: 8 x lstm hidden 64 (SWA 5) + 8 x lstm hidden 128 (seq 90)'."""
     groups: dict[int, list] = {}
     for m in cfg.members():
         groups.setdefault(m.variant, []).append(m)
-    parts = [f"{len(ms)} x {ms[0].model.name} hidden {ms[0].model.hidden_size}" for ms in groups.values()]
-    if len(parts) == 1:
-        m = cfg.members()[0].model
-        return f"{m.name} hidden {m.hidden_size}, ensemble of {cfg.n_members}"
-    return f"ensemble of {cfg.n_members}: " + " + ".join(parts)
+
+    def what(m) -> str:
+        extra = [f"seq {m.training.seq_len}"] if m.training.seq_len != cfg.training.seq_len else []
+        extra += [f"SWA {m.training.swa_epochs}"] if m.training.swa_epochs else []
+        return f"{m.model.name} hidden {m.model.hidden_size}" + (f" ({', '.join(extra)})" if extra else "")
+
+    if len(groups) == 1:
+        return f"{what(cfg.members()[0])}, ensemble of {cfg.n_members}"
+    return f"ensemble of {cfg.n_members}: " + " + ".join(f"{len(ms)} x {what(ms[0])}" for ms in groups.values())
+
+
+def describe_seasonal(cfg) -> str:
+    sea = cfg.seasonal
+    text = f"target {sea.target_mode}, dynamic inputs {sea.input_mode}"
+    if "anomaly" in (sea.target_mode, sea.input_mode):
+        text += f" (anomalies from a {sea.window}-day day-of-year climatology of the training period)"
+    return text
 
 
 def protocol_of(run: TrainedRun, n_sites: int) -> dict:
@@ -63,7 +81,10 @@ def protocol_of(run: TrainedRun, n_sites: int) -> dict:
         "n_sites": n_sites,
         "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static",
         "model": describe_members(cfg),
+        "seasonal": describe_seasonal(cfg),
         "statistic": "median over sites of per-site metric, days with an observation",
+        "R": "pearson_r on the full signal; anomaly_r on anomalies from the observed training-period"
+             f" {cfg.evaluation.climatology_window}-day climatology (same for obs and model)",
     }
 
 
@@ -81,9 +102,11 @@ def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
     test_ds = ds.sel(site=sites)
     obs = test_ds[target].sel(time=slice(*test_p))
 
-    member_pred = run.predict_members(ds, sites, test_p)
+    noise_runs = cfg.uncertainty.noise_runs
+    res = run.predict_members(ds, sites, test_p, noise_runs=noise_runs)
+    member_pred, noisy = res if noise_runs else (res, None)
     members = member_pred[..., 0]
-    pred = run.members_to_dataset(member_pred, ds, sites, test_p)
+    pred = run.members_to_dataset(member_pred, ds, sites, test_p, noisy=noisy)
     cf.write_netcdf(pred, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
                     config=cfg.to_dict())
 
@@ -96,7 +119,8 @@ def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
         )
 
     n = len(run.members)
-    ours = f"smfusion {cfg.model.name}" + (f" (ensemble mean of {n})" if n > 1 else " (single model)")
+    kind = " residual" if cfg.seasonal.target_mode == "anomaly" else ""
+    ours = f"smfusion {cfg.model.name}{kind}" + (f" (ensemble mean of {n})" if n > 1 else " (single model)")
     tables = {ours: table(pred[target].values)}
     if n > 1:
         tables[f"smfusion {cfg.model.name} (member 0 alone)"] = table(members[0])
@@ -109,6 +133,19 @@ def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
     protocol = protocol_of(run, len(sites))
     text = format_summary(summ, protocol)
     mdir = run_dir / "metrics"
+    epi = pred[f"{target}_ensemble_std"].values if f"{target}_ensemble_std" in pred else None
+    ale = pred[f"{target}_aleatoric_std"].values if f"{target}_aleatoric_std" in pred else None
+    if epi is not None or ale is not None:
+        spread = total_std(epi, ale)
+        parts = [p for p, a in (("epistemic", epi), ("aleatoric", ale)) if a is not None]
+        label = f"{ours}, spread = " + (" + ".join(parts) if len(parts) == 1 else "sqrt(epistemic^2 + aleatoric^2)")
+        if ale is not None:
+            label += f" (aleatoric: {noise_runs} runs, input noise {cfg.uncertainty.noise} x training std)"
+        cal = calibration(obs.values, pred[target].values, spread)
+        cal["mean_epistemic_std"] = float(np.nanmean(epi)) if epi is not None else None
+        cal["mean_aleatoric_std"] = float(np.nanmean(ale)) if ale is not None else None
+        text += "\n\n" + format_calibration(cal, label)
+        write_text(mdir / "calibration.json", json.dumps(cal, indent=1))
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
             tab.assign(row=label).to_csv(tmp)

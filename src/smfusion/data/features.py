@@ -1,0 +1,69 @@
+"""Lagged and antecedent input features, a transform of the canonical Dataset.
+
+For a dynamic variable ``v`` (dims site, time, daily steps):
+
+* lag ``k``: ``v_lag{k}[t] = v[t - k]`` (NaN for the first ``k`` days);
+* antecedent window ``w``: ``v_mean{w}[t] = mean(v[t - w + 1 .. t])`` over the
+  finite values in the window (NaN if none; the first ``w - 1`` days use the
+  days available).
+
+They let a per-day model (the MLP) see the recent past; compute them on a
+period that starts ``max(k, w)`` days before the first scored day (the
+warm-up does that).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from smfusion.config import FeaturesConfig
+
+__all__ = ["feature_names", "add_features"]
+
+
+def feature_names(cfg: FeaturesConfig) -> list[str]:
+    """Names of the derived variables, in the order they are added."""
+    names = [f"{v}_lag{k}" for v, ks in cfg.lags.items() for k in ks]
+    names += [f"{v}_mean{w}" for v, ws in cfg.antecedent.items() for w in ws]
+    return names
+
+
+def _lag(x: np.ndarray, k: int) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    if k < x.shape[1]:
+        out[:, k:] = x[:, : x.shape[1] - k]
+    return out
+
+
+def _trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
+    ok = np.isfinite(x)
+    zero = np.zeros((x.shape[0], 1))
+    csum = np.concatenate([zero, np.cumsum(np.where(ok, x, 0.0), axis=1)], axis=1)
+    ccnt = np.concatenate([zero, np.cumsum(ok, axis=1)], axis=1)
+    hi = np.arange(1, x.shape[1] + 1)
+    lo = np.maximum(hi - w, 0)
+    s = csum[:, hi] - csum[:, lo]
+    n = ccnt[:, hi] - ccnt[:, lo]
+    out = np.full(x.shape, np.nan)
+    np.divide(s, n, out=out, where=n > 0)
+    return out
+
+
+def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
+    """``ds`` with the lag and antecedent-mean variables of ``cfg`` added as (site, time) variables."""
+    if not cfg.lags and not cfg.antecedent:
+        return ds
+    out = ds.copy()
+    for v, ks in cfg.lags.items():
+        x = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
+        for k in ks:
+            out[f"{v}_lag{k}"] = (("site", "time"), _lag(x, int(k)).astype(np.float32),
+                                  {"long_name": f"{v} {k} days before", "units": ds[v].attrs.get("units", "1")})
+    for v, ws in cfg.antecedent.items():
+        x = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
+        for w in ws:
+            out[f"{v}_mean{w}"] = (("site", "time"), _trailing_mean(x, int(w)).astype(np.float32),
+                                   {"long_name": f"mean {v} over the last {w} days",
+                                    "units": ds[v].attrs.get("units", "1")})
+    return out
