@@ -1,0 +1,190 @@
+"""Multiscale vs single-scale on the twin experiment, spatial CV over stations.
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/multiscale_twin.py [--scenario main]
+
+For each fold (cfg.cv, or the scenario's CV) LSTMs are trained on the fold's
+training stations and the satellite everywhere: (a) satellite only (w_site=0),
+(b) station only (w_coarse=0), (c) multiscale (both terms, one row per
+``--w-coarse`` value and ``--coarse-target``, w_site=1). They are scored over the test period against
+held-out stations only, beside (d) the satellite product itself (parent-cell
+retrieval) and (e) the water balance run with wrong parameters and coarse
+forcing ("land model"). Second block: against the fine truth at every fine cell
+(each fold's model, median over cells, mean over folds).
+
+Scenarios (``--scenario``; each flag below overrides the scenario's value):
+
+- ``main``: the config as is (twin seed 0, 48 M36 cells, ~57 stations, 4-fold by station);
+- ``weights``: main with w_coarse 1, 0.3, 0.1 for (c);
+- ``sparse``: 96 M36 cells, stations in 20 % of them (1 each, ~19 stations, ~14 per training fold);
+- ``block``: main with 4-fold CV by 4-degree lat/lon blocks (held-out stations in unseen regions);
+- ``sparse-block``: sparse + block CV;
+- ``anomaly``: main with (c) rows for both coarse targets (absolute, and window anomalies: the
+  satellite constrains dynamics only, the stations the level);
+- ``clean-satellite``: main with a satellite whose only errors are noise and gaps (no bias, seasonal
+  error or gain loss): a diagnostic, not a realistic satellite.
+- ``input-errors``: main with ``input_errors`` 1 (the model's forcing and soil inputs have realistic
+  errors, the truth does not; docs/twin.md) and (c) rows for both coarse targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from smfusion.config import TwinConfig, load_config
+from smfusion.data.gridded import load_multiscale_dataset
+from smfusion.data.loading import span
+from smfusion.data.spatial_cv import make_folds
+from smfusion.training.cv import station_metrics
+from smfusion.training.multiscale import station_sites, train_multiscale
+from smfusion.training.run import TrainedRun
+
+SCENARIOS = {
+    "main": {},
+    "weights": {"w_coarse": [1.0, 0.3, 0.1]},
+    "sparse": {"n_coarse": 96, "station_fraction": 0.2, "max_stations_per_cell": 1},
+    "block": {"cv_kind": "block", "block_deg": 4.0},
+    "anomaly": {"coarse_target": ["absolute", "anomaly"]},
+    "clean-satellite": {"sat_bias": 0.0, "sat_seasonal": 0.0, "sat_gain_loss": 0.0},
+    "sparse-block": {"n_coarse": 96, "station_fraction": 0.2, "max_stations_per_cell": 1, "cv_kind": "block",
+                     "block_deg": 4.0},
+    "input-errors": {"input_errors": 1.0, "coarse_target": ["absolute", "anomaly"]},
+}
+TWIN_FLAGS = ("n_coarse", "station_fraction", "max_stations_per_cell", "seed", "sat_bias", "sat_seasonal",
+              "sat_gain_loss", "input_errors")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="configs/multiscale_twin.yaml")
+    ap.add_argument("--scenario", choices=sorted(SCENARIOS), default="main")
+    ap.add_argument("--run-dir", default=None, help="default runs/bench_multiscale_twin/<scenario>")
+    ap.add_argument("--w-coarse", type=float, nargs="+", default=None, help="w_coarse of (c) rows (w_site 1)")
+    ap.add_argument("--coarse-target", choices=["absolute", "anomaly"], nargs="+", default=None,
+                    help="coarse term(s) of the (c) rows: absolute values and/or window anomalies")
+    ap.add_argument("--methods", default="abc", help="which trained methods: any of a, b, c")
+    ap.add_argument("--n-coarse", type=int, default=None)
+    ap.add_argument("--station-fraction", type=float, default=None)
+    ap.add_argument("--max-stations-per-cell", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=None, help="twin seed")
+    ap.add_argument("--sat-bias", type=float, default=None)
+    ap.add_argument("--sat-seasonal", type=float, default=None)
+    ap.add_argument("--sat-gain-loss", type=float, default=None)
+    ap.add_argument("--input-errors", type=float, default=None, help="twin input_errors (0 off, 1 realistic)")
+    ap.add_argument("--cv-kind", choices=["station", "block", "network"], default=None)
+    ap.add_argument("--block-deg", type=float, default=None)
+    ap.add_argument("--k", type=int, default=None, help="number of CV folds")
+    return ap.parse_args(argv)
+
+
+def setup(args: argparse.Namespace):
+    """Config with the scenario's and the flags' overrides applied, and the list of (c) weights."""
+    opts = dict(SCENARIOS[args.scenario])
+    for key in ("w_coarse", "coarse_target", *TWIN_FLAGS, "cv_kind", "block_deg", "k"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    cfg = load_config(args.config)
+    twin = (cfg.data.twin or TwinConfig()).model_copy(update={k: opts[k] for k in TWIN_FLAGS if k in opts})
+    cfg.data.twin = twin
+    cv = {k2: opts[k1] for k1, k2 in (("cv_kind", "kind"), ("block_deg", "block_deg"), ("k", "k")) if k1 in opts}
+    cfg.cv = cfg.cv.model_copy(update=cv)
+    w_list = [float(w) for w in opts.get("w_coarse", [cfg.multiscale.w_coarse])]
+    targets = list(opts.get("coarse_target", [cfg.multiscale.coarse_target]))
+    return cfg, [(w, t) for t in targets for w in w_list], opts
+
+
+def methods(which: str, variants: list[tuple[float, str]]) -> dict[str, tuple[float, float, str]]:
+    """Trained rows: name -> (w_coarse, w_site, coarse_target)."""
+    out = {}
+    if "a" in which:
+        out["(a) satellite only"] = (1.0, 0.0, "absolute")
+    if "b" in which:
+        out["(b) station only"] = (0.0, 1.0, "absolute")
+    if "c" in which:
+        for w, t in variants:
+            out[f"(c) multiscale w_coarse={w:g}" + (" anomaly" if t == "anomaly" else "")] = (w, 1.0, t)
+    return out
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    cfg, w_list, opts = setup(args)
+    run_root = Path(args.run_dir or f"runs/bench_multiscale_twin/{args.scenario}")
+    t0 = time.time()
+    ds = load_multiscale_dataset(cfg.data, *span(cfg))
+    target = cfg.data.target[0]
+    period = (cfg.periods.test or cfg.periods.train).as_tuple()
+    stations = station_sites(ds, target, cfg.periods.train.as_tuple())
+    cv = cfg.cv
+    folds = make_folds(cv.kind, stations, lat=ds["lat"].sel(site=stations).values,
+                       lon=ds["lon"].sel(site=stations).values, networks=ds["network"].sel(site=stations).values,
+                       k=cv.k, block_deg=cv.block_deg, seed=cv.seed)
+    test_ds = ds.sel(time=slice(*period))
+    truth = test_ds["sm_true"].values
+    st_rows, truth_rows = [], []
+    trained = methods(args.methods, w_list)
+    for f in folds:
+        test = np.asarray(f["test"])
+        obs = test_ds[target].sel(site=test).values
+        preds = {"(d) satellite product": test_ds["sm_satellite"].sel(site=test).values,
+                 "(e) land model (wrong parameters)": test_ds["sm_land_model"].sel(site=test).values}
+        full = {"(d) satellite product": test_ds["sm_satellite"].values,
+                "(e) land model (wrong parameters)": test_ds["sm_land_model"].values}
+        for i, (name, (wc, ws, ct)) in enumerate(trained.items()):
+            fcfg = cfg.model_copy(deep=True)
+            fcfg.multiscale = fcfg.multiscale.model_copy(update={"w_coarse": wc, "w_site": ws, "coarse_target": ct})
+            fcfg.training.progress = False
+            fcfg.split = fcfg.split.model_copy(update={"kind": "sites", "train_sites": [int(s) for s in f["train"]],
+                                                       "test_sites": [int(s) for s in test]})
+            rd = train_multiscale(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", ds=ds, resume=False)
+            p = TrainedRun.load(rd).predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
+            full[name] = p
+            preds[name] = p[np.searchsorted(ds["site"].values, test)]
+            print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)
+        for name, p in preds.items():
+            m = station_metrics(obs, p)
+            st_rows += [{"fold": f["fold"], "method": name, "site": s, **{k: v[i] for k, v in m.items()}}
+                        for i, s in enumerate(test)]
+        for name, p in full.items():
+            m = station_metrics(truth, p)
+            truth_rows.append({"fold": f["fold"], "method": name, **{k: float(np.nanmedian(v)) for k, v in m.items()}})
+    st = pd.DataFrame(st_rows)
+    tr = pd.DataFrame(truth_rows)
+    order = list(dict.fromkeys(st["method"]))
+    tw = cfg.data.twin
+    n_train = [len(f["train"]) for f in folds]
+    how = (f"{cv.k}-fold by station (seed {cv.seed})" if cv.kind == "station" else
+           f"{len(folds)}-fold by {cv.block_deg:g}-degree lat/lon blocks (seed {cv.seed})" if cv.kind == "block" else
+           "leave-one-network-out")
+    print()
+    print(f"Scenario '{args.scenario}' {opts or ''}")
+    print(f"Protocol: twin seed {tw.seed}, {ds.sizes['site']} M09 fine cells in "
+          f"{np.unique(ds['coarse'].values).size} M36 cells, {len(stations)} stations (station_fraction "
+          f"{tw.station_fraction:g}, <= {tw.max_stations_per_cell} per M36 cell; satellite bias {tw.sat_bias:g}, "
+          f"seasonal {tw.sat_seasonal:g}, gain loss {tw.sat_gain_loss:g}; input errors {tw.input_errors:g}); CV {how}, "
+          f"{min(n_train)}-{max(n_train)} training stations per fold; trained {cfg.periods.train.start}.."
+          f"{cfg.periods.train.end}; scored {period[0]}..{period[1]}; LSTM hidden {cfg.model.hidden_size}, "
+          f"{cfg.training.epochs} x {cfg.training.iterations_per_epoch} minibatches, w_site 1; "
+          f"median over {len(st['site'].unique())} held-out stations (pooled over folds).")
+    print("\nvs held-out stations                    R       RMSE    ubRMSE   bias")
+    for name in order:
+        s = st[st["method"] == name]
+        print(f"{name:38s}{s['R'].median():7.3f} {s['RMSE'].median():8.4f} {s['ubRMSE'].median():8.4f} "
+              f"{s['bias'].median():8.4f}")
+    print("\nper-fold median R vs held-out stations:")
+    print(st.pivot_table(index="method", columns="fold", values="R", aggfunc="median").loc[order].round(3).to_string())
+    print("\nvs fine truth at all fine cells (median over cells, mean over folds)   R   RMSE   ubRMSE")
+    for name in order:
+        s = tr[tr["method"] == name]
+        print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    print(f"\nwall time {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
