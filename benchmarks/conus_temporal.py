@@ -45,7 +45,7 @@ def main() -> None:
     rep = evaluate(args.run_dir)
     print(rep.text)
     ours = rep.summary.index[0]
-    print(f"\ntraining wall time: {t_train:.0f} s ({cfg.training.ensemble} member(s), "
+    print(f"\ntraining wall time: {t_train:.0f} s ({cfg.n_members} member(s), "
           f"{cfg.training.threads or 'default'} threads)")
     print(f"required ({ours}): " + "; ".join(check(rep.summary.loc[ours], REQUIRED)))
     print(f"goal     ({ours}): " + "; ".join(check(rep.summary.loc[ours], GOAL)))

@@ -1,7 +1,7 @@
 """Issue 2 speed benchmark: wall time and peak memory to reach median test R 0.841.
 
 Same data, protocol and minibatch settings (100 cells x 30 days) for both:
-  * smfusion: the recipe of configs/conus_lstm.yaml (hidden-64 LSTM members),
+  * smfusion: the base model and training settings of configs/conus_lstm.yaml (hidden-64 LSTM members; the config's variants are not used here),
     members trained one after another; after every epoch the test year is
     predicted and the median per-cell R of the ensemble so far (finished members
     plus the one in training) is scored; the clock counts training only.
