@@ -128,14 +128,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config")
+    p.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
+    p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smfusion", description="Machine-learning soil-moisture products.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
-    t.add_argument("config")
-    t.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
-    t.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    _config_args(t)
     t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     t.add_argument("--no-evaluate", action="store_true")
     t.set_defaults(func=_train)
@@ -161,23 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_predict)
 
     c = sub.add_parser("cv", help="spatial cross-validation over stations (config cv: section); held-out stations only")
-    c.add_argument("config")
-    c.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
-    c.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    _config_args(c)
     c.set_defaults(func=_cv)
 
     m = sub.add_parser("multiscale", help="train a multiscale config; --out writes the fine-grid CF product")
-    m.add_argument("config")
-    m.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
-    m.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    _config_args(m)
     m.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     m.add_argument("--out", default=None, help="NetCDF product of the test (else training) period at fine cells")
     m.set_defaults(func=_multiscale)
 
     tp = sub.add_parser("train-points", help="train a fusion point config (readers tfrecord/points), print metrics")
-    tp.add_argument("config")
-    tp.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
-    tp.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    _config_args(tp)
     tp.set_defaults(func=_train_points)
 
     ml = sub.add_parser("merge-labels", help="join ISMN 0-5 cm readings to TFRecord examples as sm_0_5")
