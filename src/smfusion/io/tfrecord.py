@@ -24,6 +24,8 @@ record index.
 
 from __future__ import annotations
 
+import functools
+
 import gzip
 import io
 import struct
@@ -150,12 +152,30 @@ def _crc_update_lanes(data: bytes) -> int:
     return s
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_crc32c():
+    """The C implementation of ``google-crc32c`` (installed with zarr) when present, else None."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    if google_crc32c.implementation != "c":
+        return None
+    return lambda data, value=0: google_crc32c.extend(value, bytes(data))
+
+
 def crc32c(data: bytes, value: int = 0) -> int:
     """CRC-32C (Castagnoli) of ``data``, continuing from a previous ``value``.
 
     crc = ~update(~value, data) with the reflected polynomial 0x82F63B78;
     ``crc32c(b"123456789") == 0xE3069283``.
     """
+    fast = _fast_crc32c()
+    return fast(data, value) if fast is not None else crc32c_portable(data, value)
+
+
+def crc32c_portable(data: bytes, value: int = 0) -> int:
+    """:func:`crc32c` in Python/numpy (table-driven; long inputs in parallel lanes)."""
     data = bytes(data)
     init = value ^ 0xFFFFFFFF
     if len(data) < _LANE_MIN:
