@@ -92,7 +92,7 @@ def _moments(obs, sim, axis):
 
 
 def _r_from(vo, vs, cov):
-    return _div(cov, np.sqrt(vo * vs))
+    return _div(cov, np.sqrt(vo) * np.sqrt(vs))  # product of roots: vo * vs can underflow
 
 
 # --------------------------------------------------------------------------- metrics
