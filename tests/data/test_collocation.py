@@ -19,15 +19,6 @@ from smfusion.data.collocation import (
 )
 from smfusion.errors import DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
-from smfusion.settings import data_dir
-
-
-@pytest.fixture(scope="module")
-def shared():
-    root = data_dir()
-    if root is None or not (root / "ismn").is_dir():
-        pytest.skip("no shared data folder")
-    return root
 
 
 def test_haversine_known_distances():
@@ -203,14 +194,14 @@ def test_match_times_input_checks():
 
 
 @pytest.mark.realdata
-def test_real_stations_on_m36_land_and_overpasses(shared, tmp_path):
+def test_real_stations_on_m36_land_and_overpasses(ismn_root, land_file, tmp_path):
     from smfusion.grids.ease2 import land_mask
     from smfusion.io.ismn import read_ismn
     from smfusion.io.smap_l3 import extract_sites, open_granules
     from smfusion.synthetic.smap_granules import write_granule
 
-    daily = read_ismn(shared / "ismn" / "multinetwork" / "header_values", good_flags=("G", "U"))
-    land = land_mask("M36", shared / "ease2" / "ease36land.nc")
+    daily = read_ismn(ismn_root / "multinetwork" / "header_values", good_flags=("G", "U"))
+    land = land_mask("M36", land_file)
     kept = collocate_sites(daily, "M36", valid=land)
     assert kept.sizes["site"] == daily.sizes["site"] == 8
     assert land[kept["cell_row"].values, kept["cell_col"].values].all()
@@ -223,7 +214,7 @@ def test_real_stations_on_m36_land_and_overpasses(shared, tmp_path):
             want = np.nanmean(daily["soil_moisture"].sel(site=members).values.astype(float), axis=0)
             np.testing.assert_allclose(cells["soil_moisture"].sel(site=cell).values, want, rtol=1e-6)
 
-    hourly = read_ismn(shared / "ismn" / "cosmos" / "Data_seperate_files_header_20170810_20180809",
+    hourly = read_ismn(ismn_root / "cosmos" / "Data_seperate_files_header_20170810_20180809",
                        depth=(0.0, 0.3), daily=False)
     bbox = (-160.0, 30.0, -90.0, 75.0)
     paths = [write_granule(tmp_path, d, seed=i, bbox=bbox, coverage=1.0, compression=None)

@@ -29,15 +29,6 @@ from smfusion.grids.ease2 import (
     rowcol_to_latlon,
     xy_to_rowcol,
 )
-from smfusion.settings import data_dir
-
-
-@pytest.fixture(scope="module")
-def land_file():
-    root = data_dir()
-    if root is None or not (root / "ease2" / "ease36land.nc").is_file():
-        pytest.skip("no shared data folder with ease2/ease36land.nc")
-    return root / "ease2" / "ease36land.nc"
 
 
 # --- NSIDC published definitions ---------------------------------------------

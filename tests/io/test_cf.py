@@ -205,16 +205,10 @@ def nc_bytes(tmp_path_factory):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzz_product_reader(nc_bytes, tmp_path, data):
-    raw = bytearray(nc_bytes)
-    raw = raw[: data.draw(st.integers(0, len(raw)))]
-    if raw and data.draw(st.booleans()):
-        for _ in range(data.draw(st.integers(1, 6))):
-            start = data.draw(st.integers(0, len(raw) - 1))
-            chunk = data.draw(st.binary(min_size=1, max_size=32))
-            raw[start:start + len(chunk)] = chunk
+def test_fuzz_product_reader(nc_bytes, tmp_path, garbler, data):
+    raw = garbler(data, nc_bytes, max_edits=6, max_chunk=32, overwrite=data.draw(st.booleans()))
     path = tmp_path / "fuzz.nc"
-    path.write_bytes(bytes(raw))
+    path.write_bytes(raw)
     try:
         ds = read_product(path, load=True)
     except DataError as exc:

@@ -14,20 +14,11 @@ from hypothesis import strategies as st
 
 from smfusion.errors import DataError
 from smfusion.io.ismn import find_ismn_files, read_ismn, read_ismn_file
-from smfusion.settings import data_dir
 
 pytestmark = pytest.mark.realdata
 
 ARM1 = "COSMOS_COSMOS_ARM-1_sm_0.000000_0.190000_Cosmic-ray-Probe_20170810_20180809.stm"
 NARBONNE = "SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_20070101_20070131.stm"
-
-
-@pytest.fixture(scope="module")
-def ismn_root():
-    root = data_dir()
-    if root is None or not (root / "ismn").is_dir():
-        pytest.skip("no shared data folder with ismn/")
-    return root / "ismn"
 
 
 def _raw_lines(path):
@@ -205,16 +196,10 @@ def fuzz_source(ismn_root):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzz_garbled_ismn_files(fuzz_source, tmp_path, data):
-    raw = bytearray(fuzz_source)
-    raw = raw[: data.draw(st.integers(0, len(raw)))]
-    if raw and data.draw(st.booleans()):
-        for _ in range(data.draw(st.integers(1, 6))):
-            start = data.draw(st.integers(0, len(raw) - 1))
-            chunk = data.draw(st.binary(min_size=1, max_size=24))
-            raw[start:start + len(chunk)] = chunk
+def test_fuzz_garbled_ismn_files(fuzz_source, tmp_path, garbler, data):
+    raw = garbler(data, fuzz_source, max_edits=6, max_chunk=24, overwrite=data.draw(st.booleans()))
     path = tmp_path / NARBONNE
-    path.write_bytes(bytes(raw))
+    path.write_bytes(raw)
     try:
         ds = read_ismn(path, good_flags=("G", "U"))
     except DataError as exc:

@@ -244,18 +244,12 @@ def fuzz_source(tmp_path_factory):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzz_truncated_or_garbled_granules(fuzz_source, tmp_path, data):
-    raw = bytearray(fuzz_source)
+def test_fuzz_truncated_or_garbled_granules(fuzz_source, tmp_path, garbler, data):
     mode = data.draw(st.sampled_from(["truncate", "garble", "both"]))
-    if mode in ("truncate", "both"):
-        raw = raw[: data.draw(st.integers(0, len(raw)))]
-    if mode in ("garble", "both") and raw:
-        for _ in range(data.draw(st.integers(1, 8))):
-            start = data.draw(st.integers(0, len(raw) - 1))
-            chunk = data.draw(st.binary(min_size=1, max_size=64))
-            raw[start:start + len(chunk)] = chunk
+    raw = garbler(data, fuzz_source, max_edits=8, max_chunk=64, truncate=mode in ("truncate", "both"),
+                  overwrite=mode in ("garble", "both"))
     path = tmp_path / "SMAP_L3_SM_P_20150401_R19240_001.h5"
-    path.write_bytes(bytes(raw))
+    path.write_bytes(raw)
     try:
         ds = read_granule(path)
     except DataError as exc:
