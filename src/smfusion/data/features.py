@@ -14,6 +14,8 @@ warm-up does that).
 
 from __future__ import annotations
 
+from typing import Iterable, Optional
+
 import numpy as np
 import xarray as xr
 
@@ -22,10 +24,19 @@ from smfusion.config import FeaturesConfig
 __all__ = ["feature_names", "add_features"]
 
 
-def feature_names(cfg: FeaturesConfig) -> list[str]:
-    """Names of the derived variables, in the order they are added."""
-    names = [f"{v}_lag{k}" for v, ks in cfg.lags.items() for k in ks]
-    names += [f"{v}_mean{w}" for v, ws in cfg.antecedent.items() for w in ws]
+def lag_name(v: str, k: int) -> str:
+    return f"{v}_lag{k}"
+
+
+def mean_name(v: str, w: int) -> str:
+    return f"{v}_mean{w}"
+
+
+def feature_names(cfg: FeaturesConfig, of: Optional[Iterable[str]] = None) -> list[str]:
+    """Names of the derived variables, in the order they are added (only those of the variables ``of``)."""
+    keep = None if of is None else set(of)
+    names = [lag_name(v, k) for v, ks in cfg.lags.items() for k in ks if keep is None or v in keep]
+    names += [mean_name(v, w) for v, ws in cfg.antecedent.items() for w in ws if keep is None or v in keep]
     return names
 
 
@@ -58,12 +69,12 @@ def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
     for v, ks in cfg.lags.items():
         x = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
         for k in ks:
-            out[f"{v}_lag{k}"] = (("site", "time"), _lag(x, int(k)).astype(np.float32),
+            out[lag_name(v, k)] = (("site", "time"), _lag(x, int(k)).astype(np.float32),
                                   {"long_name": f"{v} {k} days before", "units": ds[v].attrs.get("units", "1")})
     for v, ws in cfg.antecedent.items():
         x = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
         for w in ws:
-            out[f"{v}_mean{w}"] = (("site", "time"), _trailing_mean(x, int(w)).astype(np.float32),
+            out[mean_name(v, w)] = (("site", "time"), _trailing_mean(x, int(w)).astype(np.float32),
                                    {"long_name": f"mean {v} over the last {w} days",
                                     "units": ds[v].attrs.get("units", "1")})
     return out

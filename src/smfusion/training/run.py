@@ -34,7 +34,7 @@ from smfusion.data.splits import select_period
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.models.registry import build_model
-from smfusion.training.trainer import Trainer, ValidationSet
+from smfusion.training.trainer import Trainer, ValidationSet, predict_arrays
 
 
 PREDICT_CHUNK_SITES = 32  # default sites per forward pass at prediction (fastest for the LSTM here)
@@ -63,12 +63,7 @@ def anomaly_inputs(cfg: RunConfig) -> list[str]:
     if cfg.seasonal.input_mode != "anomaly":
         return []
     base = cfg.seasonal.inputs if cfg.seasonal.inputs is not None else cfg.data.dynamic
-    out = list(base)
-    for v, ks in cfg.features.lags.items():
-        out += [f"{v}_lag{k}" for k in ks if v in base]
-    for v, ws in cfg.features.antecedent.items():
-        out += [f"{v}_mean{w}" for w in ws if v in base]
-    return out
+    return [*base, *feature_names(cfg.features, of=base)]
 
 
 @dataclass
@@ -354,16 +349,17 @@ class TrainedRun:
         n_s, n_t, n_y = arr.n_site, arr.n_time - k, len(self.cfg.data.target)
         z = np.empty((len(self.members), n_s, n_t, n_y), dtype=np.float32)
         zn = np.empty((len(self.members), noise_runs, n_s, n_t, n_y), dtype=np.float32) if noise_runs else None
-        with torch.no_grad():
-            for i, model in enumerate(self.members):
-                model.eval()
-                # sites per forward pass: small blocks keep activations in cache and noise arrays small
-                # (benchmarks/product_throughput.py)
-                step = getattr(model, "predict_chunk_sites", PREDICT_CHUNK_SITES)
+        for i, model in enumerate(self.members):
+            # sites per forward pass: small blocks keep activations in cache and noise arrays small
+            # (benchmarks/product_throughput.py)
+            step = getattr(model, "predict_chunk_sites", PREDICT_CHUNK_SITES)
+            z[i] = predict_arrays(model, arr, chunk_sites=step)[:, k:]
+            if not noise_runs:
+                continue
+            with torch.no_grad():
                 for a in range(0, n_s, step):
                     xd = arr.x_dynamic[a : a + step]
                     xs = torch.from_numpy(np.ascontiguousarray(arr.x_static[a : a + step]))
-                    z[i, a : a + step] = model({"x_dynamic": torch.from_numpy(xd), "x_static": xs})["y_hat"][:, k:]
                     for r in range(noise_runs):
                         xn = xd + np.float32(noise) * rng.standard_normal(xd.shape, dtype=np.float32)
                         zn[i, r, a : a + step] = model({"x_dynamic": torch.from_numpy(xn), "x_static": xs})["y_hat"][:, k:]
