@@ -51,7 +51,9 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Settings of hydroDL's SMAP example (hydroDL.master.default.optTrainSMAP,
-# optLstm): minibatch [batch 100, rho 30], hidden 256.
+# optLstm): minibatch [batch 100, rho 30], hidden 256. The variable list repeats
+# smfusion.io.hydrodl.FORCINGS because this script runs in the hydroDL venv,
+# which has no smfusion (nor xarray) to import it from.
 FORCINGS = [
     "APCP_FORA",
     "DLWRF_FORA",
@@ -68,6 +70,7 @@ TEST_RANGE = [20160401, 20170401]
 
 
 def data_dir() -> Path:
+    """SMFUSION_DATA_DIR (train_speed.py passes smfusion's own resolution), else ../shared/data."""
     env = os.environ.get("SMFUSION_DATA_DIR")
     if env:
         return Path(env)

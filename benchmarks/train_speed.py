@@ -99,7 +99,13 @@ def run_hydrodl(threads: int, max_seconds: float, python: str) -> dict:
     cmd = [python, str(REPO / "benchmarks/hydrodl_reference_run.py"), "--threads", str(threads),
            "--max-seconds", str(max_seconds), "--target-r", str(TARGET_R)]
     print("running:", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ))
+    from smfusion.settings import data_dir
+
+    # the hydroDL venv has no smfusion: hand it the data folder smfusion resolved, so both read the same files
+    env = dict(os.environ)
+    if data_dir() is not None:
+        env["SMFUSION_DATA_DIR"] = str(data_dir())
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"tool": "hydroDL", "error": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
