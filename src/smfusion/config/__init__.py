@@ -1,0 +1,25 @@
+"""One typed run configuration that rejects unknown keys.
+
+A run is described by a YAML file; :func:`load_config` validates every field
+and raises :class:`~smfusion.errors.ConfigError` naming the file and the key.
+Modules: ``base`` (strict model, periods), ``data`` (readers, periods, split,
+normalisation), ``training`` (model, training, ensemble variants), ``methods``
+(multiscale, CV, seasonal, features, transfer, uncertainty, evaluation),
+``run`` (:class:`RunConfig`), ``load`` (YAML in and out).
+"""
+
+from smfusion.config.base import Period
+from smfusion.config.data import (DataConfig, FusionConfig, GriddedConfig, NormConfig, PeriodsConfig, SplitConfig,
+                                  TwinConfig)
+from smfusion.config.load import dump_config, load_config, parse_config
+from smfusion.config.methods import (CVConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
+                                     TransferConfig, UncertaintyConfig)
+from smfusion.config.run import RunConfig
+from smfusion.config.training import EarlyStopping, Member, ModelConfig, TrainingConfig, Variant
+
+__all__ = [
+    "Period", "DataConfig", "FusionConfig", "GriddedConfig", "NormConfig", "PeriodsConfig", "SplitConfig",
+    "TwinConfig", "dump_config", "load_config", "parse_config", "CVConfig", "EvaluationConfig", "FeaturesConfig",
+    "MultiscaleConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping",
+    "Member", "ModelConfig", "TrainingConfig", "Variant",
+]

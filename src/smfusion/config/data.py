@@ -1,0 +1,129 @@
+"""Config sections that say which data: readers, periods, site split, normalisation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from smfusion.config.base import Period, _Strict
+
+class TwinConfig(_Strict):
+    """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
+
+    seed: int = 0
+    n_coarse: Optional[int] = Field(24, ge=1)  # None: every usable CONUS-sample cell
+    station_fraction: float = Field(0.75, ge=0.0, le=1.0)
+    max_stations_per_cell: int = Field(2, ge=1, le=16)
+    n_networks: int = Field(4, ge=1)
+    sat_bias: float = 0.06
+    sat_seasonal: float = 0.04
+    sat_noise: float = Field(0.03, ge=0.0)
+    sat_gain_loss: float = Field(0.35, ge=0.0, le=1.0)
+    input_errors: float = Field(0.0, ge=0.0)  # 0: inputs = the truth's drivers; 1: realistic forcing/soil-map errors
+
+
+class GriddedConfig(_Strict):
+    """Real-format multiscale inputs (``data.reader: gridded``; see docs/multiscale.md)."""
+
+    forcing: str  # CF NetCDF/Zarr, (time, y, x) dynamic and (y, x) static variables on the fine EASE-2 grid
+    smap_dir: str  # SMAP L3 granules (SPL3SMP, 36 km) for the satellite term
+    ismn_dir: str  # ISMN station files (header+values or CEOP)
+    overpass: Literal["AM", "PM"] = "AM"
+    ismn_depth: tuple[float, float] = (0.0, 0.1)
+    ismn_good_flags: list[str] = Field(default_factory=lambda: ["G"])
+    ismn_networks: Optional[list[str]] = None
+    coarse_grid: str = "M36"
+
+
+class FusionConfig(_Strict):
+    """Multi-source point model (readers ``tfrecord`` and ``points``, model ``fusion``; docs/fusion.md).
+
+    ``groups``: input source groups (``smfusion.io.fusion_schema.SOURCES``);
+    ``patch_size``: centre crop of the image patches (pixels).
+    """
+
+    groups: list[str] = Field(default_factory=lambda: ["smap", "gldas"])
+    patch_size: int = Field(8, ge=1)
+    cnn_channels: int = Field(16, ge=1)
+    embed_size: int = Field(16, ge=1)
+    max_lag_days: int = Field(7, ge=1)  # reader points: oldest SMAP retrieval used as an input
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_nonempty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one input group is needed")
+        return v
+
+
+class DataConfig(_Strict):
+    """Which data, which variables."""
+
+    reader: Literal["hydrodl", "twin", "gridded", "tfrecord", "points"] = "hydrodl"
+    twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
+    gridded: Optional[GriddedConfig] = None  # reader gridded (required)
+    root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
+    subset: str = "CONUSv4f1"
+    dynamic: list[str] = Field(default_factory=list)
+    static: list[str] = Field(default_factory=list)
+    target: list[str] = Field(default_factory=lambda: ["SMAP_AM"])
+    sites: Optional[list[int]] = None  # explicit site list (None: all)
+
+    @field_validator("target")
+    @classmethod
+    def _target_nonempty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one target variable is needed")
+        return v
+
+
+class PeriodsConfig(_Strict):
+    train: Period
+    validation: Optional[Period] = None
+    test: Optional[Period] = None
+    warmup_days: int = Field(365, ge=0)
+
+    @field_validator("train", "validation", "test", mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> Any:
+        return Period.parse(v)
+
+
+class SplitConfig(_Strict):
+    """How sites are split. ``temporal``: every site in train and test.
+
+    ``kfold``: spatial k-fold over sites (seeded); ``fold`` is held out.
+    ``sites``: explicit ``train_sites``/``test_sites`` lists.
+    ``validation_fraction`` holds out a random fraction of training sites
+    over the training period for early stopping.
+    """
+
+    kind: Literal["temporal", "kfold", "sites"] = "temporal"
+    k: int = Field(5, ge=2)
+    fold: int = Field(0, ge=0)
+    seed: int = 0
+    train_sites: Optional[list[int]] = None
+    test_sites: Optional[list[int]] = None
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "SplitConfig":
+        if self.kind == "kfold" and self.fold >= self.k:
+            raise ValueError(f"fold {self.fold} out of range for k={self.k}")
+        if self.kind == "sites" and (not self.train_sites or not self.test_sites):
+            raise ValueError("kind 'sites' needs train_sites and test_sites")
+        return self
+
+
+class NormConfig(_Strict):
+    """Normalisation: z-scores fitted on the training period and sites.
+
+    ``target: site`` scales each target with its own site's training mean and
+    std (the model learns the dynamics, the site statistics carry level and
+    amplitude); it needs training observations at every predicted site, so
+    it is for temporal splits only.
+    """
+
+    log1p: list[str] = Field(default_factory=list)  # variables transformed by log1p before scaling
+    target: Literal["global", "site"] = "global"

@@ -1,0 +1,105 @@
+"""Config sections of the methods: evaluation, multiscale, CV, seasonal (CASM), features, transfer, uncertainty."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from smfusion.config.base import _Strict
+
+class EvaluationConfig(_Strict):
+    baselines: list[Literal["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask"]] = Field(
+        default_factory=lambda: ["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask"]
+    )
+    plots: bool = True
+    climatology_window: int = Field(31, ge=1)
+
+
+class MultiscaleConfig(_Strict):
+    """Multiscale objective (Liu et al. 2022): coarse-cell term + station term.
+
+    loss = w_coarse * loss(aggregate of fine predictions per coarse cell, satellite)
+    + w_site * loss(prediction at station cells, station). A coarse cell enters
+    the first term only when at least ``min_coverage`` of its fine cells are in
+    the data. ``w_coarse: 0`` or ``w_site: 0`` is single-scale training.
+    """
+
+    satellite: str = "sm_satellite"  # coarse target, repeated on the fine cells of each coarse cell
+    w_coarse: float = Field(1.0, ge=0.0)
+    w_site: float = Field(1.0, ge=0.0)
+    aggregation: Literal["mean", "median"] = "mean"
+    min_coverage: float = Field(0.5, gt=0.0, le=1.0)
+    groups_per_batch: int = Field(4, ge=1)  # coarse cells per minibatch (all their fine cells)
+    stations_per_batch: int = Field(16, ge=1)
+    burn_in: int = Field(0, ge=0)  # first days of each window left out of the loss (LSTM state spin-up)
+    # coarse term on absolute values, or on anomalies from each window's mean (the satellite then
+    # constrains dynamics only and the stations the level: a biased satellite cannot pull the level)
+    coarse_target: Literal["absolute", "anomaly"] = "absolute"
+
+    @model_validator(mode="after")
+    def _check(self) -> "MultiscaleConfig":
+        if self.w_coarse + self.w_site <= 0:
+            raise ValueError("w_coarse and w_site are both 0: nothing to learn")
+        return self
+
+
+class CVConfig(_Strict):
+    """Spatial cross-validation over stations (``smfusion cv``): k-fold by ``station``,
+    by lat/lon ``block`` tiles of ``block_deg`` degrees, or leave-one-``network``-out."""
+
+    kind: Literal["station", "block", "network"] = "station"
+    k: int = Field(5, ge=2)
+    block_deg: float = Field(2.0, gt=0.0)
+    seed: int = 0
+
+
+class SeasonalConfig(_Strict):
+    """Seasonal-cycle residual learning (CASM; docs/casm.md).
+
+    ``target_mode: anomaly`` trains on target minus its day-of-year
+    climatology (fitted on the training period and sites) and adds it back at
+    prediction; ``input_mode: anomaly`` does the same for the dynamic inputs
+    (``inputs``; None: all of them). ``window`` (odd, days) and ``min_count``
+    as in :class:`smfusion.data.climatology.Climatology`.
+    """
+
+    target_mode: Literal["absolute", "anomaly"] = "absolute"
+    input_mode: Literal["absolute", "anomaly"] = "absolute"
+    inputs: Optional[list[str]] = None
+    window: int = Field(31, ge=1, le=365)
+    min_count: int = Field(5, ge=1)
+
+    @field_validator("window")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(f"window must be odd, got {v}")
+        return v
+
+
+class FeaturesConfig(_Strict):
+    """Lagged and antecedent inputs derived from dynamic variables (data/features.py)."""
+
+    lags: dict[str, list[int]] = Field(default_factory=dict)  # variable -> lags k >= 1 (value of day t - k)
+    antecedent: dict[str, list[int]] = Field(default_factory=dict)  # variable -> windows w >= 2 (mean of t-w+1..t)
+
+
+class TransferConfig(_Strict):
+    """Fine-tune from a trained run (training/transfer.py): copy its weights, re-map or
+    re-initialise the input layer for this run's inputs, freeze ``freeze`` parts."""
+
+    from_run: str
+    freeze: list[str] = Field(default_factory=list)
+    reinit: list[str] = Field(default_factory=list)
+    input_layer: Literal["remap", "reinit"] = "remap"
+    source_scaler: bool = True  # inputs/target shared with the source keep the source's normalisation
+
+
+class UncertaintyConfig(_Strict):
+    """Aleatoric spread: ``noise_runs`` forward runs per member with Gaussian noise of std
+    ``noise`` x each dynamic input's training std (of its residual under input_mode anomaly)."""
+
+    noise: float = Field(0.1, ge=0.0)
+    noise_runs: int = Field(0, ge=0)  # 0: no aleatoric layer
+    seed: int = 0

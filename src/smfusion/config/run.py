@@ -1,0 +1,131 @@
+"""The whole run config (:class:`RunConfig`): sections plus the checks that span them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Optional
+
+from pydantic import Field, ValidationError, model_validator
+
+from smfusion.config.base import _format_errors, _Strict
+from smfusion.config.data import DataConfig, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
+from smfusion.config.methods import (CVConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
+                                     TransferConfig, UncertaintyConfig)
+from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
+
+class RunConfig(_Strict):
+    """The whole run: data, periods, split, model, training, evaluation.
+
+    ``variants`` (optional) mixes model settings in one ensemble: each variant
+    overrides fields of ``model``/``training`` and gets ``training.ensemble``
+    members, so the run has ``ensemble * len(variants)`` members.
+    """
+
+    name: str = "run"
+    run_dir: Optional[str] = None
+    data: DataConfig
+    periods: Optional[PeriodsConfig] = None  # required except for the readers tfrecord / points
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    normalization: NormConfig = Field(default_factory=NormConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    variants: list[Variant] = Field(default_factory=list)
+    multiscale: Optional[MultiscaleConfig] = None  # multiscale objective (readers twin, gridded)
+    cv: CVConfig = Field(default_factory=CVConfig)
+    fusion: Optional[FusionConfig] = None  # readers tfrecord / points (defaults when absent)
+    seasonal: SeasonalConfig = Field(default_factory=SeasonalConfig)  # CASM residual learning (docs/casm.md)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)  # lagged / antecedent inputs
+    transfer: Optional[TransferConfig] = None  # fine-tune from a trained run
+    uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
+
+    @model_validator(mode="after")
+    def _check_casm(self) -> "RunConfig":
+        dyn = set(self.data.dynamic)
+        for section in ("lags", "antecedent"):
+            for var, steps in getattr(self.features, section).items():
+                if var not in dyn:
+                    raise ValueError(f"features.{section} names '{var}', which is not in data.dynamic")
+                low = 1 if section == "lags" else 2
+                if not steps or min(steps) < low:
+                    raise ValueError(f"features.{section}.{var}: give values >= {low}")
+        sea = self.seasonal
+        for var in sea.inputs or []:
+            if var not in dyn:
+                raise ValueError(f"seasonal.inputs names '{var}', which is not in data.dynamic")
+        if sea.input_mode == "anomaly":
+            clash = [v for v in self.normalization.log1p if v in (sea.inputs if sea.inputs is not None else dyn)]
+            if clash:
+                raise ValueError(f"normalization.log1p {clash} and seasonal.input_mode anomaly exclude each other"
+                                 " (log1p would clip negative anomalies)")
+        if sea.target_mode == "anomaly" and (self.split.kind != "temporal" or self.split.validation_fraction):
+            raise ValueError("seasonal.target_mode 'anomaly' needs the target climatology at every predicted site:"
+                             " use split.kind temporal without validation_fraction (a validation period works)")
+        return self
+
+
+    def members(self) -> list[Member]:
+        """Every ensemble member's model and training settings (seed = training.seed + index)."""
+        variants = self.variants or [Variant()]
+        out = []
+        for v, var in enumerate(variants):
+            model = ModelConfig.model_validate({**self.model.model_dump(), **var.model})
+            base = {k: val for k, val in self.training.model_dump().items() if k != "ensemble"}
+            training = TrainingConfig.model_validate({**base, **var.training, "ensemble": 1})
+            for j in range(self.training.ensemble):
+                i = v * self.training.ensemble + j
+                out.append(Member(index=i, variant=v, model=model, training=training.model_copy(update={"seed": training.seed + i})))
+        return out
+
+    @property
+    def n_members(self) -> int:
+        return self.training.ensemble * max(1, len(self.variants))
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunConfig":
+        from smfusion.models import registry
+
+        for v, var in enumerate(self.variants):
+            if "ensemble" in var.training or "seed" in var.training:
+                raise ValueError(f"variants.{v}.training: 'ensemble' and 'seed' are set for the whole run, not per variant")
+            try:
+                ModelConfig.model_validate({**self.model.model_dump(), **var.model})
+                TrainingConfig.model_validate({**self.training.model_dump(), **var.training})
+            except ValidationError as exc:
+                raise ValueError(f"variants.{v}: {_format_errors(exc)}") from None
+            if var.model.get("name", self.model.name) not in registry.available():
+                raise ValueError(f"variants.{v}: unknown model '{var.model['name']}', registered: {registry.available()}")
+
+        if self.model.name not in registry.available():
+            raise ValueError(f"unknown model '{self.model.name}', registered: {registry.available()}")
+        if self.data.reader == "gridded" and self.data.gridded is None:
+            raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
+        if self.data.reader in ("twin", "gridded") and self.multiscale is None:
+            raise ValueError(f"data.reader '{self.data.reader}' is for multiscale runs: add a multiscale section")
+        if self.multiscale is not None and len(self.data.target) != 1:
+            raise ValueError("multiscale runs take one target (the station variable) in data.target")
+        if self.data.reader in ("tfrecord", "points"):
+            if self.fusion is None:
+                self.fusion = FusionConfig()
+        elif self.periods is None:
+            raise ValueError(f"periods: required for data.reader '{self.data.reader}'")
+        if self.data.reader not in ("tfrecord", "points") and not self.data.dynamic and not self.data.static:
+            raise ValueError("data.dynamic and data.static are both empty: the model has no inputs")
+        if self.normalization.target == "site" and (self.split.kind != "temporal" or self.split.validation_fraction):
+            raise ValueError(
+                "normalization.target 'site' needs training observations at every scored site:"
+                " use split.kind temporal without validation_fraction (a validation period works)"
+            )
+        for name in self.normalization.log1p:
+            if name not in self.data.dynamic and name not in self.data.static:
+                raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")
+        return self
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def hash(self) -> str:
+        """Short stable hash of the resolved config (for provenance)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
