@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from smfusion.errors import SmfusionError
 
@@ -24,15 +23,14 @@ def _train(args: argparse.Namespace) -> int:
     from smfusion.training.run import train
 
     cfg = _config(args)
-    # one command for every method: the config says which trainer
-    if cfg.data.reader in ("tfrecord", "points"):
-        return _train_points(args, cfg)
-    if cfg.multiscale is not None:
-        return _multiscale(args, cfg)
-    run_dir = train(cfg, args.run_dir, resume=not args.restart)
+    run_dir = train(cfg, args.run_dir, resume=not args.restart)  # one path for every method (data adapter)
     print(f"trained run: {run_dir}")
-    if not args.no_evaluate and cfg.periods.test is not None:
-        print(evaluate(run_dir).text)
+    if args.no_evaluate:
+        return 0
+    if cfg.periods is not None and cfg.periods.test is None and cfg.data.reader not in ("tfrecord", "points"):
+        print("no periods.test in the config: nothing to evaluate")
+        return 0
+    print(evaluate(run_dir).text)
     return 0
 
 
@@ -49,7 +47,7 @@ def _predict(args: argparse.Namespace) -> int:
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 
-        path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout,
+        path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout, grid=args.grid,
                                composite_days=args.composite_days, noise_runs=args.noise_runs, noise=args.noise,
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites)
         print(f"wrote {path}")
@@ -60,38 +58,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _cv(args: argparse.Namespace) -> int:
-    from smfusion.training.cv import run_cv
+    from smfusion.evaluation.cv import run_cv
 
     result = run_cv(_config(args), args.run_dir)
     print(result.text)
-    return 0
-
-
-def _multiscale(args: argparse.Namespace, cfg=None) -> int:
-    from smfusion.data.gridded import load_multiscale_dataset
-    from smfusion.data.loading import span
-    from smfusion.errors import ConfigError
-    from smfusion.training.multiscale import train_multiscale, write_fine_product
-
-    cfg = cfg or _config(args)
-    if cfg.multiscale is None:
-        raise ConfigError(f"config '{args.config}' has no multiscale section")
-    ds = load_multiscale_dataset(cfg.data, *span(cfg))
-    run_dir = train_multiscale(cfg, args.run_dir, ds=ds, resume=not args.restart)
-    print(f"trained run: {run_dir}")
-    if getattr(args, "out", None):
-        period = cfg.periods.test or cfg.periods.train
-        print(f"wrote {write_fine_product(run_dir, ds, period.start, period.end, args.out)}")
-    return 0
-
-
-def _train_points(args: argparse.Namespace, cfg=None) -> int:
-    from smfusion.training.fusion import format_metrics, train_points
-
-    cfg = cfg or _config(args)
-    run_dir = train_points(cfg, args.run_dir or (cfg.run_dir or f"runs/{cfg.name}"))
-    print(f"trained run: {run_dir}")
-    print(format_metrics(run_dir))
     return 0
 
 
@@ -105,7 +75,7 @@ def _merge_labels(args: argparse.Namespace) -> int:
 
 
 def _predict_points(args: argparse.Namespace) -> int:
-    from smfusion.training.fusion import predict_points_file
+    from smfusion.products.points import predict_points_file
 
     path, n = predict_points_file(args.input, args.run, args.out)
     print(f"wrote {n} predictions to {path}")
@@ -134,15 +104,23 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
 
 
+def _train_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _config_args(p)
+    p.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--no-evaluate", action="store_true")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smfusion", description="Machine-learning soil-moisture products.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
-    _config_args(t)
-    t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
-    t.add_argument("--no-evaluate", action="store_true")
+    _train_args(t)
     t.set_defaults(func=_train)
+    # earlier names of `train` for two methods, kept as aliases (the config says the method)
+    for alias in ("multiscale", "train-points"):
+        _train_args(sub.add_parser(alias, help="alias of `smfusion train`")).set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on its test period, beside baselines")
     e.add_argument("run_dir")
@@ -157,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--product", action="store_true",
                     help="long-term product (docs/casm.md): sm, sm_epistemic_std, sm_aleatoric_std, sm_climatology")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
+    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid (default: the data's, else M36)")
     pr.add_argument("--composite-days", type=int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
     pr.add_argument("--noise-runs", type=int, default=None, help="--product: noisy runs per member (default: config)")
     pr.add_argument("--noise", type=float, default=None, help="--product: input noise x training std (default: config)")
@@ -164,19 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--chunk-sites", type=int, default=512, help="--product: sites per streamed chunk")
     pr.set_defaults(func=_predict)
 
-    c = sub.add_parser("cv", help="spatial cross-validation over stations (config cv: section); held-out stations only")
+    c = sub.add_parser("cv", help="spatial cross-validation (config cv: section); scored on held-out sites/stations only")
     _config_args(c)
     c.set_defaults(func=_cv)
-
-    m = sub.add_parser("multiscale", help="train a multiscale config; --out writes the fine-grid CF product")
-    _config_args(m)
-    m.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
-    m.add_argument("--out", default=None, help="NetCDF product of the test (else training) period at fine cells")
-    m.set_defaults(func=_multiscale)
-
-    tp = sub.add_parser("train-points", help="train a fusion point config (readers tfrecord/points), print metrics")
-    _config_args(tp)
-    tp.set_defaults(func=_train_points)
 
     ml = sub.add_parser("merge-labels", help="join ISMN 0-5 cm readings to TFRecord examples as sm_0_5")
     ml.add_argument("--examples", required=True, help="folder (or file) of TFRecord shards")

@@ -3,10 +3,12 @@ import pytest
 import torch
 
 from smfusion.config import EarlyStopping, TrainingConfig
+from smfusion.data.adapters import Batches
+from smfusion.data.adapters.sequence import SequenceSampler
 from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch
 from smfusion.models.registry import build_model
 from smfusion.training.losses import masked_mse, masked_rmse
-from smfusion.training.trainer import Trainer, ValidationSet
+from smfusion.training.trainer import Trainer, Validation
 
 
 def _toy(n_site=12, n_time=80, seed=0):
@@ -16,6 +18,10 @@ def _toy(n_site=12, n_time=80, seed=0):
     y = (0.5 * xd[..., :1] + 0.3 * np.cumsum(xd[..., 1:2], axis=1) / 10 + 0.2 * xs[:, None, :1]).astype(np.float32)
     y[rng.random(y.shape) < 0.5] = np.nan
     return Arrays(xd, xs, y, np.arange(n_site), np.arange(n_time))
+
+
+def _sampler(arr=None):
+    return SequenceSampler(_toy() if arr is None else arr, 8, 20)
 
 
 def _cfg(**kw):
@@ -55,7 +61,7 @@ def test_sampler_shapes_and_rule():
 
 
 def test_training_reduces_loss_and_is_deterministic(tmp_path):
-    arr = _toy()
+    arr = _sampler()
     r1 = Trainer(_model(), _cfg(epochs=6)).fit(arr)
     assert r1.history[-1]["train_loss"] < r1.history[0]["train_loss"]
     m_a, m_b = _model(), _model()
@@ -70,21 +76,22 @@ class _Killed(Exception):
 
 
 def test_resume_after_kill_gives_same_weights(tmp_path):
-    arr = _toy()
+    arr = _sampler()
     ref = _model()
     Trainer(ref, _cfg(), out_dir=tmp_path / "ref").fit(arr)
 
     calls = {"n": 0}
 
-    def dying_batch(a, rng):
-        calls["n"] += 1
-        if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
-            raise _Killed()
-        return sample_batch(a, 8, 20, rng)
+    class Dying(SequenceSampler):
+        def sample(self, rng):
+            calls["n"] += 1
+            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
+                raise _Killed()
+            return super().sample(rng)
 
     killed = _model()
     with pytest.raises(_Killed):
-        Trainer(killed, _cfg(), out_dir=tmp_path / "run", batch_fn=dying_batch).fit(arr)
+        Trainer(killed, _cfg(), out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
     assert (tmp_path / "run/checkpoints/epoch_0002.pt").exists()
     resumed = _model(seed=123)  # fresh weights: everything must come from the checkpoint
     res = Trainer(resumed, _cfg(), out_dir=tmp_path / "run").fit(arr)
@@ -95,8 +102,9 @@ def test_resume_after_kill_gives_same_weights(tmp_path):
 
 
 def test_early_stopping_restores_best(tmp_path):
-    arr = _toy()
-    val = ValidationSet(_toy(seed=1), score_from=10)
+    arr = _sampler()
+    v = _toy(seed=1)
+    val = Validation(Batches({"x_dynamic": v.x_dynamic, "x_static": v.x_static}, v.y, v.sites, v.time, score_from=10))
     cfg = _cfg(epochs=50, lr=0.3, early_stopping=EarlyStopping(patience=2))
     res = Trainer(_model(), cfg).fit(arr, val)
     assert res.stopped_early and res.epochs_run < 50
@@ -105,7 +113,7 @@ def test_early_stopping_restores_best(tmp_path):
 
 
 def test_swa_averages_the_last_epochs(tmp_path):
-    arr = _toy()
+    arr = _sampler()
     snaps = []
 
     # reference: record weights after each epoch by training epoch by epoch with checkpoints

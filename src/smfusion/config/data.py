@@ -61,6 +61,9 @@ class DataConfig(_Strict):
     """Which data, which variables."""
 
     reader: Literal["hydrodl", "twin", "gridded", "tfrecord", "points"] = "hydrodl"
+    # data adapter (smfusion.data.adapters); None: points for the point readers, multiscale with a
+    # multiscale section, else sequence
+    adapter: Optional[str] = None
     twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
     gridded: Optional[GriddedConfig] = None  # reader gridded (required)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download

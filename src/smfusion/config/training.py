@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from pydantic import Field, model_validator
 
@@ -27,7 +27,7 @@ class TrainingConfig(_Strict):
     iterations_per_epoch: Optional[int] = Field(None, ge=1)  # None: hydroDL's rule
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal["rmse", "mse"] = "rmse"
+    loss: str = "rmse"  # objective by name (smfusion.training.objectives): rmse, mse, ...; checked before training
     early_stopping: Optional[EarlyStopping] = None
     validate_every: int = Field(1, ge=1)
     checkpoint_every: int = Field(10, ge=1)
