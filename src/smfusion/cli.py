@@ -12,9 +12,12 @@ def _config(args: argparse.Namespace):
     """The config named by ``args.config``, with ``--epochs`` applied."""
     from smfusion.config import load_config
 
+    from smfusion.training.run import check_names
+
     cfg = load_config(args.config)
     if getattr(args, "epochs", None) is not None:
         cfg.training.epochs = args.epochs
+    check_names(cfg, source=args.config)  # model, objective, adapter, reader: before any work
     return cfg
 
 

@@ -33,7 +33,7 @@ from smfusion.models.registry import build_model
 from smfusion.training.objectives import build_objective, get_objective
 from smfusion.training.trainer import Trainer, Validation
 
-__all__ = ["train", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
+__all__ = ["train", "check_names", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
 RUNTIME_ONLY = ("threads", "progress", "device")  # training fields that do not change the result
 
@@ -114,11 +114,31 @@ def _transfer_source(cfg: RunConfig) -> Optional[Trained]:
     return source
 
 
-def _check_objectives(cfg: RunConfig, adapter: Adapter) -> None:
-    for m in cfg.members():
-        get_objective(m.training.loss)
-    if adapter.default_objective:
-        get_objective(adapter.default_objective, key="data.adapter")
+def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
+    """Resolve every registry name of ``cfg`` (adapter, reader, model and objective of each member) and
+    return the adapter; a name no registry knows is a ConfigError naming ``source`` and the key."""
+    from smfusion.data.loading import get_reader
+    from smfusion.models import registry
+
+    def bad(key: str, msg: str) -> ConfigError:
+        return ConfigError(f"config '{source}': {key}: {msg}")
+
+    try:
+        adapter = adapter_for(cfg)
+        if adapter.layout == "site":
+            get_reader(cfg.data.reader)
+        for m in cfg.members():
+            named = cfg.variants and "name" in cfg.variants[m.variant].model
+            key = f"variants.{m.variant}.model.name" if named else "model.name"
+            if m.model.name not in registry.available():
+                raise bad(key, f"unknown model '{m.model.name}', registered: {registry.available()}")
+            get_objective(m.training.loss)
+        if adapter.default_objective:
+            get_objective(adapter.default_objective, key="data.adapter")
+    except ConfigError as exc:
+        text = str(exc)
+        raise (exc if text.startswith("config '") else ConfigError(f"config '{source}': {text}")) from None
+    return adapter
 
 
 def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = True, data: Any = None) -> Path:
@@ -129,9 +149,8 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     """
     run_dir = default_run_dir(cfg, run_dir)
     cfg.run_dir = str(run_dir)
-    adapter = adapter_for(cfg)
+    adapter = check_names(cfg)
     adapter.check()
-    _check_objectives(cfg, adapter)
     if data is None:
         data = adapter.load()  # bad input fails here, before anything is written
     write_run_config(cfg, run_dir, resume)

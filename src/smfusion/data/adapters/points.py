@@ -28,7 +28,8 @@ PREDICT_CHUNK = 1024
 
 
 def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None) -> P.PointSet:
-    """Every labelled point of the config's data (all sensors; split later)."""
+    """Every labelled point of the config's data (all sensors; split later); with ``start``/``end`` (reader
+    ``points``), the points of that window."""
     f = cfg.fusion
     if cfg.data.reader == "tfrecord":
         if not cfg.data.root:
@@ -37,7 +38,9 @@ def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None) -> 
     if cfg.data.reader == "points":
         if start is None or end is None:
             start, end = cfg.periods.train.as_tuple() if cfg.periods else ("2015-04-01", "2017-03-31")
-        return P.conus_points(cfg.data.root, start, end, f.groups, f.max_lag_days, cfg.data.subset)
+        else:  # points from ``start`` on: the index warm-up comes before it
+            start = (pd.Timestamp(start) - pd.Timedelta(days=P.API_WARMUP_DAYS)).strftime("%Y-%m-%d")
+        return P.conus_points(cfg.data.root, start, end, f.groups, f.max_lag_days, cfg.data.subset, cfg.data.sites)
     raise ConfigError(f"data.reader '{cfg.data.reader}' is not a point reader (use tfrecord or points)")
 
 
@@ -68,6 +71,8 @@ class PointsAdapter(Adapter):
         self._train_arrays: Optional[dict[str, np.ndarray]] = None  # shared by every member's sampler
 
     def check(self) -> None:
+        if self.cfg.data.reader not in ("tfrecord", "points"):
+            raise ConfigError(f"data.reader: the points adapter reads 'tfrecord' or 'points', not '{self.cfg.data.reader}'")
         if self.cfg.model.name != "fusion":
             raise ConfigError(f"model.name: point readers train the 'fusion' model, got '{self.cfg.model.name}'")
         if self.cfg.transfer is not None:
