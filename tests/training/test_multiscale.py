@@ -118,7 +118,8 @@ def _cfg(w_coarse: float, w_site: float, **training):
         "normalization": {"log1p": ["APCP_FORA"]},
         "model": {"name": "lstm", "hidden_size": 24, "dropout": 0.0},
         "training": {"epochs": 8, "iterations_per_epoch": 30, "seq_len": 120, "lr": 0.008, "threads": 1,
-                     "progress": False, "checkpoint_every": 6, **training},
+                     "lr_schedule": "cosine", "clip_grad_norm": 1.0, "progress": False, "checkpoint_every": 6,
+                     **training},
         "multiscale": {"w_coarse": w_coarse, "w_site": w_site, "groups_per_batch": 3, "stations_per_batch": 12,
                        "burn_in": 20},
     })
@@ -162,6 +163,8 @@ def test_sampler_groups_fine_cells_by_coarse_cell(twin_ds):
 
 
 def test_short_multiscale_training_beats_satellite_only(tmp_path, twin_ds):
+    """Seeds 0-3 x CPU kernels (ATEN_CPU_CAPABILITY default / avx2 / avx512) gave margins 0.038-0.073 with
+    the cosine schedule and gradient clipping (without them: -0.09 to +0.12); 0.02 holds on any machine."""
     from smfusion.evaluation.metrics import pearson_r
     from smfusion.runs import Run
     from smfusion.training.run import train

@@ -127,3 +127,36 @@ def test_swa_averages_the_last_epochs(tmp_path):
         torch.testing.assert_close(v, (snaps[0][k] + snaps[1][k]) / 2)
     with pytest.raises(Exception, match="exclude each other"):
         _cfg(swa_epochs=2, early_stopping=EarlyStopping(patience=2))
+
+
+def test_cosine_schedule_by_hand_and_resume(tmp_path):
+    from smfusion.training.trainer import learning_rate
+
+    cfg = _cfg(epochs=4, lr=0.01, lr_schedule="cosine", lr_warmup_epochs=1, lr_min_factor=0.1)
+    # n_iter 5: warm-up steps 0..4 rise linearly to lr, then cosine from lr (step 5) to 0.1 lr (step 19)
+    assert learning_rate(cfg, 0, 5) == pytest.approx(0.002) and learning_rate(cfg, 4, 5) == pytest.approx(0.01)
+    assert learning_rate(cfg, 5, 5) == pytest.approx(0.01)
+    assert learning_rate(cfg, 12, 5) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 7 / 14))))
+    assert learning_rate(cfg, 19, 5) == pytest.approx(0.001)
+    assert learning_rate(_cfg(), 7, 5) == 0.01  # constant
+    with pytest.raises(Exception, match="lr_warmup_epochs"):
+        _cfg(epochs=2, lr_schedule="cosine", lr_warmup_epochs=2)
+    # resuming mid-schedule ends with the weights of an uninterrupted run (the rate is a function of the step)
+    cfg = _cfg(lr_schedule="cosine", clip_grad_norm=0.5)
+    ref = _model()
+    Trainer(ref, cfg, out_dir=tmp_path / "ref").fit(_sampler())
+    calls = {"n": 0}
+
+    class Dying(SequenceSampler):
+        def sample(self, rng):
+            calls["n"] += 1
+            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
+                raise _Killed()
+            return super().sample(rng)
+
+    with pytest.raises(_Killed):
+        Trainer(_model(), cfg, out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
+    resumed = _model(seed=5)
+    Trainer(resumed, cfg, out_dir=tmp_path / "run").fit(_sampler())
+    for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(va, vb), k

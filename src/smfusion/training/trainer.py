@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -51,6 +52,25 @@ def predict_batches(model: nn.Module, batches: Batches, chunk: Optional[int] = N
     if not out:
         return np.zeros((0,) + batches.y.shape[1:], dtype=np.float32)
     return np.concatenate(out, axis=0)
+
+
+def learning_rate(cfg: TrainingConfig, step: int, n_iter: int) -> float:
+    """Learning rate of minibatch ``step`` (0-based over the whole run, ``n_iter`` per epoch).
+
+    constant: ``lr``. cosine: linear warm-up from ``lr / W`` to ``lr`` over the first
+    ``W = lr_warmup_epochs * n_iter`` steps, then
+    ``lr * (m + (1 - m) * (1 + cos(pi * (step - W) / (T - W))) / 2)`` down to ``lr * m``
+    at the last step ``T - 1`` (``T = epochs * n_iter``, ``m = lr_min_factor``).
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    warm = cfg.lr_warmup_epochs * n_iter
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    total = cfg.epochs * n_iter
+    frac = (step - warm) / max(1, total - warm - 1)
+    m = cfg.lr_min_factor
+    return cfg.lr * (m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
 
 
 def masked_rmse_np(y_hat: np.ndarray, y: np.ndarray) -> float:
@@ -112,8 +132,8 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.desc = desc
         self.objective = objective or MaskedObjective(cfg.loss)
-        params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # -- checkpoints -------------------------------------------------------
     @property
@@ -175,11 +195,16 @@ class Trainer:
         for epoch in bar:
             self.model.train()
             total, term_sums = 0.0, {}
-            for _ in range(n_iter):
+            for it in range(n_iter):
+                if cfg.lr_schedule != "constant":
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = learning_rate(cfg, (epoch - 1) * n_iter + it, n_iter)
                 batch = to_tensors(sampler.sample(rng), cfg.device)
                 loss, terms = self.objective(self.model(batch), batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm)
                 self.optimizer.step()
                 total += float(loss.detach())
                 for k, v in terms.items():
