@@ -122,7 +122,6 @@ def test_across_projections_constant_and_smooth_fields():
 
 
 def test_regrid_sites_matches_the_window_regrid():
-    src = get_grid("M36")
     rows, cols = np.meshgrid(np.arange(100, 110), np.arange(200, 212), indexing="ij")
     vals = _field((2, 10, 12), seed=5, nan_fraction=0.1)
     ds = xr.Dataset({"sm": (("site", "time"), vals.reshape(2, -1).T)},
