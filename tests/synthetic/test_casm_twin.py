@@ -121,3 +121,17 @@ def test_resample_years_copies_whole_water_years():
     leap_day = (dates.month == 2) & (dates.day == 29)
     assert np.all(src.day[~leap_day] == dates.day[~leap_day]) and np.all(src.day[leap_day] >= 28)
     assert set(drawn) <= {2015, 2016, 2017} and idx.min() >= 0 and idx.max() < 1096
+
+
+def test_cli_writes_the_twin(conus_root, tmp_path, monkeypatch):
+    import xarray as xr
+
+    from smfusion.cli import main
+
+    monkeypatch.setenv("SMFUSION_DATA_DIR", str(conus_root.parent))
+    out = tmp_path / "twin.nc"
+    assert main(["casm-twin", "--out", str(out), "--cells", "5", "--start", "2014-01-01", "--end", "2015-12-31",
+                 "--dielectric", "dobson"]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["site"] == 5 and ds.attrs["dielectric_model"] == "dobson"
+        assert np.isfinite(ds["tb_v_smap"].values).any() and ds["sm_smap"].dims == ("site", "time")

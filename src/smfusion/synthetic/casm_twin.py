@@ -52,7 +52,8 @@ from smfusion.synthetic.emission import (dobson_permittivity, fresnel_reflectivi
                                          rough_reflectivity, tau_omega, vegetation_opacity)
 from smfusion.synthetic.twin import run_water_balance, soil_params
 
-__all__ = ["resample_years", "vegetation_cycle", "simulate_tb", "retrieve_single_channel", "make_casm_twin"]
+__all__ = ["resample_years", "vegetation_cycle", "simulate_tb", "retrieve_single_channel", "make_casm_twin",
+           "write_casm_twin"]
 
 FORCING = ("APCP_FORA", "TMP_2_FORA", "DSWRF_FORA")
 STATIC = ("Sand", "Clay", "Bulk", "Capa", "NDVI")
@@ -266,3 +267,14 @@ def _assemble(src, dates, sm_true, sm_smap, data, vwc, tair, h, soil, st, sensor
         "col": ("site", col, {"long_name": f"EASE-Grid 2.0 {GRID} column"}),
         "sample_cell": ("site", np.asarray(src["site"].values), {"long_name": "index in the CONUS sample"})},
         attrs=attrs)
+
+
+def write_casm_twin(path: str | Path, **options) -> Path:
+    """Generate the twin (``options`` as for :func:`make_casm_twin`) and write it as NetCDF-4, atomically."""
+    from smfusion.io.atomic import atomic_path
+
+    ds = make_casm_twin(**options)
+    encoding = {v: {"zlib": True, "complevel": 1} for v in ds.data_vars if ds[v].ndim == 2}
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+    return Path(path)
