@@ -146,3 +146,13 @@ def test_bad_files_raise(folder, tmp_path):
     other = write_smos_l3tb(tmp_path / "w", "2016-06-11", "A", bbox=(-100.0, 35.0, -95.0, 40.0))
     with pytest.raises(DataError, match="different lat/lon windows"):
         open_smos_l3tb([p, other])
+
+
+def test_three_day_files(tmp_path, folder):
+    p3 = write_smos_l3tb(tmp_path, "2016-06-10", "A", bbox=BBOX, days=3)
+    assert "_20160610T000000_20160612T235959_" in p3.name
+    cube = read_smos_l3tb(p3)
+    assert cube.attrs["composite_days"] == 3 and str(pd.Timestamp(cube["time"].values[0]).date()) == "2016-06-10"
+    daily = sorted(folder.glob("*CDF3TA_20160611*"))[0]
+    with pytest.raises(DataError, match="composite lengths"):
+        open_smos_l3tb([p3, daily])

@@ -101,6 +101,26 @@ def _truth(lat, lon, date, orbit, rng, shape):
     return tbh + noise[0], tbv + noise[1], nviews, rfi
 
 
+def _fields(lat, lon, date, orbit, rng) -> dict[str, np.ndarray]:
+    """Every (inc, lat, lon) field of a file, physical units, rows north to south."""
+    shape = (ANGLE_CLASSES.size, lat.size, lon.size)
+    tbh, tbv, nviews, rfi = _truth(lat[None, :, None], lon[None, None, :], date, orbit, rng, shape)
+    local = 6.0 if orbit == "A" else 18.0
+    utc_h = np.mod(local - lon / 15.0, 24.0)[None, None, :] + rng.uniform(-0.1, 0.1, shape)
+    return {
+        "BT_H": tbh, "BT_V": tbv, "BT_3": rng.normal(0, 2, shape), "BT_4": rng.normal(0, 2, shape),
+        "Pixel_Radiometric_Accuracy_H": 2.0 + 4.0 / np.sqrt(np.maximum(nviews, 1)),
+        "Pixel_Radiometric_Accuracy_V": 2.2 + 4.0 / np.sqrt(np.maximum(nviews, 1)),
+        "Pixel_BT_Standard_Deviation_H": rng.uniform(1, 5, shape),
+        "Pixel_BT_Standard_Deviation_V": rng.uniform(1, 5, shape),
+        "Incidence_Angle": ANGLE_CLASSES[:, None, None] + rng.uniform(-1, 1, shape) * _HALF_WIDTH[:, None, None] * 0.8,
+        "Azimuth_Angle": rng.uniform(0, 359, shape),
+        "Footprint_Axis1": rng.uniform(20, 60, shape), "Footprint_Axis2": rng.uniform(20, 40, shape),
+        "micro": rng.integers(0, 999_999, shape), "nviews": nviews, "rfi": rfi, "seen": nviews > 0,
+        "secs": np.floor(utc_h * 3600.0),
+    }
+
+
 def write_smos_l3tb(directory: str | Path, date, orbit: str = "A", *, seed: int = 0,
                     bbox: tuple[float, float, float, float] | None = (-125.0, 25.0, -66.0, 50.0),
                     days: int = 1, omit_variables: tuple[str, ...] = (), filename: str | None = None,
@@ -117,25 +137,8 @@ def write_smos_l3tb(directory: str | Path, date, orbit: str = "A", *, seed: int 
     lat = rowcol_to_latlon(grid, rows, np.zeros_like(rows))[0]
     lon = rowcol_to_latlon(grid, np.zeros_like(cols), cols)[1]
     rng = np.random.default_rng([seed, int(pd.Timestamp(date).strftime("%Y%m%d")), ord(orbit)])
-    shape = (ANGLE_CLASSES.size, lat.size, lon.size)
-    tbh, tbv, nviews, rfi = _truth(lat[None, :, None], lon[None, None, :], date, orbit, rng, shape)
-    seen = nviews > 0
+    fields = _fields(lat, lon, date, orbit, rng)
     day0 = (pd.Timestamp(date).normalize() - pd.Timestamp("2000-01-01")).days
-    local = 6.0 if orbit == "A" else 18.0
-    utc_h = np.mod(local - lon / 15.0, 24.0)[None, None, :] + rng.uniform(-0.1, 0.1, shape)
-    secs = np.floor(utc_h * 3600.0)
-    fields = {
-        "BT_H": tbh, "BT_V": tbv, "BT_3": rng.normal(0, 2, shape), "BT_4": rng.normal(0, 2, shape),
-        "Pixel_Radiometric_Accuracy_H": 2.0 + 4.0 / np.sqrt(np.maximum(nviews, 1)),
-        "Pixel_Radiometric_Accuracy_V": 2.2 + 4.0 / np.sqrt(np.maximum(nviews, 1)),
-        "Pixel_BT_Standard_Deviation_H": rng.uniform(1, 5, shape),
-        "Pixel_BT_Standard_Deviation_V": rng.uniform(1, 5, shape),
-        "Incidence_Angle": ANGLE_CLASSES[:, None, None] + rng.uniform(-1, 1, shape) * _HALF_WIDTH[:, None, None] * 0.8,
-        "Azimuth_Angle": rng.uniform(0, 359, shape),
-        "Footprint_Axis1": rng.uniform(20, 60, shape), "Footprint_Axis2": rng.uniform(20, 40, shape),
-        "micro": rng.integers(0, 999_999, shape),
-    }
-    fields.update(nviews=nviews, rfi=rfi, seen=seen, secs=secs)
     if lat_order == "south_first":  # the same physical field, rows stored south to north
         lat = lat[::-1]
         fields = {k: v[:, ::-1] for k, v in fields.items()}
@@ -170,10 +173,10 @@ def write_smos_l3tb(directory: str | Path, date, orbit: str = "A", *, seed: int 
                 continue
             v = nc.createVariable(name, "i2", dims3, fill_value=I16_FILL, **opts)
             v.set_auto_maskandscale(False)
-            counts = {"Nviews": nviews, "Nb_RFI_Flags": rfi, "Nb_SUN_Flags": np.zeros(shape, np.int16)}[name]
+            counts = {"Nviews": nviews, "Nb_RFI_Flags": rfi, "Nb_SUN_Flags": np.zeros(nviews.shape, np.int16)}[name]
             v[:] = np.where(seen, counts, I16_FILL)
             v.setncatts({"units": "NA", "long_name": long_name})
-        for name, values in (("Days", np.full(shape, day0)), ("UTC_Seconds", secs),
+        for name, values in (("Days", np.full(nviews.shape, day0)), ("UTC_Seconds", secs),
                              ("UTC_Microseconds", micro)):
             if name in omit_variables:
                 continue
