@@ -94,6 +94,15 @@ def _fusion_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _casm_twin(args: argparse.Namespace) -> int:
+    from smfusion.synthetic.casm_twin import write_casm_twin
+
+    path = write_casm_twin(args.out, seed=args.seed, n_cells=args.cells, start=args.start, end=args.end,
+                           dielectric=args.dielectric)
+    print(f"wrote the SYNTHETIC CASM twin (TB of four sensor eras, sm_smap, sm_true) to {path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from smfusion.demo import run_demo
 
@@ -173,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--seed", type=int, default=0)
     fs.add_argument("--unlabelled", action="store_true")
     fs.set_defaults(func=_fusion_shards)
+
+    ct = sub.add_parser("casm-twin", help="write the SYNTHETIC CASM twin (tau-omega TB of AMSR-E/AMSR2/SMOS/SMAP-like "
+                                      "eras, SMAP-like target, truth) as a (site, time) NetCDF")
+    ct.add_argument("--out", required=True)
+    ct.add_argument("--cells", type=int, default=200)
+    ct.add_argument("--seed", type=int, default=0)
+    ct.add_argument("--start", default="2002-01-01")
+    ct.add_argument("--end", default="2020-12-31")
+    ct.add_argument("--dielectric", default="mironov", choices=["mironov", "dobson"])
+    ct.set_defaults(func=_casm_twin)
 
     d = sub.add_parser("demo", help="train and evaluate the demo LSTM on the real CONUS data (< 10 min)")
     d.add_argument("--run-dir", default="runs/demo")
