@@ -40,7 +40,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from smfusion.evaluation.report import evaluate
 
-    print(evaluate(args.run_dir, plots_on=False if args.no_plots else None).text)
+    print(evaluate(args.run_dir, plots_on=False if args.no_plots else None, recalibration=args.recalibration).text)
     return 0
 
 
@@ -52,12 +52,30 @@ def _predict(args: argparse.Namespace) -> int:
 
         path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout, grid=args.grid,
                                composite_days=args.composite_days, noise_runs=args.noise_runs, noise=args.noise,
-                               chunk_days=args.chunk_days, chunk_sites=args.chunk_sites)
+                               chunk_days=args.chunk_days, chunk_sites=args.chunk_sites,
+                               recalibration=args.recalibration)
         print(f"wrote {path}")
         return 0
-    path = predict_to_file(args.run_dir, args.start, args.end, args.out)
+    path = predict_to_file(args.run_dir, args.start, args.end, args.out, recalibration=args.recalibration)
     print(f"wrote {path}")
     return 0
+
+
+def _recalibrate(args: argparse.Namespace) -> int:
+    from smfusion.runs import Run
+
+    run = Run.load(args.run_dir)
+    recals = run.recalibration(args.method, refit=True)
+    print(run.recalibration_note or f"recalibration {args.method}: nothing to fit")
+    for var, r in recals.items():
+        print(f"{var}: {r.method}, epistemic std x {r.epistemic_factor:.3f}, aleatoric std x {r.aleatoric_factor:.3f}, "
+              f"validation NLL {r.info['nll_before']:.4f} -> {r.info['nll_after']:.4f} ({r.info['n_points']} values)")
+    return 0
+
+
+def _recalibration_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recalibration", choices=["none", "variance", "isotonic"], default=None,
+                   help="post-hoc recalibration of the spread layers (default: the run's uncertainty.recalibration)")
 
 
 def _cv(args: argparse.Namespace) -> int:
@@ -137,7 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a trained run on its test period, beside baselines")
     e.add_argument("run_dir")
     e.add_argument("--no-plots", action="store_true")
+    _recalibration_arg(e)
     e.set_defaults(func=_evaluate)
+
+    rc = sub.add_parser("recalibrate", help="fit the run's post-hoc recalibration on its held-out validation data")
+    rc.add_argument("run_dir")
+    rc.add_argument("--method", choices=["variance", "isotonic"], default=None,
+                    help="default: the run's uncertainty.recalibration")
+    rc.set_defaults(func=_recalibrate)
 
     pr = sub.add_parser("predict", help="predict a period with a trained run into a NetCDF file")
     pr.add_argument("run_dir")
@@ -145,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--end", required=True)
     pr.add_argument("--out", required=True)
     pr.add_argument("--product", action="store_true",
-                    help="long-term product (docs/casm.md): sm, sm_epistemic_std, sm_aleatoric_std, sm_climatology")
+                    help="long-term product (docs/casm.md, docs/uncertainty.md): sm, sm_std, sm_epistemic_std, "
+                         "sm_aleatoric_std, quantiles, sm_climatology")
+    _recalibration_arg(pr)
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
     pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid (default: the data's, else M36)")
     pr.add_argument("--composite-days", type=int, default=1, help="--product: mean over blocks of N days (CASM: 3)")

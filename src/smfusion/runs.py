@@ -6,13 +6,23 @@ and its ensemble members. Predictions come back in physical units, per member
 (:meth:`Run.predict_members`) or as an ``xarray.Dataset`` of the ensemble mean
 with its spread (:meth:`Run.predict`): ``(site, time)`` for sequence and
 multiscale runs, ``(example,)`` for point runs.
+
+:meth:`Run.predict_distribution` gives each target's predictive distribution
+(:class:`~smfusion.training.predictive.Predictive`: member means and, for
+probabilistic heads, member Gaussian mixtures, in physical units), with the
+run's recalibration (:meth:`Run.recalibration`, fitted on the held-out
+validation data and saved as ``recalibration_<method>_noise<runs>.json``) applied
+unless switched off.
+Physical units: the adapter's ``to_physical`` must be affine per point
+(``x = offset + slope * z``: site scaling, climatology added back); the mean
+maps through it and the std scales by ``|slope|`` (a log1p target is refused).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -20,11 +30,18 @@ import torch
 import xarray as xr
 
 from smfusion.data.adapters import Batches
+from smfusion.errors import ConfigError
+from smfusion.models.heads import is_probabilistic
 from smfusion.training.ensembles import aleatoric_std
+from smfusion.training.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
+                                          load_recalibrations, save_recalibrations)
 from smfusion.training.run import Trained, load_trained
 from smfusion.training.trainer import predict_batches, to_tensors
 
-__all__ = ["Run"]
+__all__ = ["Run", "RECALIBRATION_FILE"]
+
+RECALIBRATION_FILE = "recalibration_{method}_noise{runs}.json"
+HEAD_KEYS = ("y_hat", "log_var", "mix_loc", "mix_log_var", "mix_log_weight")
 
 
 @dataclass
@@ -83,12 +100,39 @@ class Run(Trained):
         return self.adapter.to_physical(z, b)
 
     def predict(self, start: Optional[str] = None, end: Optional[str] = None, ids: Optional[np.ndarray] = None,
-                data: Any = None) -> xr.Dataset:
-        """Ensemble-mean prediction (and member std when N > 1) over ``start..end`` as a Dataset."""
+                data: Any = None, recalibration: Optional[str] = None, quantiles: Optional[list[float]] = None
+                ) -> xr.Dataset:
+        """Ensemble-mean prediction over ``start..end`` as a Dataset: the member std when N > 1 and the
+        predictive distribution's layers (:meth:`add_distribution`; ``recalibration`` None: the config's,
+        ``quantiles`` None: ``uncertainty.quantiles``)."""
         data = self.load_data(start, end) if data is None else data
         period = (start, end) if start is not None and end is not None else None
         b = self.adapter.eval_batches(data, ids if ids is not None else self.adapter.all_ids(data), period)
-        return self.to_dataset(self.predict_members(data, None, None, batches=b), data, b)
+        dist = self.predict_distribution(data, None, None, batches=b, recalibration=recalibration)
+        members = np.stack([dist[v].means for v in self.cfg.data.target], -1)
+        ds = self.to_dataset(members, data, b)
+        q = self.cfg.uncertainty.quantiles if quantiles is None else quantiles
+        return self.add_distribution(ds, dist, data, b, q)
+
+    def add_distribution(self, ds: xr.Dataset, dist: dict[str, Predictive], data: Any, batches: Batches,
+                         quantiles=()) -> xr.Dataset:
+        """``ds`` with each target's ``<var>_std``, ``<var>_epistemic_std``, ``<var>_aleatoric_std`` and
+        quantile layers (:meth:`~smfusion.training.predictive.Predictive.layers`), CF attributes, and the
+        mean's ``ancillary_variables`` naming them."""
+        dims, _ = self.adapter.coords(data, batches)
+        for var, pred in dist.items():
+            attrs = self.adapter.variable_attrs(data, var)
+            names = []
+            for suffix, arr in pred.layers(quantiles).items():
+                if not suffix:
+                    continue
+                arr = arr[..., 0] if len(dims) == 1 else arr
+                ds[f"{var}{suffix}"] = (dims, arr, layer_attrs(suffix, var, attrs.get("units", ""),
+                                                               attrs.get("standard_name", ""), pred.recal.method))
+                names.append(f"{var}{suffix}")
+            if names:
+                ds[var].attrs["ancillary_variables"] = " ".join(names)
+        return ds
 
     def to_dataset(self, pred: np.ndarray, data: Any, batches: Batches, noisy: Optional[np.ndarray] = None
                    ) -> xr.Dataset:
@@ -112,6 +156,150 @@ class Run(Trained):
         out.attrs.update({"model": self.cfg.model.name, "adapter": self.adapter.name, "ensemble": len(self.members),
                           "config_hash": self.cfg.hash(), "run_dir": str(self.run_dir)})
         return out
+
+
+    # -- predictive distributions ------------------------------------------------
+    def affine(self, b: Batches) -> tuple[np.ndarray, np.ndarray]:
+        """``offset``, ``slope`` (rows, scored time, target) with ``to_physical(z) = offset + slope * z``;
+        ConfigError when ``to_physical`` is not affine (a log1p target)."""
+        if "affine" not in b.meta:
+            shape = (len(b), b.y.shape[1] - b.score_from, b.y.shape[2])
+            off = self._physical(np.zeros(shape, np.float32), b).astype(np.float64)
+            slope = self._physical(np.ones(shape, np.float32), b) - off
+            two = self._physical(np.full(shape, 2.0, np.float32), b) - off
+            if not np.allclose(two, 2.0 * slope, rtol=1e-3, atol=1e-6, equal_nan=True):
+                raise ConfigError("predictive distributions need a target transform that is affine per point "
+                                  "(no log1p on the target)")
+            b.meta["affine"] = (off, slope)
+        return b.meta["affine"]
+
+    def predict_distribution(
+        self, data: Any, ids: Optional[np.ndarray], period: Optional[tuple[str, str]], noise_runs: int = 0,
+        noise: Optional[float] = None, seed: Optional[int] = None, batches: Optional[Batches] = None,
+        noisy: Optional[np.ndarray] = None, recalibration: Optional[str] = None,
+        transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    ) -> dict[str, Predictive]:
+        """Each target's predictive distribution over ``period`` (see the module doc).
+
+        ``noise_runs`` > 0 (or ``noisy``, noisy runs already made by :meth:`predict_members`) adds the
+        input-noise variance. ``recalibration``: ``none``, ``variance``, ``isotonic`` or None (the config's).
+        ``transform`` (e.g. a composite over days) is applied to every physical array, point axes first,
+        before the spread is taken.
+        """
+        b = batches if batches is not None else self.adapter.eval_batches(data, ids, period)
+        if noise_runs and noisy is None:
+            noisy = self.predict_members(data, None, None, noise_runs=noise_runs, noise=noise, seed=seed,
+                                         batches=b)[1]
+        off, slope = self.affine(b)
+        outs = [_head_outputs(m, b, getattr(m, "predict_chunk_sites", b.chunk)) for m in self.members]
+        tf = transform or (lambda a: a)
+        means = np.stack([tf(self._physical(o["y_hat"], b)) for o in outs])
+        mixtures = _member_mixtures(outs, off, slope, tf)
+        noise_var = None
+        if noisy is not None:
+            runs = np.stack([np.stack([tf(np.asarray(noisy[i, r])) for r in range(noisy.shape[1])])
+                             for i in range(noisy.shape[0])])
+            noise_var = runs.astype(np.float64).var(axis=1).mean(axis=0)
+        recals = self.recalibration(recalibration, noise_runs=0 if noisy is None else noisy.shape[1])
+        out = {}
+        for t, var in enumerate(self.cfg.data.target):
+            mix = [None if a is None else a[..., t, :] for a in mixtures]
+            out[var] = Predictive(means[..., t], *mix, None if noise_var is None else noise_var[..., t],
+                                  recals.get(var, Recalibration()))
+        return out
+
+    def recalibration(self, method: Optional[str] = None, noise_runs: Optional[int] = None, refit: bool = False,
+                      data: Any = None) -> dict[str, Recalibration]:
+        """The run's recalibration per target (``method`` None: ``uncertainty.recalibration``): read from
+        ``recalibration_<method>_noise<runs>.json`` when fitted with the same input noise, else fitted on the held-out
+        validation data (the adapter's validation batches: a validation period and/or validation sites)
+        and saved. Empty when ``none`` or when the run has no validation data (``recalibration_note``).
+        ``data``: what the adapter's ``load()`` would return (default: read it); only its validation rows and
+        period are used."""
+        unc = self.cfg.uncertainty
+        method = method or unc.recalibration
+        noise_runs = unc.noise_runs if noise_runs is None else int(noise_runs)
+        self.recalibration_note = ""
+        if method == "none":
+            return {}
+        if len(self.members) == 1 and not noise_runs and not any(is_probabilistic(m.model.head)
+                                                                 for m in self.cfg.members()):
+            self.recalibration_note = "nothing to recalibrate: one point-head member, no noise runs"
+            return {}
+        if (self.cfg.periods is None or self.cfg.periods.validation is None) and not self.split.validation.size:
+            self.recalibration_note = "not recalibrated: the run has no validation period or sites"
+            return {}
+        want = {"method": method, "noise_runs": noise_runs, "noise": unc.noise}
+        path = self.run_dir / RECALIBRATION_FILE.format(method=method, runs=noise_runs)
+        if path.is_file() and not refit:
+            recals, meta = load_recalibrations(path)
+            if all(meta.get(k) == v for k, v in want.items()):
+                self.recalibration_note = meta.get("validation", "")
+                return recals
+        data = self.load_data() if data is None else data
+        vb = self.adapter.validation_batches(data, self.split)
+        if vb is None or len(vb) == 0:
+            self.recalibration_note = "not recalibrated: the run has no validation period or sites"
+            return {}
+        pred = self.predict_distribution(data, None, None, noise_runs=noise_runs, batches=vb, recalibration="none")
+        obs = self.adapter.observations(data, vb)
+        try:
+            recals = {v: fit_recalibration(pred[v], obs[..., t], method) for t, v in enumerate(self.cfg.data.target)}
+        except ValueError as exc:  # too few validation observations, or no spread
+            self.recalibration_note = f"not recalibrated: {exc}"
+            return {}
+        p = self.cfg.periods
+        where = (f"validation period {p.validation.start} .. {p.validation.end}" if p is not None and p.validation
+                 else "training period")
+        self.recalibration_note = f"fitted on {len(vb)} held-out validation {self._units()} over the {where}" \
+            if self.split.validation.size else f"fitted on the {where} of {len(vb)} training {self._units()}"
+        save_recalibrations(path, recals, {**want, "validation": self.recalibration_note})
+        return recals
+
+    def _units(self) -> str:
+        return "sensors" if self.layout == "points" else "sites"
+
+
+@torch.no_grad()
+def _head_outputs(model, b: Batches, step: int) -> dict[str, np.ndarray]:
+    """The head's named outputs (normalised units) over the scored days, every row of ``b``."""
+    model.eval()
+    k = b.score_from
+    parts: dict[str, list] = {}
+    for _, chunk in b.chunks(step):
+        out = model(to_tensors(chunk))
+        for key in HEAD_KEYS:
+            if key in out:
+                parts.setdefault(key, []).append(out[key][:, k:].numpy())
+    return {key: np.concatenate(v) for key, v in parts.items()}
+
+
+def _member_mixtures(outs: list[dict], off: np.ndarray, slope: np.ndarray, tf) -> list[Optional[np.ndarray]]:
+    """Members' Gaussian mixtures (loc, scale, weight), each (member, row, time, target, K) in physical
+    units, K the largest member's (others padded with zero-weight components); None x 3 for point heads."""
+    if not any("log_var" in o for o in outs):
+        return [None, None, None]
+    o2, s2 = off[..., None], np.abs(slope)[..., None]
+    per = []
+    for o in outs:
+        if "mix_loc" in o:
+            loc, scale, w = o["mix_loc"], np.exp(0.5 * o["mix_log_var"]), np.exp(o["mix_log_weight"])
+        else:  # Gaussian head (or a point-head member: zero variance)
+            lv = o.get("log_var")
+            loc = o["y_hat"][..., None]
+            scale = np.zeros_like(loc) if lv is None else np.exp(0.5 * lv)[..., None]
+            w = np.ones_like(loc)
+        per.append((o2 + slope[..., None] * loc, s2 * scale, w))
+    k = max(p[0].shape[-1] for p in per)
+
+    def pad(a: np.ndarray, j: int) -> np.ndarray:  # extra components: at the first one's place, weight 0
+        a = np.asarray(a, np.float64)
+        if a.shape[-1] == k:
+            return a
+        fill = np.zeros_like(a[..., :1]) if j == 2 else a[..., :1]
+        return np.concatenate([a] + [fill] * (k - a.shape[-1]), -1)
+
+    return [np.stack([tf(pad(p[j], j)) for p in per]) for j in range(3)]
 
 
 @torch.no_grad()

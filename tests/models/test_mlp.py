@@ -24,7 +24,7 @@ def test_mlp_contract_and_per_day_mapping():
     h = torch.relu(m.input_layer[0](torch.cat([x[:, 3], s], -1)))
     for layer in m.hidden:
         h = layer(h)
-    torch.testing.assert_close(y[:, 3], m.head(h))
+    torch.testing.assert_close(y[:, 3], m.head(h)["y_hat"])
 
 
 def test_mlp_without_statics():

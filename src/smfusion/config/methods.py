@@ -101,9 +101,27 @@ class TransferConfig(_Strict):
 
 
 class UncertaintyConfig(_Strict):
-    """Aleatoric spread: ``noise_runs`` forward runs per member with Gaussian noise of std
-    ``noise`` x each dynamic input's training std (of its residual under input_mode anomaly)."""
+    """Predictive uncertainty (docs/uncertainty.md).
+
+    Input-noise spread: ``noise_runs`` forward runs per member with Gaussian noise of std ``noise`` x each
+    dynamic input's training std (of its residual under input_mode anomaly). ``beta_nll``: the beta of the
+    beta-NLL (0: plain NLL) for probabilistic heads. ``recalibration``: post-hoc recalibration fitted on the
+    held-out validation data (``none``; ``variance``: epistemic and aleatoric variance factors by maximum
+    likelihood; ``isotonic``: then an isotonic map of the PIT); ``quantiles``: extra product layers.
+    """
 
     noise: float = Field(0.1, ge=0.0)
-    noise_runs: int = Field(0, ge=0)  # 0: no aleatoric layer
+    noise_runs: int = Field(0, ge=0)  # 0: no input-noise runs
     seed: int = 0
+    beta_nll: float = Field(0.0, ge=0.0, le=1.0)
+    # multiscale NLL: common correlation of the fine cells' errors inside a coarse cell (0: independent)
+    fine_error_correlation: float = Field(0.0, ge=0.0, le=1.0)
+    recalibration: Literal["none", "variance", "isotonic"] = "variance"
+    quantiles: list[float] = Field(default_factory=list)  # e.g. [0.05, 0.95]: product layers sm_q05, sm_q95
+
+    @field_validator("quantiles")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 < q < 1.0 for q in v):
+            raise ValueError(f"quantiles must lie in (0, 1), got {v}")
+        return sorted(set(v))

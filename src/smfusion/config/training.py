@@ -14,6 +14,10 @@ class ModelConfig(_Strict):
     hidden_size: int = Field(256, ge=1)
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     num_layers: int = Field(1, ge=1)
+    # output head by name (smfusion.models.heads): regression (point), gaussian (mean, log variance) or gmm
+    # (a mixture of ``components`` Gaussians); a probabilistic head trains with an NLL objective
+    head: str = "regression"
+    components: int = Field(3, ge=1, le=16)  # mixture heads only
 
 
 class EarlyStopping(_Strict):

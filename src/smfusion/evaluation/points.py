@@ -14,6 +14,7 @@ import numpy as np
 
 from smfusion.data import points as P
 from smfusion.errors import DataError
+from smfusion.evaluation.calibration import calibration_section
 from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.io.atomic import write_text
 
@@ -50,6 +51,7 @@ def evaluate_points(run, points: P.PointSet | None = None):
                 "n_sensors": {k: len(v) for k, v in split.to_dict().items()},
                 "metrics": "pooled over every example of the split"}
     out = {"protocol": protocol}
+    calib = ""
     for name, sensors in (("validation", split.validation), ("test", split.test)):
         b = run.adapter.eval_batches(points, sensors, None)
         if len(b) == 0:
@@ -60,7 +62,10 @@ def evaluate_points(run, points: P.PointSet | None = None):
         for bname, bpred in baseline_predictions(train_p, sub).items():
             row[bname] = scores(sub.y, bpred)
         out[name] = row
-    text = format_metrics(out)
+        if name == "test":
+            calib = calibration_section(run, points, b, run.adapter.observations(points, b), None, run.run_dir,
+                                        f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
+    text = format_metrics(out) + calib
     write_text(run.run_dir / "metrics" / "metrics.json", json.dumps(out, indent=1))
     write_text(run.run_dir / "metrics" / "report.txt", text + "\n")
     return Report(text=text, summary=None, protocol=protocol, tables={})

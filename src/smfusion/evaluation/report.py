@@ -7,8 +7,9 @@ For series, writes under the run directory: ``predictions/test.nc``, ``metrics/s
 printed report (protocol lines above the table of model and baseline rows). R is
 reported on the full signal (``pearson_r``) and on anomalies from the observed
 training-period climatology (``anomaly_r``). Ensembles (N > 1) and runs with
-``uncertainty.noise_runs`` > 0 also get a calibration check of their spread
-(``metrics/calibration.json``; :mod:`smfusion.evaluation.uncertainty`).
+``uncertainty.noise_runs`` > 0 or a probabilistic head also get the calibration of
+their predictive distribution, raw and recalibrated (``metrics/calibration.json``,
+``plots/reliability.png``; :mod:`smfusion.evaluation.calibration`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from smfusion.data.loading import data_root
 from smfusion.errors import ConfigError
 from smfusion.evaluation import baselines, plots
 from smfusion.evaluation.tables import format_summary, site_table, summary
-from smfusion.evaluation.uncertainty import calibration, format_calibration, total_std
+from smfusion.evaluation.calibration import calibration_section
 from smfusion.io import cf
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.runs import Run
@@ -93,9 +94,12 @@ def protocol_of(run: Run, n_sites: int) -> dict:
     }
 
 
-def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
-    """Score the run's test predictions and the baselines; write metrics, predictions, plots."""
+def evaluate(run_dir: str | Path, plots_on: bool | None = None, recalibration: str | None = None) -> Report:
+    """Score the run's test predictions and the baselines; write metrics, predictions, plots.
+    ``recalibration`` (none, variance, isotonic) overrides ``uncertainty.recalibration``."""
     run = Run.load(run_dir)
+    if recalibration is not None:
+        run.cfg.uncertainty.recalibration = recalibration
     if run.layout == "points":
         from smfusion.evaluation.points import evaluate_points
 
@@ -142,7 +146,9 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     protocol = protocol_of(run, len(sites))
     text = format_summary(summ, protocol)
     mdir = run_dir / "metrics"
-    text += _calibration(pred, target, obs, ours, cfg, mdir)
+    plots_enabled = cfg.evaluation.plots if plots_on is None else plots_on
+    text += calibration_section(run, ds, batches, run.adapter.observations(ds, batches), noisy, run_dir, ours,
+                                plots=plots_enabled)
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
             tab.assign(row=label).to_csv(tmp)
@@ -155,24 +161,6 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
         obs_da = xr.DataArray(obs, dims=("site", "time"), coords={"site": sites, "time": times})
         _plots(run_dir / "plots", tables[ours], obs_da, pred[target], tables)
     return Report(text=text, summary=summ, protocol=protocol, tables=tables)
-
-
-def _calibration(pred: xr.Dataset, target: str, obs: np.ndarray, ours: str, cfg, mdir: Path) -> str:
-    """Calibration lines for runs with a spread layer (written to calibration.json); '' otherwise."""
-    epi = pred[f"{target}_ensemble_std"].values if f"{target}_ensemble_std" in pred else None
-    ale = pred[f"{target}_aleatoric_std"].values if f"{target}_aleatoric_std" in pred else None
-    if epi is None and ale is None:
-        return ""
-    spread = total_std(epi, ale)
-    parts = [p for p, a in (("epistemic", epi), ("aleatoric", ale)) if a is not None]
-    label = f"{ours}, spread = " + (" + ".join(parts) if len(parts) == 1 else "sqrt(epistemic^2 + aleatoric^2)")
-    if ale is not None:
-        label += f" (aleatoric: {cfg.uncertainty.noise_runs} runs, input noise {cfg.uncertainty.noise} x training std)"
-    cal = calibration(obs, pred[target].values, spread)
-    cal["mean_epistemic_std"] = float(np.nanmean(epi)) if epi is not None else None
-    cal["mean_aleatoric_std"] = float(np.nanmean(ale)) if ale is not None else None
-    write_text(mdir / "calibration.json", json.dumps(cal, indent=1))
-    return "\n\n" + format_calibration(cal, label)
 
 
 def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):

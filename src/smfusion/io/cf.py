@@ -75,10 +75,13 @@ def config_hash(config: Any) -> str:
 
 
 def is_soil_moisture(name: str, attrs: Mapping | None = None) -> bool:
-    """True for a volumetric soil-moisture variable (by standard_name or name: soil_moisture*, sm, sm_*)."""
+    """True for a volumetric soil-moisture variable (by standard_name or name: soil_moisture*, sm, sm_*);
+    False for a standard name with a modifier (``... standard_error``)."""
     attrs = attrs or {}
     if attrs.get("standard_name") == SOIL_MOISTURE_STANDARD_NAME:
         return True
+    if str(attrs.get("standard_name", "")).startswith(SOIL_MOISTURE_STANDARD_NAME + " "):
+        return False  # with a CF modifier (e.g. standard_error): a statistic of soil moisture, not soil moisture
     n = name.lower()
     return n.startswith("soil_moisture") and "error" not in n or n == "sm" or n.startswith("sm_")
 

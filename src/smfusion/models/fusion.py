@@ -6,7 +6,8 @@ Unlike the sequence models it maps a batch of *points*::
 
     {"<name>": (B, C, P, P) image or (B, C) scalar, "<name>_dt": (B, 1) time delta}
 
-to ``{"y_hat": (B, 1, n_target), "fused": (B, n_sources * embed)}``.
+to ``{"y_hat": (B, 1, n_target), "fused": (B, n_sources * embed)}`` plus the other outputs of the
+head (``model.head``; :mod:`smfusion.models.heads`), each with the same time axis of length 1.
 Image sources: two 3x3 convolutions, then the mean over the patch and the
 centre pixel's features, with the time delta, through a linear layer.
 Scalar sources: a two-layer MLP of the values and the time delta.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from smfusion.models.heads import build_head
 from smfusion.models.registry import register_model
 
 
@@ -63,6 +65,8 @@ class FusionNet(nn.Module):
         embed_size: int = 16,
         hidden_size: int = 64,
         dropout: float = 0.1,
+        head: str = "regression",
+        components: int = 3,
         **_ignored,
     ):
         super().__init__()
@@ -80,7 +84,7 @@ class FusionNet(nn.Module):
         self.encoders = nn.ModuleDict(enc)
         self.head = nn.Sequential(
             nn.Linear(embed_size * len(self.sources), hidden_size), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden_size, n_target),
+            build_head(head, hidden_size, n_target, components=components),
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -89,4 +93,4 @@ class FusionNet(nn.Module):
             name = s["name"]
             embs.append(self.encoders[name](batch[name], batch[f"{name}_dt"] if s["timed"] else None))
         fused = torch.cat(embs, dim=-1)
-        return {"y_hat": self.head(fused).unsqueeze(1), "fused": fused}
+        return {**{k: v.unsqueeze(1) for k, v in self.head(fused).items()}, "fused": fused}

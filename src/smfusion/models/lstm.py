@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from smfusion.models.heads import build_head
 from smfusion.models.registry import register_model
 
 
 @register_model("lstm")
 class LSTM(nn.Module):
-    """Input layer (linear + ReLU) -> ``nn.LSTM`` -> dropout -> linear head.
+    """Input layer (linear + ReLU) -> ``nn.LSTM`` -> dropout -> output head (:mod:`smfusion.models.heads`).
 
     The layout follows hydroDL's soil-moisture LSTM. Statics are repeated
     along time and concatenated to the dynamic inputs.
@@ -27,6 +28,8 @@ class LSTM(nn.Module):
         hidden_size: int = 256,
         dropout: float = 0.5,
         num_layers: int = 1,
+        head: str = "regression",
+        components: int = 3,
     ):
         super().__init__()
         self.n_dynamic, self.n_static, self.n_target = n_dynamic, n_static, n_target
@@ -39,7 +42,7 @@ class LSTM(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, n_target)
+        self.head = build_head(head, hidden_size, n_target, components=components)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["x_dynamic"]
@@ -47,4 +50,4 @@ class LSTM(nn.Module):
             s = batch["x_static"].unsqueeze(1).expand(-1, x.shape[1], -1)
             x = torch.cat([x, s], dim=-1)
         h, _ = self.lstm(self.input_layer(x))
-        return {"y_hat": self.head(self.dropout(h)), "hidden": h}
+        return {**self.head(self.dropout(h)), "hidden": h}

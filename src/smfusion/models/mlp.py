@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from smfusion.models.heads import build_head
 from smfusion.models.registry import register_model
 
 
 @register_model("mlp")
 class MLP(nn.Module):
-    """Input layer (linear + ReLU) -> ``num_layers - 1`` hidden (linear + ReLU + dropout) -> linear head.
+    """Input layer (linear + ReLU) -> ``num_layers - 1`` hidden (linear + ReLU + dropout) -> output head
+    (:mod:`smfusion.models.heads`).
 
     Applied to every day independently: ``y_hat[b, t] = f(x_dynamic[b, t], x_static[b])``.
     Memory of the past comes only from lagged / antecedent input features
@@ -30,6 +32,8 @@ class MLP(nn.Module):
         hidden_size: int = 64,
         dropout: float = 0.0,
         num_layers: int = 2,
+        head: str = "regression",
+        components: int = 3,
     ):
         super().__init__()
         self.n_dynamic, self.n_static, self.n_target = n_dynamic, n_static, n_target
@@ -38,7 +42,7 @@ class MLP(nn.Module):
         for _ in range(num_layers - 1):
             layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
         self.hidden = nn.Sequential(*layers)
-        self.head = nn.Linear(hidden_size, n_target)
+        self.head = build_head(head, hidden_size, n_target, components=components)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch["x_dynamic"]
@@ -48,4 +52,4 @@ class MLP(nn.Module):
         if self.n_static:
             z = z + nn.functional.linear(batch["x_static"], lin.weight[:, self.n_dynamic :]).unsqueeze(1)
         h = self.hidden(self.input_layer[1](z))
-        return {"y_hat": self.head(h), "hidden": h}
+        return {**self.head(h), "hidden": h}

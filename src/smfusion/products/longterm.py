@@ -9,17 +9,26 @@ is appended to a scratch Zarr store; the final CF NetCDF/Zarr file is then
 written from that store lazily with Dask, chunk by chunk. Peak memory is set by
 one chunk, not by the length of the period.
 
-Layers (target ``v``; named ``sm*`` for a single target, ``sm_<v>*`` otherwise):
+Layers (target ``v``; named ``sm*`` for a single target, ``sm_<v>*`` otherwise;
+:mod:`smfusion.products.layers`, docs/uncertainty.md):
 
 * ``sm``: ensemble mean;
-* ``sm_epistemic_std``: std over members (ensembles of N > 1);
-* ``sm_aleatoric_std``: input-noise std (``noise_runs`` > 0; see
-  :meth:`smfusion.runs.Run.predict_members`);
+* ``sm_std``: total predictive std, ``sqrt(epistemic^2 + aleatoric^2)``;
+* ``sm_epistemic_std``: std of the member means (ensembles of N > 1);
+* ``sm_aleatoric_std``: sqrt of the mean member variance (probabilistic heads)
+  plus the input-noise variance (``noise_runs`` > 0);
+* ``sm_qNN``: predictive quantiles (``uncertainty.quantiles``, e.g. ``sm_q05``, ``sm_q95``);
 * ``sm_climatology``: the run's target climatology (training period) on each date.
 
+The spread layers are recalibrated as the run's ``uncertainty.recalibration`` says
+(``recalibration`` overrides; fitted on held-out validation data only). The std
+layers carry the CF modifier ``standard_error``; ``sm`` lists them in
+``ancillary_variables``.
+
 ``composite_days`` > 1 averages consecutive blocks of that many days from
-``start`` (the member and noisy predictions are averaged before their spread is
-taken); ``time`` is the first day of each block. ``layout="grid"`` writes
+``start`` (the member means, each member's mixture components and the noisy
+predictions are averaged before their spread is taken: errors within a block
+count as fully correlated); ``time`` is the first day of each block. ``layout="grid"`` writes
 (time, y, x) on an EASE-Grid 2.0 grid (default: the data's own ``ease2_grid``,
 e.g. M09 for multiscale fine cells, else M36) over the bounding box of the
 domain's cells, cells without a site being NaN; ``layout="site"`` writes (site, time).
@@ -42,8 +51,8 @@ from tqdm.auto import tqdm
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
 from smfusion.io import cf
+from smfusion.products.layers import ancillary_of, applied_recalibration, chunk_layers, layer_attrs
 from smfusion.runs import Run
-from smfusion.training.ensembles import aleatoric_std, epistemic_std
 
 __all__ = ["predict_product", "layer_names", "composite"]
 
@@ -72,19 +81,15 @@ def composite(x: np.ndarray, days: int, axis: int = -1) -> np.ndarray:
 
 
 def _site_chunk(run: Run, ds: xr.Dataset, sites: np.ndarray, period, noise_runs: int,
-                noise: Optional[float], seed: int, days: int) -> dict[str, np.ndarray]:
+                noise: Optional[float], seed: int, days: int, recalibration: Optional[str] = None
+                ) -> dict[str, np.ndarray]:
     """Layers (name -> (site, time')) of one site chunk over ``period``."""
-    res = run.predict_members(ds, sites, period, noise_runs=noise_runs, noise=noise, seed=seed)
-    members, noisy = res if noise_runs else (res, None)
+    names = layer_names(run.cfg.data.target)
+    out = chunk_layers(run, ds, sites, period, names, noise_runs, noise, seed,
+                       transform=(lambda a: composite(a, days, axis=1)) if days > 1 else None,
+                       recalibration=recalibration)
     times = pd.date_range(*period, freq="D").values
-    out = {}
-    for i, (var, name) in enumerate(layer_names(run.cfg.data.target).items()):
-        m = composite(members[..., i], days)
-        out[name] = m.mean(0).astype(np.float32)
-        if m.shape[0] > 1:
-            out[f"{name}_epistemic_std"] = epistemic_std(m)
-        if noisy is not None:
-            out[f"{name}_aleatoric_std"] = aleatoric_std(composite(noisy[..., i], days))
+    for var, name in names.items():
         seasonal = getattr(run.adapter, "seasonal", None)
         clim = seasonal.clims.get(var) if seasonal is not None else None
         if clim is not None:
@@ -96,12 +101,12 @@ def _site_chunk(run: Run, ds: xr.Dataset, sites: np.ndarray, period, noise_runs:
     return out
 
 
-def _attrs(name: str, var: str, units: str, days: int) -> dict:
-    kind = {"": f"predicted {var} (ensemble mean)", "_epistemic_std": f"epistemic (ensemble) std of {var}",
-            "_aleatoric_std": f"aleatoric (input-noise) std of {var}",
-            "_climatology": f"day-of-year climatology of {var} (training period)"}
-    base = next(k for k in ("_epistemic_std", "_aleatoric_std", "_climatology", "") if name.endswith(k))
-    attrs = {"long_name": kind[base], "units": units}
+def _attrs(name: str, var: str, prefix: str, units: str, days: int, recal: str = "none") -> dict:
+    attrs = layer_attrs(name[len(prefix):], var, units, recal)
+    if attrs is None:
+        kind = {"": f"predicted {var} (ensemble mean)",
+                "_climatology": f"day-of-year climatology of {var} (training period)"}
+        attrs = {"long_name": kind[name[len(prefix):]], "units": units}
     if days > 1:
         attrs["cell_methods"] = f"time: mean (interval: {days} days)"
     return attrs
@@ -162,10 +167,12 @@ def predict_product(
     chunk_sites: int = 512,
     sites: Optional[np.ndarray] = None,
     progress: bool = True,
+    recalibration: Optional[str] = None,
 ) -> Path:
     """Write the long-term product of a trained run (see the module docstring); returns ``out``.
 
-    ``noise_runs``/``noise`` default to the run's ``uncertainty`` section.
+    ``noise_runs``/``noise`` default to the run's ``uncertainty`` section, ``recalibration`` (none, variance,
+    isotonic) to its ``uncertainty.recalibration``.
     ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4.
     """
     if layout not in ("site", "grid"):
@@ -191,9 +198,10 @@ def predict_product(
     if scratch.exists():
         shutil.rmtree(scratch)
     try:
+        recal = applied_recalibration(run, recalibration, noise_runs)  # fitted here, once, when not yet saved
         _write_chunks(run, dom, scratch, t_start, t_end, chunk_days, chunk_sites, composite_days, noise_runs,
-                      noise, progress)
-        return _finalise(run, scratch, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end))
+                      noise, progress, recal)
+        return _finalise(run, scratch, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end), recal)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch)
@@ -220,7 +228,7 @@ class _Domain:
 
 
 def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_days: int, chunk_sites: int,
-                  days: int, noise_runs: int, noise, progress: bool) -> None:
+                  days: int, noise_runs: int, noise, progress: bool, recal: str = "none") -> None:
     """Predict time chunk by time chunk (each with its own warm-up) and append each to the scratch store."""
     cfg = run.cfg
     starts = pd.date_range(t_start, t_end, freq=f"{chunk_days}D")
@@ -235,7 +243,7 @@ def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_d
             parts = []
             for si, chunk in enumerate(site_chunks):
                 parts.append(_site_chunk(run, ds, chunk, period, noise_runs, noise,
-                                         cfg.uncertainty.seed + 1000 * ci + si, days))
+                                         cfg.uncertainty.seed + 1000 * ci + si, days, recal))
                 bar.update(1)
             layers = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
             piece = dom.piece(layers, pd.date_range(a, b, freq=f"{days}D"))
@@ -246,7 +254,7 @@ def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_d
         bar.close()
 
 
-def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, period) -> Path:
+def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, period, recal="none") -> Path:
     import dask
 
     cfg = run.cfg
@@ -268,7 +276,11 @@ def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, p
     names = layer_names(target)
     for name in lazy.data_vars:
         var = next(v for v, p in names.items() if str(name) == p or str(name).startswith(p + "_"))
-        lazy[name].attrs = _attrs(str(name), var, units, days)
+        lazy[name].attrs = _attrs(str(name), var, names[var], units, days, recal)
+    for var, prefix in names.items():
+        ancillary = ancillary_of(prefix, var, lazy.data_vars, units)
+        if ancillary:
+            lazy[prefix].attrs["ancillary_variables"] = ancillary
     lazy.attrs.update(
         product="smfusion long-term soil-moisture product (CASM-style)",
         period=f"{period[0]} .. {period[1]}",
@@ -281,6 +293,7 @@ def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, p
         input_mode=cfg.seasonal.input_mode,
         training_period=f"{cfg.periods.train.start} .. {cfg.periods.train.end}",
         run_dir=str(run.run_dir),
+        recalibration=recal,
     )
     kw = dict(title=f"smfusion {cfg.name} product {period[0]} .. {period[1]}", config=cfg.to_dict(),
               inputs=[str(run.run_dir)], grid=grid if layout == "grid" else None)

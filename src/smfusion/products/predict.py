@@ -18,11 +18,13 @@ from smfusion.runs import Run
 
 
 def predict_to_file(
-    run_dir: str | Path, start: str, end: str, out: str | Path, sites: Optional[np.ndarray] = None
+    run_dir: str | Path, start: str, end: str, out: str | Path, sites: Optional[np.ndarray] = None,
+    recalibration: Optional[str] = None,
 ) -> Path:
-    """Predict every site (or ``sites``; sensors for point runs) from ``start`` to ``end`` into ``out``."""
+    """Predict every site (or ``sites``; sensors for point runs) from ``start`` to ``end`` into ``out``, with the
+    predictive-distribution layers (``recalibration``: none, variance, isotonic; None: the run's config)."""
     run = Run.load(run_dir)
-    ds = run.predict(start, end, ids=sites)
+    ds = run.predict(start, end, ids=sites, recalibration=recalibration)
     out = Path(out)
     if run.layout == "points":
         from smfusion.products.points import write_points_csv

@@ -14,6 +14,15 @@ With ``coarse_target: anomaly`` both sides of the first term are taken minus
 their mean over the window (days with a satellite value), so a biased
 satellite shapes the dynamics but not the level (docs/multiscale.md).
 
+With a probabilistic head (an NLL as ``training.loss``) both terms are NLLs:
+the station term scores the head's distribution at the station cell, the coarse
+term the Gaussian of the aggregate, mean ``m_c = mean_k m_k`` and variance
+(:func:`aggregate_variance`) ``var_c = ((1 - rho) sum_k s_k^2 + rho (sum_k s_k)^2) / n^2``
+over the n fine cells present: ``rho = uncertainty.fine_error_correlation``
+(0: independent fine-cell errors, ``sum s_k^2 / n^2``; 1: fully correlated,
+``(mean s_k)^2``). Under the anomaly coarse target the aggregate keeps this
+variance (the window mean it loses is known far better than a single day).
+
 The data, sampler and scaler are the ``multiscale`` adapter's
 (:mod:`smfusion.data.adapters.multiscale`); this module holds the loss and
 registers the ``multiscale`` objective.
@@ -30,7 +39,7 @@ from smfusion.errors import ConfigError
 from smfusion.training.losses import get_loss
 from smfusion.training.objectives import Objective, get_objective, register_objective
 
-__all__ = ["aggregate_groups", "multiscale_loss", "MultiscaleObjective"]
+__all__ = ["aggregate_groups", "aggregate_variance", "multiscale_loss", "MultiscaleObjective"]
 
 
 # --------------------------------------------------------------------------- loss
@@ -52,6 +61,24 @@ def aggregate_groups(y_hat: torch.Tensor, index: torch.Tensor, mask: torch.Tenso
     raise ConfigError(f"unknown aggregation {op!r}; use mean or median")
 
 
+def aggregate_variance(log_var: torch.Tensor, index: torch.Tensor, mask: torch.Tensor, correlation: float = 0.0
+                       ) -> torch.Tensor:
+    """Variance of the mask-aware mean over each group's rows (G, T, F), from per-row ``log_var`` (B, T, F):
+    ``((1 - rho) sum_k s_k^2 + rho (sum_k s_k)^2) / n^2`` over the n counted rows, errors with a common
+    correlation ``rho`` (0: independent, ``sum s_k^2 / n^2``). Groups without a counted row give NaN."""
+    g, k = index.shape
+    var = torch.exp(log_var)[index.reshape(-1).long()].reshape(g, k, *log_var.shape[1:])
+    m = mask.to(torch.bool).reshape(g, k, *([1] * (log_var.dim() - 1)))
+    n = m.sum(dim=1).to(var.dtype)
+    s2 = torch.where(m, var, torch.zeros_like(var)).sum(dim=1)
+    s1 = torch.where(m, var.sqrt(), torch.zeros_like(var)).sum(dim=1)
+    out = ((1.0 - correlation) * s2 + correlation * s1**2) / n.clamp(min=1) ** 2
+    return torch.where(n > 0, out, torch.full_like(out, float("nan")))
+
+
+DISTRIBUTION_KEYS = ("log_var", "mix_loc", "mix_log_var", "mix_log_weight")
+
+
 def multiscale_loss(
     y_hat: torch.Tensor,
     batch: dict[str, torch.Tensor],
@@ -62,6 +89,8 @@ def multiscale_loss(
     min_coverage: float = 0.0,
     burn_in: int = 0,
     coarse_target: str = "absolute",
+    distribution: dict[str, torch.Tensor] | None = None,
+    correlation: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the coarse-cell and station terms (see the module doc) and the terms' values.
 
@@ -69,7 +98,12 @@ def multiscale_loss(
     ``site_index`` (S,), ``y_site`` (S, T, F). NaN targets are masked; a term with weight 0 is skipped.
     ``coarse_target='anomaly'``: both sides of the coarse term minus their mean over the window's
     days with a satellite value (after ``burn_in``), so the satellite's level (bias) is not learned.
+    ``distribution`` (a probabilistic head's ``log_var`` and ``mix_*`` outputs for every row): each term
+    is ``loss_fn(y_hat, y, extra)`` with ``extra`` those outputs at the station rows and, for the coarse
+    term, ``{"log_var": log var_c}`` (:func:`aggregate_variance` with ``correlation``; mean aggregation only).
     """
+    if distribution is not None and aggregation != "mean":
+        raise ConfigError("a probabilistic head needs multiscale.aggregation 'mean' (the median has no variance)")
     total = y_hat.sum() * 0.0
     terms = {}
     t0 = min(burn_in, y_hat.shape[1] - 1)
@@ -88,11 +122,20 @@ def multiscale_loss(
             y = y - torch.nansum(y, dim=1, keepdim=True) / n
         elif coarse_target != "absolute":
             raise ConfigError(f"unknown coarse_target {coarse_target!r}; use absolute or anomaly")
-        term = loss_fn(agg, y)
+        if distribution is None:
+            term = loss_fn(agg, y)
+        else:
+            lv = aggregate_variance(distribution["log_var"], batch["group_index"], batch["group_mask"], correlation)
+            term = loss_fn(agg, y, {"log_var": torch.log(torch.nan_to_num(lv, nan=1.0))[:, t0:]})
         terms["coarse"] = float(term.detach())
         total = total + w_coarse * term
     if w_site > 0 and batch["site_index"].shape[0] > 0:
-        term = loss_fn(y_hat[batch["site_index"].long()][:, t0:], batch["y_site"][:, t0:])
+        rows = batch["site_index"].long()
+        if distribution is None:
+            term = loss_fn(y_hat[rows][:, t0:], batch["y_site"][:, t0:])
+        else:
+            term = loss_fn(y_hat[rows][:, t0:], batch["y_site"][:, t0:],
+                           {k: v[rows][:, t0:] for k, v in distribution.items()})
         terms["site"] = float(term.detach())
         total = total + w_site * term
     return total, terms
@@ -100,20 +143,23 @@ def multiscale_loss(
 
 class MultiscaleObjective:
     """The ``multiscale`` objective: ``(loss, terms)`` of :func:`multiscale_loss`, each term computed by
-    the inner objective (``training.loss``) on ``{"y_hat": ...}`` / ``{"y": ...}``."""
+    the inner objective (``training.loss``) on ``{"y_hat": ...}`` (plus a probabilistic head's outputs) /
+    ``{"y": ...}``."""
 
-    def __init__(self, ms: MultiscaleConfig, inner: Objective):
+    def __init__(self, ms: MultiscaleConfig, inner: Objective, correlation: float = 0.0):
         self.ms = ms
         self.inner = inner
+        self.correlation = correlation
 
-    def _term(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.inner({"y_hat": y_hat}, {"y": y})[0]
+    def _term(self, y_hat: torch.Tensor, y: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
+        return self.inner({"y_hat": y_hat, **(extra or {})}, {"y": y})[0]
 
     def __call__(self, prediction: dict[str, torch.Tensor], data: dict[str, torch.Tensor]
                  ) -> tuple[torch.Tensor, dict[str, float]]:
         ms = self.ms
+        dist = {k: prediction[k] for k in DISTRIBUTION_KEYS if k in prediction} or None
         return multiscale_loss(prediction["y_hat"], data, ms.w_coarse, ms.w_site, self._term, ms.aggregation,
-                               ms.min_coverage, ms.burn_in, ms.coarse_target)
+                               ms.min_coverage, ms.burn_in, ms.coarse_target, dist, self.correlation)
 
 
 @register_objective("multiscale")
@@ -122,4 +168,5 @@ def _multiscale(cfg: RunConfig, training: TrainingConfig) -> Objective:
         raise ConfigError("the multiscale objective needs a multiscale section in the config")
     if training.loss == "multiscale":
         raise ConfigError("training.loss: name the per-term objective (e.g. rmse), not 'multiscale'")
-    return MultiscaleObjective(cfg.multiscale, get_objective(training.loss)(cfg, training))
+    return MultiscaleObjective(cfg.multiscale, get_objective(training.loss)(cfg, training),
+                               cfg.uncertainty.fine_error_correlation)

@@ -30,7 +30,7 @@ from smfusion.data.loading import SiteSplit
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.atomic import write_text
 from smfusion.models.registry import build_model
-from smfusion.training.objectives import build_objective, get_objective
+from smfusion.training.objectives import build_objective, check_head, get_objective
 from smfusion.training.trainer import Trainer, Validation
 
 __all__ = ["train", "check_names", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
@@ -69,8 +69,9 @@ def write_run_config(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
 def build_member(cfg: RunConfig, adapter: Adapter, model: Optional[ModelConfig] = None) -> torch.nn.Module:
     """The model of ``cfg`` (or of one member's ``model`` settings), untrained."""
     m = model or cfg.model
+    head = {} if m.head == "regression" else {"head": m.head, "components": m.components}  # any model takes none
     return build_model(m.name, hidden_size=m.hidden_size, dropout=m.dropout, num_layers=m.num_layers,
-                       **adapter.model_kwargs())
+                       **head, **adapter.model_kwargs())
 
 
 @dataclass
@@ -133,6 +134,7 @@ def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
             if m.model.name not in registry.available():
                 raise bad(key, f"unknown model '{m.model.name}', registered: {registry.available()}")
             get_objective(m.training.loss)
+            check_head(m.model, m.training, key=key.replace(".name", ".head"))
         if adapter.default_objective:
             get_objective(adapter.default_objective, key="data.adapter")
     except ConfigError as exc:

@@ -1,0 +1,74 @@
+"""The long-term product's prediction layers of one chunk: mean and predictive-distribution layers.
+
+:func:`chunk_layers` is what :mod:`smfusion.products.longterm` calls per site
+chunk: the run's predictive distribution
+(:meth:`smfusion.runs.Run.predict_distribution`, recalibrated as the run's
+config says unless overridden) over the chunk's period, composited over days by
+``transform`` before the spread is taken, as layers named ``<prefix><suffix>``
+(:meth:`~smfusion.training.predictive.Predictive.layers`): the mean, ``_std``
+(total), ``_epistemic_std``, ``_aleatoric_std`` and the quantile layers.
+:func:`layer_attrs` gives their CF attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import xarray as xr
+
+from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME
+from smfusion.runs import Run
+from smfusion.training.predictive import layer_attrs as _dist_attrs
+
+__all__ = ["chunk_layers", "layer_attrs", "applied_recalibration", "ancillary_of", "DISTRIBUTION_SUFFIXES"]
+
+DISTRIBUTION_SUFFIXES = ("_std", "_epistemic_std", "_aleatoric_std")
+
+
+def chunk_layers(run: Run, ds: xr.Dataset, sites: np.ndarray, period: tuple[str, str], names: dict[str, str],
+                 noise_runs: int, noise: Optional[float], seed: int,
+                 transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 recalibration: Optional[str] = None, quantiles: Optional[list[float]] = None
+                 ) -> dict[str, np.ndarray]:
+    """Layers (``names[var] + suffix`` -> (site, time')) of one site chunk; ``names``: target -> prefix."""
+    dist = run.predict_distribution(ds, sites, period, noise_runs=noise_runs, noise=noise, seed=seed,
+                                    recalibration=recalibration, transform=transform)
+    q = run.cfg.uncertainty.quantiles if quantiles is None else quantiles
+    out = {}
+    for var, prefix in names.items():
+        for suffix, arr in dist[var].layers(q).items():
+            out[prefix + suffix] = arr
+    return out
+
+
+def applied_recalibration(run: Run, method: Optional[str], noise_runs: int) -> str:
+    """The recalibration the product's layers get (``method`` None: the run's config): fitted now when not
+    saved yet; ``none`` when off or when the run has no validation data."""
+    recals = run.recalibration(method, noise_runs=noise_runs)
+    return next(iter(recals.values())).method if recals else "none"
+
+
+def ancillary_of(prefix: str, var: str, names, units: str = "") -> str:
+    """The ``ancillary_variables`` of layer ``prefix``: its distribution layers among ``names``, std layers
+    first (total, epistemic, aleatoric), then quantiles by level."""
+    found = [n for n in map(str, names) if n.startswith(prefix + "_")
+             and layer_attrs(n[len(prefix):], var, units) is not None]
+
+    def key(n: str):
+        suffix = n[len(prefix):]
+        if suffix in DISTRIBUTION_SUFFIXES:
+            return (0, DISTRIBUTION_SUFFIXES.index(suffix))
+        return (1, float(suffix[2:].replace("p", ".")))
+
+    return " ".join(sorted(found, key=key))
+
+
+def layer_attrs(suffix: str, var: str, units: str, recal: str = "none") -> Optional[dict]:
+    """CF attributes of a distribution layer of the soil-moisture product; None for other suffixes."""
+    if suffix in DISTRIBUTION_SUFFIXES or suffix.startswith("_q") and suffix[2:3].isdigit():
+        attrs = _dist_attrs(suffix, var, units, SOIL_MOISTURE_STANDARD_NAME, recal)
+        if suffix.startswith("_q"):
+            attrs["standard_name"] = SOIL_MOISTURE_STANDARD_NAME
+        return attrs
+    return None
