@@ -147,3 +147,55 @@ def test_point_head_refuses_nll_and_log1p_target(tmp_path):
         check_names(_cfg(model={"head": "regression"}))
     with pytest.raises(ConfigError, match="predicts a distribution"):
         check_names(_cfg(training={"loss": "rmse"}))
+
+
+def test_fusion_points_with_a_gaussian_head(tmp_path):
+    """SYNTHETIC shards: the point adapter's runs predict distributions; evaluate prints their calibration."""
+    from smfusion.evaluation.report import evaluate
+    from smfusion.synthetic.fusion_shards import write_shards
+
+    write_shards(tmp_path / "shards", n_sensors=16, n_times=12, size=4, seed=1, n_shards=2)
+    cfg = parse_config({
+        "name": "fu", "data": {"reader": "tfrecord", "root": str(tmp_path / "shards"), "target": ["sm_0_5"]},
+        "split": {"kind": "kfold", "k": 4, "fold": 0, "validation_fraction": 0.25},
+        "model": {"name": "fusion", "hidden_size": 16, "dropout": 0.0, "head": "gaussian"},
+        "fusion": {"groups": ["smap", "gldas"], "patch_size": 4, "cnn_channels": 4, "embed_size": 4},
+        "training": {"epochs": 2, "iterations_per_epoch": 5, "batch_size": 16, "loss": "gaussian_nll",
+                     "ensemble": 2, "threads": 1, "progress": False},
+        "evaluation": {"plots": False},
+    })
+    run_dir = train(cfg, tmp_path / "run")
+    run = Run.load(run_dir)
+    pts = run.adapter.load()
+    dist = run.predict_distribution(pts, run.split.test, None, recalibration="none")["sm_0_5"]
+    assert dist.loc.shape[:3] == dist.means.shape and dist.means.shape[2] == 1 and (dist.scale > 0).all()
+    pred = run.predict(data=pts, ids=run.split.test)
+    assert pred["sm_0_5_std"].dims == ("example",) and (pred["sm_0_5_std"] > 0).all()
+    text = evaluate(run_dir).text
+    assert "Calibration of the predictive distribution of sm_0_5" in text and "recalibrated (variance)" in text
+
+
+@pytest.mark.realdata
+def test_multiscale_nll_trains_and_predicts(conus_root, tmp_path):
+    """Twin (SYNTHETIC truth on real forcing): both multiscale terms as NLLs, then a distribution per fine cell."""
+    cfg = parse_config({
+        "name": "ms_nll",
+        "data": {"reader": "twin", "root": str(conus_root), "dynamic": ["APCP_FORA", "TMP_2_FORA"],
+                 "static": ["Sand"], "target": ["sm_station"], "twin": {"seed": 0, "n_coarse": 6}},
+        "periods": {"train": ["2015-04-01", "2015-12-31"], "validation": ["2016-01-01", "2016-03-31"],
+                    "test": ["2016-04-01", "2016-06-30"], "warmup_days": 60},
+        "split": {"kind": "kfold", "k": 3, "fold": 0},
+        "model": {"name": "lstm", "hidden_size": 8, "dropout": 0.0, "head": "gaussian"},
+        "training": {"epochs": 2, "iterations_per_epoch": 4, "seq_len": 60, "loss": "gaussian_nll", "threads": 1,
+                     "progress": False},
+        "multiscale": {"groups_per_batch": 2, "stations_per_batch": 4},
+        "uncertainty": {"fine_error_correlation": 0.3},
+    })
+    run_dir = train(cfg, tmp_path / "ms")
+    hist = (run_dir / "member_0" / "history.json").read_text()
+    assert "train_coarse" in hist and "train_site" in hist
+    run = Run.load(run_dir)
+    data = run.load_data("2016-04-01", "2016-06-30")
+    dist = run.predict_distribution(data, run.split.test, ("2016-04-01", "2016-06-30"))["sm_station"]
+    assert np.isfinite(dist.means).all() and (dist.scale > 0).all()
+    assert dist.recal.method == "variance"  # fitted on the validation period of the training stations
