@@ -30,7 +30,7 @@ import torch
 import xarray as xr
 
 from smfusion.data.adapters import Batches
-from smfusion.errors import ConfigError
+from smfusion.errors import ConfigError, DataError
 from smfusion.models.heads import is_probabilistic
 from smfusion.training.ensembles import aleatoric_std
 from smfusion.training.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
@@ -200,7 +200,7 @@ class Run(Trained):
             runs = np.stack([np.stack([tf(np.asarray(noisy[i, r])) for r in range(noisy.shape[1])])
                              for i in range(noisy.shape[0])])
             noise_var = runs.astype(np.float64).var(axis=1).mean(axis=0)
-        recals = self.recalibration(recalibration, noise_runs=0 if noisy is None else noisy.shape[1])
+        recals = self.recalibration(recalibration, noise_runs=0 if noisy is None else noisy.shape[1], noise=noise)
         out = {}
         for t, var in enumerate(self.cfg.data.target):
             mix = [None if a is None else a[..., t, :] for a in mixtures]
@@ -209,16 +209,17 @@ class Run(Trained):
         return out
 
     def recalibration(self, method: Optional[str] = None, noise_runs: Optional[int] = None, refit: bool = False,
-                      data: Any = None) -> dict[str, Recalibration]:
+                      data: Any = None, noise: Optional[float] = None) -> dict[str, Recalibration]:
         """The run's recalibration per target (``method`` None: ``uncertainty.recalibration``): read from
-        ``recalibration_<method>_noise<runs>.json`` when fitted with the same input noise, else fitted on the held-out
-        validation data (the adapter's validation batches: a validation period and/or validation sites)
-        and saved. Empty when ``none`` or when the run has no validation data (``recalibration_note``).
-        ``data``: what the adapter's ``load()`` would return (default: read it); only its validation rows and
-        period are used."""
+        ``recalibration_<method>_noise<runs>.json`` when fitted with the same input noise, else fitted on the
+        held-out validation data (the adapter's validation batches: a validation period and/or validation
+        sites) and saved. Empty when ``none``, when there is nothing to recalibrate or no validation data
+        (``recalibration_note`` says why). ``data``: what the adapter's ``load()`` would return (default: read
+        it); only its validation rows and period are used."""
         unc = self.cfg.uncertainty
         method = method or unc.recalibration
         noise_runs = unc.noise_runs if noise_runs is None else int(noise_runs)
+        noise = unc.noise if noise is None else float(noise)
         self.recalibration_note = ""
         if method == "none":
             return {}
@@ -229,19 +230,31 @@ class Run(Trained):
         if (self.cfg.periods is None or self.cfg.periods.validation is None) and not self.split.validation.size:
             self.recalibration_note = "not recalibrated: the run has no validation period or sites"
             return {}
-        want = {"method": method, "noise_runs": noise_runs, "noise": unc.noise}
+        want = {"method": method, "noise_runs": noise_runs, "noise": noise if noise_runs else None}
         path = self.run_dir / RECALIBRATION_FILE.format(method=method, runs=noise_runs)
         if path.is_file() and not refit:
             recals, meta = load_recalibrations(path)
             if all(meta.get(k) == v for k, v in want.items()):
                 self.recalibration_note = meta.get("validation", "")
                 return recals
-        data = self.load_data() if data is None else data
+        if data is None:
+            try:
+                data = self.load_data()
+            except DataError as exc:
+                self.recalibration_note = f"not recalibrated: cannot read the validation data ({exc})"
+                return {}
+        recals = self._fit_recalibration(data, method, noise_runs, noise)
+        if recals:
+            save_recalibrations(path, recals, {**want, "validation": self.recalibration_note})
+        return recals
+
+    def _fit_recalibration(self, data: Any, method: str, noise_runs: int, noise: float) -> dict[str, Recalibration]:
         vb = self.adapter.validation_batches(data, self.split)
         if vb is None or len(vb) == 0:
             self.recalibration_note = "not recalibrated: the run has no validation period or sites"
             return {}
-        pred = self.predict_distribution(data, None, None, noise_runs=noise_runs, batches=vb, recalibration="none")
+        pred = self.predict_distribution(data, None, None, noise_runs=noise_runs, noise=noise, batches=vb,
+                                         recalibration="none")
         obs = self.adapter.observations(data, vb)
         try:
             recals = {v: fit_recalibration(pred[v], obs[..., t], method) for t, v in enumerate(self.cfg.data.target)}
@@ -251,9 +264,9 @@ class Run(Trained):
         p = self.cfg.periods
         where = (f"validation period {p.validation.start} .. {p.validation.end}" if p is not None and p.validation
                  else "training period")
-        self.recalibration_note = f"fitted on {len(vb)} held-out validation {self._units()} over the {where}" \
-            if self.split.validation.size else f"fitted on the {where} of {len(vb)} training {self._units()}"
-        save_recalibrations(path, recals, {**want, "validation": self.recalibration_note})
+        self.recalibration_note = (f"fitted on {len(vb)} held-out validation {self._units()} over the {where}"
+                                   if self.split.validation.size else
+                                   f"fitted on the {where} of {len(vb)} training {self._units()}")
         return recals
 
     def _units(self) -> str:
