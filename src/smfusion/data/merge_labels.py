@@ -10,8 +10,9 @@ and its raw reading nearest to ``timestamp``.
   ``good_flags`` or a value outside [0, 1] m3/m3 (or NaN);
 * ``success``: the example is written with ``sm_0_5`` set.
 
-Each input shard gives one output shard of the same name (atomic write)
-holding the successful examples only.
+Each input shard gives one output shard of the same name holding the
+successful examples only; the output folder is written as a whole (temp +
+rename) and replaces nothing smfusion did not write.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from smfusion.errors import DataError
+from smfusion.io.atomic import atomic_path
 from smfusion.io.fusion_schema import LABEL
+from smfusion.io.ownership import check_output
 from smfusion.io.ismn import DEFAULT_DEPTH, find_ismn_files, read_ismn_file
 from smfusion.io.tfrecord import list_shards, read_examples, write_examples
 
@@ -114,28 +117,34 @@ def lookup(sensors: list[_Sensor], lat: float, lon: float, t_ms: int, max_distan
 def merge_labels(
     examples: str | Path, ismn: str | Path, out: str | Path, tolerance_hours: float = 12.0,
     max_distance_m: float = 1000.0, depth: tuple[float, float] = DEFAULT_DEPTH,
-    good_flags: Sequence[str] = ("G",), progress: bool = True,
+    good_flags: Sequence[str] = ("G",), progress: bool = True, overwrite: bool = False,
 ) -> MergeCounts:
-    """Label the shards under ``examples`` from ISMN files under ``ismn`` into ``out``; returns the counts."""
+    """Label the shards under ``examples`` from ISMN files under ``ismn`` into the folder ``out``; returns the counts.
+
+    ``out`` is written as a whole (temp + rename): an existing one is replaced
+    only with ``overwrite``, only if smfusion wrote it, and never when it is or
+    holds an input.
+    """
+    out = Path(out)
+    check_output(out, overwrite=overwrite, protect=[examples, ismn], kind="dir")
     shards = list_shards(examples)
     sensors = load_sensors(ismn, depth)
-    out = Path(out)
-    if out.resolve() == Path(examples).resolve():
-        raise DataError("--out must differ from --examples (input shards are not overwritten)", path=out)
     counts = MergeCounts()
     tol = int(tolerance_hours * 3_600_000)
     bar = tqdm(desc="merge-labels", unit="example", disable=not progress)
-    for shard in shards:
-        kept = []
-        for ex in read_examples(shard, ("center_lat", "center_long", "timestamp")):
-            status, value = lookup(sensors, float(ex["center_lat"][0]), float(ex["center_long"][0]),
-                                   int(ex["timestamp"][0]), max_distance_m, tol, good_flags)
-            setattr(counts, status, getattr(counts, status) + 1)
-            if status == "success":
-                ex[LABEL] = np.float32([value])
-                kept.append(ex)
-            bar.update(1)
-        write_examples(out / shard.name, kept)
+    with atomic_path(out, overwrite=overwrite, protect=[examples, ismn]) as tmp:
+        tmp.mkdir()
+        for shard in shards:
+            kept = []
+            for ex in read_examples(shard, ("center_lat", "center_long", "timestamp")):
+                status, value = lookup(sensors, float(ex["center_lat"][0]), float(ex["center_long"][0]),
+                                       int(ex["timestamp"][0]), max_distance_m, tol, good_flags)
+                setattr(counts, status, getattr(counts, status) + 1)
+                if status == "success":
+                    ex[LABEL] = np.float32([value])
+                    kept.append(ex)
+                bar.update(1)
+            write_examples(tmp / shard.name, kept)
     bar.close()
     return counts
 
