@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from smfusion.errors import SmfusionError
+from smfusion.cli_args import (Parser, date, non_negative_float, non_negative_int, positive_float, positive_int,
+                                run)
 
 
 def _config(args: argparse.Namespace):
@@ -99,7 +100,7 @@ def _merge_labels(args: argparse.Namespace) -> int:
     from smfusion.data.merge_labels import merge_labels
 
     counts = merge_labels(args.examples, args.ismn, args.out, tolerance_hours=args.tolerance_hours,
-                          max_distance_m=args.max_distance_m)
+                          max_distance_m=args.max_distance_m, overwrite=args.overwrite)
     print(counts)
     return 0
 
@@ -116,9 +117,22 @@ def _fusion_shards(args: argparse.Namespace) -> int:
     from smfusion.synthetic.fusion_shards import write_shards
 
     paths = write_shards(args.out, n_sensors=args.sensors, n_times=args.times, size=args.size, seed=args.seed,
-                         n_shards=args.shards, labelled=not args.unlabelled)
+                         n_shards=args.shards, labelled=not args.unlabelled, overwrite=args.overwrite)
     print(f"wrote {len(paths)} SYNTHETIC shards to {args.out}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from smfusion.config import load_config
+    from smfusion.data.checks import check_config
+
+    problems = check_config(load_config(args.config))
+    for problem in problems:
+        print(f"smfusion: {problem.severity}: {problem}", file=sys.stderr)
+    errors = sum(p.severity == "error" for p in problems)
+    if not errors:
+        print(f"{args.config}: inputs OK ({len(problems)} warning(s))")
+    return 2 if errors else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -131,11 +145,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config")
     p.add_argument("--run-dir", default=None, help="run directory (default: config run_dir or runs/<name>)")
-    p.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override training.epochs")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="smfusion", description="Machine-learning soil-moisture products.")
+    p = Parser(prog="smfusion", description="Machine-learning soil-moisture products.")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error (or set SMFUSION_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
@@ -151,17 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict a period with a trained run into a NetCDF file")
     pr.add_argument("run_dir")
-    pr.add_argument("--start", required=True)
-    pr.add_argument("--end", required=True)
+    pr.add_argument("--start", required=True, type=date, help="first day, YYYY-MM-DD")
+    pr.add_argument("--end", required=True, type=date, help="last day, YYYY-MM-DD")
     pr.add_argument("--out", required=True)
+    pr.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
     pr.add_argument("--product", action="store_true",
                     help="long-term product (docs/casm.md): sm, sm_epistemic_std, sm_aleatoric_std, sm_climatology")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
-    pr.add_argument("--composite-days", type=int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
-    pr.add_argument("--noise-runs", type=int, default=None, help="--product: noisy runs per member (default: config)")
-    pr.add_argument("--noise", type=float, default=None, help="--product: input noise x training std (default: config)")
-    pr.add_argument("--chunk-days", type=int, default=366, help="--product: days per streamed time chunk")
-    pr.add_argument("--chunk-sites", type=int, default=512, help="--product: sites per streamed chunk")
+    pr.add_argument("--composite-days", type=positive_int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
+    pr.add_argument("--noise-runs", type=non_negative_int, default=None, help="--product: noisy runs per member (default: config)")
+    pr.add_argument("--noise", type=non_negative_float, default=None, help="--product: input noise x training std (default: config)")
+    pr.add_argument("--chunk-days", type=positive_int, default=366, help="--product: days per streamed time chunk")
+    pr.add_argument("--chunk-sites", type=positive_int, default=512, help="--product: sites per streamed chunk")
     pr.set_defaults(func=_predict)
 
     c = sub.add_parser("cv", help="spatial cross-validation over stations (config cv: section); held-out stations only")
@@ -172,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(m)
     m.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     m.add_argument("--out", default=None, help="NetCDF product of the test (else training) period at fine cells")
+    m.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
     m.set_defaults(func=_multiscale)
 
     tp = sub.add_parser("train-points", help="train a fusion point config (readers tfrecord/points), print metrics")
@@ -182,25 +199,32 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--examples", required=True, help="folder (or file) of TFRecord shards")
     ml.add_argument("--ismn", required=True, help="folder of ISMN station files")
     ml.add_argument("--out", required=True, help="output folder for the labelled shards")
-    ml.add_argument("--tolerance-hours", type=float, default=12.0)
-    ml.add_argument("--max-distance-m", type=float, default=1000.0)
+    ml.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    ml.add_argument("--tolerance-hours", type=non_negative_float, default=12.0)
+    ml.add_argument("--max-distance-m", type=positive_float, default=1000.0)
     ml.set_defaults(func=_merge_labels)
 
     pp = sub.add_parser("predict-points", help="predict sm_0_5 for every example of a TFRecord file into a CSV")
     pp.add_argument("--input", required=True, help="TFRecord file (gzip or plain); labels not needed")
     pp.add_argument("--run", required=True, help="trained point run directory")
     pp.add_argument("--out", required=True, help="CSV file")
+    pp.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
     pp.set_defaults(func=_predict_points)
 
     fs = sub.add_parser("fusion-shards", help="write SYNTHETIC fusion shards in the exact schema")
     fs.add_argument("--out", required=True)
-    fs.add_argument("--sensors", type=int, default=40)
-    fs.add_argument("--times", type=int, default=30)
-    fs.add_argument("--size", type=int, default=8)
-    fs.add_argument("--shards", type=int, default=4)
-    fs.add_argument("--seed", type=int, default=0)
+    fs.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    fs.add_argument("--sensors", type=positive_int, default=40)
+    fs.add_argument("--times", type=positive_int, default=30)
+    fs.add_argument("--size", type=positive_int, default=8)
+    fs.add_argument("--shards", type=positive_int, default=4)
+    fs.add_argument("--seed", type=non_negative_int, default=0)
     fs.add_argument("--unlabelled", action="store_true")
     fs.set_defaults(func=_fusion_shards)
+
+    ck = sub.add_parser("check", help="check a config's inputs in seconds (files, variables, periods) before training")
+    ck.add_argument("config")
+    ck.set_defaults(func=_check)
 
     d = sub.add_parser("demo", help="train and evaluate the demo LSTM on the real CONUS data (< 10 min)")
     d.add_argument("--run-dir", default="runs/demo")
@@ -209,12 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except SmfusionError as exc:
-        print(f"smfusion: error: {exc}", file=sys.stderr)
-        return 2
+    """Run one verb; every error ends as one line on stderr (exit 2: user error, 1: internal; docs/errors.md)."""
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
