@@ -119,3 +119,43 @@ def test_swa_averages_the_last_epochs(tmp_path):
         torch.testing.assert_close(v, (snaps[0][k] + snaps[1][k]) / 2)
     with pytest.raises(Exception, match="exclude each other"):
         _cfg(swa_epochs=2, early_stopping=EarlyStopping(patience=2))
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    from smfusion.errors import SmfusionWarning
+
+    arr = _toy()
+    ref = _model()
+    Trainer(ref, _cfg(epochs=6), out_dir=tmp_path / "ref").fit(arr)
+    # the same run stopped after epoch 4, with its epoch-4 checkpoint damaged (epoch 2 intact)
+    Trainer(_model(), _cfg(epochs=4), out_dir=tmp_path / "run").fit(arr)
+    ckpt = tmp_path / "run/checkpoints/epoch_0004.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    resumed = _model(seed=5)
+    with pytest.warns(SmfusionWarning, match=r"epoch_0004\.pt.*corrupt checkpoint.*renamed to epoch_0004\.pt\.corrupt"):
+        res = Trainer(resumed, _cfg(epochs=6), out_dir=tmp_path / "run").fit(arr)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4, 5, 6]
+    for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(va, vb), k  # resumed from epoch 2: same weights as an uninterrupted run
+    assert (tmp_path / "run/checkpoints/epoch_0004.pt.corrupt").is_file()
+
+
+def test_unreadable_weights_and_checkpoints_name_the_file(tmp_path):
+    from smfusion.errors import DataError
+    from smfusion.training.trainer import load_checkpoint, load_weights
+
+    bad = tmp_path / "model.pt"
+    for content in (b"", b"garbage", b"PK\x03\x04truncated zip"):
+        bad.write_bytes(content)
+        with pytest.raises(DataError, match=r"model\.pt: corrupt weights file.*--restart"):
+            load_weights(bad)
+        with pytest.raises(DataError, match=r"model\.pt: corrupt checkpoint"):
+            load_checkpoint(bad)
+    torch.save({"w": "not a tensor"}, bad)
+    with pytest.raises(DataError, match="corrupt weights file|not a weights file"):
+        load_weights(bad)
+    torch.save({"epoch": 1}, bad)
+    with pytest.raises(DataError, match="checkpoint lacks 'model'"):
+        load_checkpoint(bad)
+    with pytest.raises(DataError, match="trained weights missing"):
+        load_weights(tmp_path / "none.pt")

@@ -101,10 +101,10 @@ def _year_dates(folder: Path) -> pd.DatetimeIndex:
     if not path.is_file():
         raise DataError("missing file", path=path, field="timeStr")
     days = []
-    for i, line in enumerate(_lines(path), start=1):
+    for i, line in enumerate(_lines(path, "timeStr"), start=1):
         try:
-            days.append(_dt.date.fromisoformat(line.strip().strip('"')))
-        except ValueError:
+            days.append(pd.Timestamp(_dt.date.fromisoformat(line.strip().strip('"'))))
+        except (ValueError, OverflowError):  # not a date, or outside pandas' years 1677 .. 2262
             raise DataError(f"line {i}: {line.strip()[:40]!r} is not a date YYYY-MM-DD", path=path,
                             field="timeStr") from None
     if not days:
@@ -143,7 +143,7 @@ def read_coords(root: str | Path, subset: str = "CONUSv4f1") -> tuple[np.ndarray
 def _rows(path: Path) -> int:
     try:
         return len(_lines(path))
-    except OSError:
+    except DataError:
         return -1
 
 

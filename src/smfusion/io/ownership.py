@@ -18,9 +18,11 @@ command (``protect``), a symbolic link. See docs/errors.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -191,8 +193,20 @@ def check_parent(path: str | Path) -> None:
         anc = anc.parent
     if not anc.is_dir():
         raise OutputError(f"parent {anc} is a file, not a folder", path=path, hint="choose an output inside a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
+    if not os.access(anc, os.W_OK | os.X_OK) or (hasattr(os, "geteuid") and os.geteuid() == 0 and not _probe(anc)):
         raise OutputError("folder is not writable", path=anc, hint="choose an output folder you can write to")
+
+
+def _probe(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (for root, whom ``os.access`` always answers yes)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".smfusion-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
 
 
 def check_output(path: str | Path, overwrite: bool = False, protect: Iterable[str | Path] = (),
