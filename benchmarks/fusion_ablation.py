@@ -27,7 +27,10 @@ from smfusion.config import load_config
 from smfusion.io.fusion_schema import ablation_rows
 from smfusion.settings import conus_dir
 from smfusion.synthetic.fusion_shards import write_shards
-from smfusion.training.fusion import load_points, predict_points_file, train_points
+from smfusion.data.adapters.points import load_points
+from smfusion.evaluation.report import evaluate
+from smfusion.products.points import predict_points_file
+from smfusion.training.run import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,8 +61,9 @@ def ablation(cfg_path: Path, points, out: Path, rows) -> list[tuple[str, dict]]:
         cfg = load_config(cfg_path)
         cfg.fusion.groups = groups
         t0 = time.time()
-        run = train_points(cfg, out / name.replace("+", "plus").replace(" ", "_"), points.with_groups(groups))
-        m = json.loads((run / "metrics.json").read_text())
+        run = train(cfg, out / name.replace("+", "plus").replace(" ", "_"), resume=False, data=points.with_groups(groups))
+        evaluate(run)
+        m = json.loads((run / "metrics" / "metrics.json").read_text())
         print(f"  trained {name:<20} in {time.time() - t0:5.1f} s", flush=True)
         if base is None:
             base = m

@@ -37,12 +37,13 @@ import pandas as pd
 import torch
 
 from smfusion.config import TwinConfig, load_config
-from smfusion.data.gridded import load_multiscale_dataset
+from smfusion.data.adapters.multiscale import station_sites
+from smfusion.data.loading import load_dataset
 from smfusion.data.loading import span
 from smfusion.data.spatial_cv import make_folds
-from smfusion.training.cv import station_metrics
-from smfusion.training.multiscale import station_sites, train_multiscale
-from smfusion.training.run import TrainedRun
+from smfusion.evaluation.cv import station_metrics
+from smfusion.runs import Run
+from smfusion.training.run import train
 
 SCENARIOS = {
     "main": {},
@@ -117,7 +118,7 @@ def main(argv=None) -> None:
     cfg, w_list, opts = setup(args)
     run_root = Path(args.run_dir or f"runs/bench_multiscale_twin/{args.scenario}")
     t0 = time.time()
-    ds = load_multiscale_dataset(cfg.data, *span(cfg))
+    ds = load_dataset(cfg.data, *span(cfg))
     target = cfg.data.target[0]
     period = (cfg.periods.test or cfg.periods.train).as_tuple()
     stations = station_sites(ds, target, cfg.periods.train.as_tuple())
@@ -142,8 +143,8 @@ def main(argv=None) -> None:
             fcfg.training.progress = False
             fcfg.split = fcfg.split.model_copy(update={"kind": "sites", "train_sites": [int(s) for s in f["train"]],
                                                        "test_sites": [int(s) for s in test]})
-            rd = train_multiscale(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", ds=ds, resume=False)
-            p = TrainedRun.load(rd).predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
+            rd = train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=False, data=ds)
+            p = Run.load(rd).predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
             full[name] = p
             preds[name] = p[np.searchsorted(ds["site"].values, test)]
             print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)

@@ -107,32 +107,28 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from smfusion.data.loading import load_dataset
-    from smfusion.training.run import TrainedRun, warmed_arrays
-    from smfusion.training.trainer import predict_arrays
+    from smfusion.runs import Run
+    from smfusion.training.trainer import predict_batches
 
     limit = matmul_flops()
-    run = TrainedRun.load(args.run)
+    run = Run.load(args.run)
     cfg = run.cfg
     n_mem, n_noise = len(run.members), cfg.uncertainty.noise_runs
     f_step = flops_per_step(run.members[0])
 
     # model forward on in-memory arrays (one member, all cells, one year + warm-up)
     start, end = CASES[1]
-    forcing = cfg.data.model_copy(update={"target": []})
     w0 = (np.datetime64(start) - np.timedelta64(cfg.periods.warmup_days, "D")).astype(str)
-    ds = load_dataset(forcing, str(w0), end, require_target=False)
-    arr, k = warmed_arrays(ds, run.scaler, cfg, ds.site.values, (start, end), run.seasonal)
-    from smfusion.training.run import PREDICT_CHUNK_SITES
-
-    chunk = getattr(run.members[0], "predict_chunk_sites", PREDICT_CHUNK_SITES)
-    predict_arrays(run.members[0], arr, chunk_sites=chunk)
+    ds = run.adapter.load(str(w0), end, require_target=False, inputs_only=True)
+    arr = run.adapter.eval_batches(ds, ds.site.values, (start, end))
+    chunk = getattr(run.members[0], "predict_chunk_sites", arr.chunk)
+    predict_batches(run.members[0], arr, chunk=chunk)
     t0 = time.perf_counter()
     reps = 3
     for _ in range(reps):
-        predict_arrays(run.members[0], arr, chunk_sites=chunk)
+        predict_batches(run.members[0], arr, chunk=chunk)
     fwd_s = (time.perf_counter() - t0) / reps
-    steps = arr.n_site * arr.n_time
+    steps = arr.y.shape[0] * arr.y.shape[1]
     fwd_rate = steps * f_step / fwd_s
 
     # end-to-end product and peak memory, one fresh process per case

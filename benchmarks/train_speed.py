@@ -40,20 +40,22 @@ def run_smfusion(config: str, threads: int, max_members: int) -> dict:
     import torch
 
     from smfusion.config import load_config
-    from smfusion.data.loading import load_dataset, resolve_split, span
+    from smfusion.data.adapters import adapter_for
     from smfusion.evaluation.metrics import pearson_r
-    from smfusion.training.run import build, fit_scaler, warmed_arrays
-    from smfusion.training.trainer import Trainer, predict_arrays
+    from smfusion.training.run import build_member
+    from smfusion.training.trainer import Trainer, predict_batches
 
     t_wall = time.perf_counter()
     torch.set_num_threads(threads)
     cfg = load_config(config)
     cfg.training.progress = False
-    ds = load_dataset(cfg.data, *span(cfg))
-    split = resolve_split(cfg, ds["site"].values)
-    scaler, tr = fit_scaler(cfg, ds, split)
+    adapter = adapter_for(cfg)
+    ds = adapter.load()
+    split = adapter.split(ds)
+    adapter.fit(ds, split)
+    tr = adapter.train_batches(ds, split, cfg.training)
     test_p = cfg.periods.test.as_tuple()
-    arr, k = warmed_arrays(ds, scaler, cfg, split.test, test_p)
+    arr = adapter.eval_batches(ds, split.test, test_p)
     target = cfg.data.target[0]
     obs = ds[target].sel(site=split.test, time=slice(*test_p)).values
 
@@ -62,14 +64,14 @@ def run_smfusion(config: str, threads: int, max_members: int) -> dict:
     for member in range(max_members):
         mcfg = cfg.training.model_copy(update={"seed": cfg.training.seed + member, "epochs": 1})
         torch.manual_seed(mcfg.seed)
-        model = build(cfg, scaler)
+        model = build_member(cfg, adapter)
         trainer = Trainer(model, mcfg)
         for epoch in range(1, cfg.training.epochs + 1):
             trainer.cfg = mcfg.model_copy(update={"seed": 1000 * mcfg.seed + epoch})
             t0 = time.perf_counter()
             trainer.fit(tr, None, resume=False)
             train_s += time.perf_counter() - t0
-            sim = scaler.inverse(target, predict_arrays(model, arr)[:, k:, 0], sites=split.test)
+            sim = adapter.to_physical(predict_batches(model, arr)[:, arr.score_from:], arr)[..., 0]
             ens = np.mean([*finished, sim], axis=0)
             r = float(np.nanmedian(pearson_r(obs, ens)))
             history.append([member, epoch, round(train_s, 1), round(r, 4)])

@@ -301,6 +301,18 @@ def test_overwrite_replaces_only_what_smfusion_wrote(world, tmp_path):
     assert not [n for n in os.listdir(tmp_path) if ".smfusion-" in n]
 
 
+def test_overwrite_replaces_a_folder_output_smfusion_wrote(tmp_path):
+    argv = ["fusion-shards", "--out", str(tmp_path / "shards"), "--sensors", "2", "--times", "2", "--shards", "2"]
+    assert run_cli(argv).returncode == 0
+    before = tree_hash(tmp_path)
+    proc = run_cli(argv)
+    assert proc.returncode == 2 and "--overwrite" in one_error_line(proc) and tree_hash(tmp_path) == before
+    proc = run_cli(argv[:-1] + ["3", "--overwrite"])
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == [
+        ".smfusion-output"] + [f"synthetic-0000{k}-of-00003.tfrecord.gz" for k in range(3)]
+
+
 def test_check_passes_a_good_config(world):
     proc = run_cli(["check", str(world / "mini.yaml")])
     assert proc.returncode == 0 and proc.stderr == "" and "inputs OK" in proc.stdout
@@ -346,7 +358,7 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(world, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="phase 2: TrainedRun.load (training/run.py) must load model.pt through"
+@pytest.mark.xfail(strict=True, reason="phase 2: load_trained (training/run.py) must load model.pt through"
                                        " training.trainer.load_weights, which names the file")
 def test_corrupt_model_pt_is_one_line_naming_it(world, tmp_path):
     run = tmp_path / "run"

@@ -51,10 +51,12 @@ def test_valid_and_example_configs(tmp_path):
     ],
 )
 def test_config_errors_name_the_key(tmp_path, patch, message):
+    from smfusion.training.run import check_names
+
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(_with(**patch)))
     with pytest.raises(ConfigError, match=message) as exc:
-        load_config(path)
+        check_names(load_config(path), str(path))  # names registries resolve are checked beside them
     assert "bad.yaml" in str(exc.value)
 
 

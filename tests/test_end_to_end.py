@@ -95,14 +95,15 @@ def test_ensemble_of_mixed_variants(conus_root, tmp_path):
     from smfusion.config import parse_config
     from smfusion.data.loading import load_dataset
     from smfusion.evaluation.report import describe_members
-    from smfusion.training.run import TrainedRun, train
+    from smfusion.runs import Run
+    from smfusion.training.run import train
 
     raw = yaml.safe_load(TINY)
     raw["training"]["ensemble"] = 1
     raw["variants"] = [{}, {"model": {"hidden_size": 12}, "training": {"lr": 0.01}}]
     cfg = parse_config(raw)
     run = train(cfg, tmp_path / "run")
-    loaded = TrainedRun.load(run)
+    loaded = Run.load(run)
     assert [m.lstm.hidden_size for m in loaded.members] == [8, 12]
     assert describe_members(loaded.cfg) == "ensemble of 2: 1 x lstm hidden 8 + 1 x lstm hidden 12"
     ds = load_dataset(cfg.data, "2016-02-01", "2016-03-31")

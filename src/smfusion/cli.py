@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from smfusion.cli_args import (Parser, date, non_negative_float, non_negative_int, positive_float, positive_int,
                                 run)
@@ -14,9 +13,12 @@ def _config(args: argparse.Namespace):
     """The config named by ``args.config``, with ``--epochs`` applied."""
     from smfusion.config import load_config
 
+    from smfusion.training.run import check_names
+
     cfg = load_config(args.config)
     if getattr(args, "epochs", None) is not None:
         cfg.training.epochs = args.epochs
+    check_names(cfg, source=args.config)  # model, objective, adapter, reader: before any work
     return cfg
 
 
@@ -25,15 +27,14 @@ def _train(args: argparse.Namespace) -> int:
     from smfusion.training.run import train
 
     cfg = _config(args)
-    # one command for every method: the config says which trainer
-    if cfg.data.reader in ("tfrecord", "points"):
-        return _train_points(args, cfg)
-    if cfg.multiscale is not None:
-        return _multiscale(args, cfg)
-    run_dir = train(cfg, args.run_dir, resume=not args.restart)
+    run_dir = train(cfg, args.run_dir, resume=not args.restart)  # one path for every method (data adapter)
     print(f"trained run: {run_dir}")
-    if not args.no_evaluate and cfg.periods.test is not None:
-        print(evaluate(run_dir).text)
+    if args.no_evaluate:
+        return 0
+    if cfg.periods is not None and cfg.periods.test is None and cfg.data.reader not in ("tfrecord", "points"):
+        print("no periods.test in the config: nothing to evaluate")
+        return 0
+    print(evaluate(run_dir).text)
     return 0
 
 
@@ -50,7 +51,7 @@ def _predict(args: argparse.Namespace) -> int:
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 
-        path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout,
+        path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout, grid=args.grid,
                                composite_days=args.composite_days, noise_runs=args.noise_runs, noise=args.noise,
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites)
         print(f"wrote {path}")
@@ -61,38 +62,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _cv(args: argparse.Namespace) -> int:
-    from smfusion.training.cv import run_cv
+    from smfusion.evaluation.cv import run_cv
 
     result = run_cv(_config(args), args.run_dir)
     print(result.text)
-    return 0
-
-
-def _multiscale(args: argparse.Namespace, cfg=None) -> int:
-    from smfusion.data.gridded import load_multiscale_dataset
-    from smfusion.data.loading import span
-    from smfusion.errors import ConfigError
-    from smfusion.training.multiscale import train_multiscale, write_fine_product
-
-    cfg = cfg or _config(args)
-    if cfg.multiscale is None:
-        raise ConfigError(f"config '{args.config}' has no multiscale section")
-    ds = load_multiscale_dataset(cfg.data, *span(cfg))
-    run_dir = train_multiscale(cfg, args.run_dir, ds=ds, resume=not args.restart)
-    print(f"trained run: {run_dir}")
-    if getattr(args, "out", None):
-        period = cfg.periods.test or cfg.periods.train
-        print(f"wrote {write_fine_product(run_dir, ds, period.start, period.end, args.out)}")
-    return 0
-
-
-def _train_points(args: argparse.Namespace, cfg=None) -> int:
-    from smfusion.training.fusion import format_metrics, train_points
-
-    cfg = cfg or _config(args)
-    run_dir = train_points(cfg, args.run_dir or (cfg.run_dir or f"runs/{cfg.name}"))
-    print(f"trained run: {run_dir}")
-    print(format_metrics(run_dir))
     return 0
 
 
@@ -106,7 +79,7 @@ def _merge_labels(args: argparse.Namespace) -> int:
 
 
 def _predict_points(args: argparse.Namespace) -> int:
-    from smfusion.training.fusion import predict_points_file
+    from smfusion.products.points import predict_points_file
 
     path, n = predict_points_file(args.input, args.run, args.out)
     print(f"wrote {n} predictions to {path}")
@@ -123,16 +96,24 @@ def _fusion_shards(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from smfusion.config import load_config
     from smfusion.data.checks import check_config
 
-    problems = check_config(load_config(args.config))
+    problems = check_config(_config(args))  # registry names first, then the inputs
     for problem in problems:
         print(f"smfusion: {problem.severity}: {problem}", file=sys.stderr)
     errors = sum(p.severity == "error" for p in problems)
     if not errors:
         print(f"{args.config}: inputs OK ({len(problems)} warning(s))")
     return 2 if errors else 0
+
+
+def _casm_twin(args: argparse.Namespace) -> int:
+    from smfusion.synthetic.casm_twin import write_casm_twin
+
+    path = write_casm_twin(args.out, seed=args.seed, n_cells=args.cells, start=args.start, end=args.end,
+                           dielectric=args.dielectric)
+    print(f"wrote the SYNTHETIC CASM twin (TB of four sensor eras, sm_smap, sm_true) to {path}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -148,16 +129,24 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=None, help="override training.epochs")
 
 
+def _train_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _config_args(p)
+    p.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
+    p.add_argument("--no-evaluate", action="store_true")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="smfusion", description="Machine-learning soil-moisture products.")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error (or set SMFUSION_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
-    _config_args(t)
-    t.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
-    t.add_argument("--no-evaluate", action="store_true")
+    _train_args(t)
     t.set_defaults(func=_train)
+    # earlier names of `train` for two methods, kept as aliases (the config says the method)
+    for alias in ("multiscale", "train-points"):
+        _train_args(sub.add_parser(alias, help="alias of `smfusion train`")).set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="score a trained run on its test period, beside baselines")
     e.add_argument("run_dir")
@@ -173,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--product", action="store_true",
                     help="long-term product (docs/casm.md): sm, sm_epistemic_std, sm_aleatoric_std, sm_climatology")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
+    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid (default: the data's, else M36)")
     pr.add_argument("--composite-days", type=positive_int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
     pr.add_argument("--noise-runs", type=non_negative_int, default=None, help="--product: noisy runs per member (default: config)")
     pr.add_argument("--noise", type=non_negative_float, default=None, help="--product: input noise x training std (default: config)")
@@ -180,20 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--chunk-sites", type=positive_int, default=512, help="--product: sites per streamed chunk")
     pr.set_defaults(func=_predict)
 
-    c = sub.add_parser("cv", help="spatial cross-validation over stations (config cv: section); held-out stations only")
+    c = sub.add_parser("cv", help="spatial cross-validation (config cv: section); scored on held-out sites/stations only")
     _config_args(c)
     c.set_defaults(func=_cv)
-
-    m = sub.add_parser("multiscale", help="train a multiscale config; --out writes the fine-grid CF product")
-    _config_args(m)
-    m.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
-    m.add_argument("--out", default=None, help="NetCDF product of the test (else training) period at fine cells")
-    m.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    m.set_defaults(func=_multiscale)
-
-    tp = sub.add_parser("train-points", help="train a fusion point config (readers tfrecord/points), print metrics")
-    _config_args(tp)
-    tp.set_defaults(func=_train_points)
 
     ml = sub.add_parser("merge-labels", help="join ISMN 0-5 cm readings to TFRecord examples as sm_0_5")
     ml.add_argument("--examples", required=True, help="folder (or file) of TFRecord shards")
@@ -225,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     ck = sub.add_parser("check", help="check a config's inputs in seconds (files, variables, periods) before training")
     ck.add_argument("config")
     ck.set_defaults(func=_check)
+
+    ct = sub.add_parser("casm-twin", help="write the SYNTHETIC CASM twin (tau-omega TB of AMSR-E/AMSR2/SMOS/SMAP-like "
+                                      "eras, SMAP-like target, truth) as a (site, time) NetCDF")
+    ct.add_argument("--out", required=True)
+    ct.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    ct.add_argument("--cells", type=positive_int, default=200)
+    ct.add_argument("--seed", type=non_negative_int, default=0)
+    ct.add_argument("--start", type=date, default="2002-01-01")
+    ct.add_argument("--end", type=date, default="2020-12-31")
+    ct.add_argument("--dielectric", default="mironov", choices=["mironov", "dobson"])
+    ct.set_defaults(func=_casm_twin)
 
     d = sub.add_parser("demo", help="train and evaluate the demo LSTM on the real CONUS data (< 10 min)")
     d.add_argument("--run-dir", default="runs/demo")

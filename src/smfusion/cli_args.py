@@ -107,7 +107,7 @@ def date(text: str) -> str:
 # verb -> (argument holding the output, what is written there: "file", "dir", or a function of the path)
 OUTPUTS: dict[str, tuple[str, str | Callable[[str], str]]] = {
     "predict": ("out", lambda p: "dir" if Path(p).suffix == ".zarr" else "file"),
-    "multiscale": ("out", "file"),
+    "casm-twin": ("out", "file"),
     "predict-points": ("out", "file"),
     "merge-labels": ("out", "dir"),
     "fusion-shards": ("out", "dir"),
@@ -157,7 +157,8 @@ def preflight(args: argparse.Namespace) -> None:
     if getattr(args, "config", None):
         protect += _config_paths(args.config)
     protect.append(_data_dir())
-    check_output(out, overwrite=bool(getattr(args, "overwrite", False)), protect=protect, kind=kind)
+    check_output(out, overwrite=bool(getattr(args, "overwrite", False)), protect=protect, kind=kind,
+                 can_overwrite=hasattr(args, "overwrite"))
 
 
 # -- running a verb with one-line errors -------------------------------------

@@ -190,3 +190,47 @@ def test_sigkill_mid_overwrite_keeps_the_old_output(tmp_path, kind):
     write(_site_ds(0.4), out, overwrite=True)  # the next write cleans it up
     assert _temps(tmp_path) == []
     assert float(cf.read_product(out, load=True)["sm"].mean()) == pytest.approx(0.4)
+
+
+def test_discard_removes_run_parts_at_once_and_nothing_else(tmp_path):
+    from smfusion.io.atomic import discard
+
+    ckpts = tmp_path / "run" / "member_0" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("name: r\n")
+    (ckpts / "epoch_0010.pt").write_bytes(b"stale")
+    discard(ckpts)
+    assert not ckpts.exists() and _temps(ckpts.parent) == []
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(OutputError, match="not part of a run directory"):
+        discard(tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir()
+    # a trash left by a crash mid-delete goes with the next discard of that place; it is never restored
+    dead = Path(str(temp_name(ckpts, "trash")).replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
+    dead.mkdir()
+    (dead / "epoch_0010.pt").write_bytes(b"stale")
+    discard(ckpts)
+    assert not dead.exists() and not ckpts.exists()
+
+
+def test_ledger_makes_any_file_smfusion_wrote_recognisable(tmp_path):
+    from smfusion.io.ownership import LEDGER
+
+    out = tmp_path / "points.csv"
+    write_text(out, "a,b\n1,2\n", overwrite=False)
+    assert is_smfusion_output(out) and json.loads((tmp_path / LEDGER).read_text())["points.csv"]
+    write_text(out, "a,b\n3,4\n", overwrite=True)
+    out.write_text("a,b\n3,4\nmy own row\n")  # edited by the user: theirs now
+    with pytest.raises(OutputError, match="cannot tell that it wrote"):
+        write_text(out, "a,b\n5,6\n", overwrite=True)
+    assert out.read_text().endswith("my own row\n")
+    (tmp_path / "theirs.csv").write_text("x\n")
+    with pytest.raises(OutputError, match="cannot tell"):
+        check_output(tmp_path / "theirs.csv", overwrite=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: r\n")
+    write_text(run / "metrics.json", "{}")  # inside a run directory: no record needed
+    assert not (run / LEDGER).exists()
+    cf.write_netcdf(_site_ds(), tmp_path / "p.nc")  # describes itself: no record
+    assert "p.nc" not in json.loads((tmp_path / LEDGER).read_text())

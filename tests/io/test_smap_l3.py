@@ -114,6 +114,21 @@ def test_quality_masking_options(folder):
                                                                                              False, False]
 
 
+def test_tb_quality_masks_brightness_temperature(folder):
+    path = find_granules(folder / "SPL3SMP")[0]
+    for pol in ("h", "v"):
+        tb, attrs = _raw(path, f"Soil_Moisture_Retrieval_Data_PM/tb_{pol}_corrected_pm")
+        flag, _ = _raw(path, f"Soil_Moisture_Retrieval_Data_PM/tb_qual_flag_{pol}_pm")
+        good = read_granule(path, passes=("PM",), variables=(f"tb_{pol}_corrected",), tb_quality="good")
+        every = read_granule(path, passes=("PM",), variables=(f"tb_{pol}_corrected",))
+        ok = (tb != -9999.0) & (tb >= 0) & (tb <= 330)
+        assert np.array_equal(np.isfinite(every[f"tb_{pol}_corrected_pm"].values[0]), ok)
+        expect = ok & (flag != 65534) & ((flag & 1) == 0)
+        assert np.array_equal(np.isfinite(good[f"tb_{pol}_corrected_pm"].values[0]), expect)
+        assert 0 < (ok & ~expect).sum()
+        assert "tb_qual_flag" in good[f"tb_{pol}_corrected_pm"].attrs["quality_masking"]
+
+
 def test_open_many_granules_lazily_sorted(folder):
     paths = find_granules(folder / "SPL3SMP")
     cube = open_granules(paths)

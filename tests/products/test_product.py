@@ -9,7 +9,8 @@ import xarray as xr
 from smfusion.config import parse_config
 from smfusion.io.cf import cf_problems, read_product
 from smfusion.products.longterm import composite, predict_product
-from smfusion.training.run import TrainedRun, train
+from smfusion.runs import Run
+from smfusion.training.run import train
 
 pytestmark = pytest.mark.realdata
 SITES = [0, 25, 50, 75, 100, 125]
@@ -47,7 +48,7 @@ def test_product_equals_per_site_prediction(runs):
                               progress=False)
         p = read_product(out, load=True)
         assert not cf_problems(p)
-        ref = TrainedRun.load(runs[model]).predict(*period)
+        ref = Run.load(runs[model]).predict(*period)
         assert p.sm.dims == ("site", "time") and p.sm.shape == (6, 90)
         np.testing.assert_allclose(p.sm.values, ref["SMAP_AM"].values, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(p.sm_epistemic_std.values, ref["SMAP_AM_ensemble_std"].values, rtol=1e-4, atol=1e-6)

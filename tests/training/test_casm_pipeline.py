@@ -10,12 +10,16 @@ import torch
 import xarray as xr
 
 from smfusion.config import parse_config
+from smfusion.data.adapters import Batches
+from smfusion.data.adapters.sequence import SequenceAdapter
 from smfusion.data.climatology import Climatology
 from smfusion.data.loading import SiteSplit
 from smfusion.data.sampling import to_arrays
+from smfusion.data.seasonal import fit_seasonal, prepare
 from smfusion.errors import ConfigError
 from smfusion.evaluation.uncertainty import aleatoric_std, epistemic_std
-from smfusion.training.run import TrainedRun, fit_scaler, fit_seasonal, prepare, train, warmed_arrays
+from smfusion.runs import Run
+from smfusion.training.run import train
 
 TRAIN = ("2001-01-01", "2002-12-31")
 TEST = ("2003-01-01", "2003-06-30")
@@ -63,9 +67,11 @@ def test_switches_off_is_the_plain_pipeline():
     ds = synthetic()
     cfg = config()
     split = SiteSplit(ds.site.values, np.array([], int), ds.site.values)
-    scaler, arr = fit_scaler(cfg, ds, split)
+    adapter = SequenceAdapter(cfg)
+    adapter.fit(ds, split)
+    arr = adapter.train_batches(ds, split, cfg.training).arrays
     sub = ds.sel(time=slice(*TRAIN))
-    ref = to_arrays(sub, scaler, ["P", "T"], ["S"], ["sm"])
+    ref = to_arrays(sub, adapter.scaler, ["P", "T"], ["S"], ["sm"])
     np.testing.assert_array_equal(arr.x_dynamic, ref.x_dynamic)
     np.testing.assert_array_equal(arr.y, ref.y)
     assert prepare(sub, cfg) is sub  # nothing to do
@@ -90,11 +96,11 @@ def test_climatology_fitted_on_training_period_and_round_trip():
     prep = prepare(sub, cfg, sea)
     c = sea.clims["T"].climatology_for(sub.time.values, site=sub.site.values).values
     np.testing.assert_allclose(prep["T"].values, sub["T"].values - c, rtol=1e-5, atol=1e-4)
-    # round trip: normalised anomalies -> TrainedRun._physical -> the original values
-    scaler, _ = fit_scaler(cfg, ds, split, sea)
-    run = TrainedRun(None, cfg, scaler, split, [], sea)
-    z = scaler.transform("sm", prep["sm"].values)[..., None]
-    back = run._physical(z, sub.site.values, sub.time.values)[..., 0]
+    # round trip: normalised anomalies -> the adapter's to_physical -> the original values
+    adapter = SequenceAdapter(cfg)
+    adapter.fit(ds, split)
+    z = adapter.scaler.transform("sm", prep["sm"].values)[..., None]
+    back = adapter.to_physical(z, Batches({}, z, sub.site.values, sub.time.values))[..., 0]
     np.testing.assert_allclose(back, sub["sm"].values, atol=1e-5)
 
 
@@ -112,9 +118,9 @@ def test_train_anomaly_mode_and_uncertainty(tmp_path, model):
     ds = synthetic()
     cfg = config(seasonal={"target_mode": "anomaly", "input_mode": "anomaly"}, model={"name": model},
                  features={"antecedent": {"P": [7]}})
-    run_dir = train(cfg, tmp_path / "run", ds=ds)
+    run_dir = train(cfg, tmp_path / "run", data=ds)
     assert (run_dir / "climatology" / "sm.nc").is_file() and (run_dir / "climatology" / "P_mean7.nc").is_file()
-    run = TrainedRun.load(run_dir)
+    run = Run.load(run_dir)
     sites = ds.site.values
     members, noisy = run.predict_members(ds, sites, TEST, noise_runs=3, noise=0.0)
     assert members.shape == (2, 6, 181, 1) and noisy.shape == (2, 3, 6, 181, 1)
@@ -127,18 +133,18 @@ def test_train_anomaly_mode_and_uncertainty(tmp_path, model):
     spread = [aleatoric_std(run.predict_members(ds, sites, TEST, noise_runs=4, noise=s, seed=1)[1][..., 0]).mean()
               for s in (0.05, 0.2, 0.8)]
     assert 0 < spread[0] < spread[1] < spread[2]
-    pred = run.members_to_dataset(members, ds, sites, TEST, noisy=noisy)
+    pred = run.to_dataset(members, ds, run.adapter.eval_batches(ds, sites, TEST), noisy=noisy)
     assert "sm_aleatoric_std" in pred and "sm_ensemble_std" in pred
 
 
 def test_transfer_through_train(tmp_path):
     ds = synthetic()
-    src_dir = train(config(model={"name": "lstm"}), tmp_path / "src", ds=ds)
-    source = TrainedRun.load(src_dir)
+    src_dir = train(config(model={"name": "lstm"}), tmp_path / "src", data=ds)
+    source = Run.load(src_dir)
     cfg = config(model={"name": "lstm"}, data={"dynamic": ["P"], "static": ["S"], "target": ["sm"]},
                  periods={"train": ["2002-10-01", "2002-12-31"], "test": list(TEST), "warmup_days": 30},
                  transfer={"from_run": str(src_dir), "freeze": ["lstm", "head"]})
-    run = TrainedRun.load(train(cfg, tmp_path / "dst", ds=ds))
+    run = Run.load(train(cfg, tmp_path / "dst", data=ds))
     for m_src, m_dst in zip(source.members, run.members):
         for name in ("lstm.weight_hh_l0", "lstm.bias_ih_l0", "head.weight"):
             torch.testing.assert_close(m_src.state_dict()[name], m_dst.state_dict()[name])  # frozen: kept
@@ -146,7 +152,8 @@ def test_transfer_through_train(tmp_path):
         assert w_dst.shape[1] == 2  # P, S (T dropped)
         assert not torch.allclose(w_src[:, [0, 2]], w_dst)  # unfrozen input layer was fine-tuned
     # shared variables keep the source normalisation
-    assert run.scaler.mean["P"] == source.scaler.mean["P"] and run.scaler.mean["sm"] == source.scaler.mean["sm"]
+    run_sc, src_sc = run.adapter.scaler, source.adapter.scaler
+    assert run_sc.mean["P"] == src_sc.mean["P"] and run_sc.mean["sm"] == src_sc.mean["sm"]
     with pytest.raises(ConfigError, match="unknown part"):
         train(config(model={"name": "lstm"}, transfer={"from_run": str(src_dir), "freeze": ["encoder"]}),
-              tmp_path / "bad", ds=ds)
+              tmp_path / "bad", data=ds)

@@ -12,8 +12,10 @@ from smfusion.cli import main
 from smfusion.config import parse_config
 from smfusion.data.points import split_by_sensor
 from smfusion.io.fusion_schema import GROUP_ORDER
+from smfusion.data.adapters.points import load_points
+from smfusion.runs import Run
 from smfusion.synthetic.fusion_shards import write_shards
-from smfusion.training.fusion import PointRun, load_points, train_points
+from smfusion.training.run import train
 
 
 def _cfg(root, groups, epochs=10, iters=20):
@@ -52,19 +54,22 @@ def test_no_sensor_in_two_splits(shards):
 def test_full_model_beats_smap_alone_and_predict_points(shards, tmp_path):
     """SYNTHETIC: a short training of all input groups beats the SMAP-only baseline on test sensors."""
     cfg = _cfg(shards, list(GROUP_ORDER))
-    run = train_points(cfg, tmp_path / "run")
-    for name in ("config.yaml", "scaler.yaml", "split.json", "member_0/model.pt", "metrics.json"):
+    from smfusion.evaluation.report import evaluate
+
+    run = train(cfg, tmp_path / "run")
+    evaluate(run)
+    for name in ("config.yaml", "scaler.yaml", "split.json", "member_0/model.pt", "metrics/metrics.json"):
         assert (run / name).is_file()
-    m = json.loads((run / "metrics.json").read_text())
+    m = json.loads((run / "metrics" / "metrics.json").read_text())
     test = m["test"]
     assert test["model"]["n"] == test["SMAP alone"]["n"] == 6 * 20
     assert test["model"]["ubrmse"] < test["SMAP alone"]["ubrmse"]
     assert test["model"]["rmse"] < test["SMAP alone"]["rmse"]
     assert test["model"]["r"] > test["SMAP alone"]["r"]
     # metrics agree with a recomputation from the loaded run
-    loaded = PointRun.load(run)
+    loaded = Run.load(run)
     pts = load_points(cfg).of_sensors(loaded.split.test)
-    pred = loaded.predict(pts)
+    pred = loaded.predict(data=pts)["sm_0_5"].values
     assert np.isclose(np.sqrt(np.mean((pred - pts.y) ** 2)), test["model"]["rmse"], rtol=1e-4)
 
     unl = tmp_path / "unl"

@@ -118,7 +118,8 @@ def _cfg(w_coarse: float, w_site: float, **training):
         "normalization": {"log1p": ["APCP_FORA"]},
         "model": {"name": "lstm", "hidden_size": 24, "dropout": 0.0},
         "training": {"epochs": 8, "iterations_per_epoch": 30, "seq_len": 120, "lr": 0.008, "threads": 1,
-                     "progress": False, "checkpoint_every": 6, **training},
+                     "lr_schedule": "cosine", "clip_grad_norm": 1.0, "progress": False, "checkpoint_every": 6,
+                     **training},
         "multiscale": {"w_coarse": w_coarse, "w_site": w_site, "groups_per_batch": 3, "stations_per_batch": 12,
                        "burn_in": 20},
     })
@@ -126,16 +127,16 @@ def _cfg(w_coarse: float, w_site: float, **training):
 
 @pytest.fixture(scope="module")
 def twin_ds(conus_root):
-    from smfusion.data.gridded import load_multiscale_dataset
+    from smfusion.data.loading import load_dataset
     from smfusion.data.loading import span
 
     cfg = _cfg(1.0, 1.0)
     cfg.data.root = str(conus_root)
-    return load_multiscale_dataset(cfg.data, *span(cfg))
+    return load_dataset(cfg.data, *span(cfg))
 
 
 def test_sampler_groups_fine_cells_by_coarse_cell(twin_ds):
-    from smfusion.training.multiscale import MultiscaleSampler, build_multiscale_arrays, fit_multiscale_scaler
+    from smfusion.data.adapters.multiscale import MultiscaleSampler, build_multiscale_arrays, fit_multiscale_scaler
 
     cfg = _cfg(1.0, 1.0)
     scaler = fit_multiscale_scaler(cfg, twin_ds)
@@ -143,7 +144,7 @@ def test_sampler_groups_fine_cells_by_coarse_cell(twin_ds):
     arr = build_multiscale_arrays(twin_ds, scaler, cfg, stations, cfg.periods.train.as_tuple())
     assert arr.members.shape == (24, 16) and (arr.coverage == 1.0).all()
     assert set(arr.sites[arr.station_rows]) <= set(stations)
-    b = MultiscaleSampler(cfg.multiscale, 120)(arr, np.random.default_rng(0))
+    b = MultiscaleSampler(arr, cfg.multiscale, 120).sample(np.random.default_rng(0))
     assert b["x_dynamic"].shape == (3 * 16 + 12, 120, 4) and b["y_coarse"].shape == (3, 120, 1)
     # every group's rows share one coarse cell
     coarse_of_row = np.asarray(twin_ds["coarse"].values)
@@ -156,20 +157,22 @@ def test_sampler_groups_fine_cells_by_coarse_cell(twin_ds):
     arr2 = build_multiscale_arrays(sub, scaler, cfg, stations, cfg.periods.train.as_tuple())
     low = np.nonzero(arr2.coverage < 0.5)[0]
     assert low.size == 1 and arr2.coverage[low[0]] == pytest.approx(6 / 16)
-    sampler = MultiscaleSampler(cfg.multiscale.model_copy(update={"groups_per_batch": 50}), 30)
-    drawn = sampler(arr2, np.random.default_rng(1))
+    sampler = MultiscaleSampler(arr2, cfg.multiscale.model_copy(update={"groups_per_batch": 50}), 30)
+    drawn = sampler.sample(np.random.default_rng(1))
     assert (drawn["group_coverage"] >= 0.5).all()
 
 
 def test_short_multiscale_training_beats_satellite_only(tmp_path, twin_ds):
+    """Seeds 0-3 x CPU kernels (ATEN_CPU_CAPABILITY default / avx2 / avx512) gave margins 0.038-0.073 with
+    the cosine schedule and gradient clipping (without them: -0.09 to +0.12); 0.02 holds on any machine."""
     from smfusion.evaluation.metrics import pearson_r
-    from smfusion.training.multiscale import train_multiscale
-    from smfusion.training.run import TrainedRun
+    from smfusion.runs import Run
+    from smfusion.training.run import train
 
     period = ("2016-04-01", "2016-12-31")
     r = {}
     for name, wc, ws in (("satellite", 1.0, 0.0), ("multiscale", 1.0, 1.0)):
-        run = TrainedRun.load(train_multiscale(_cfg(wc, ws), tmp_path / name, ds=twin_ds))
+        run = Run.load(train(_cfg(wc, ws), tmp_path / name, data=twin_ds))
         test = run.split.test
         assert test.size >= 3 and not set(test) & set(run.split.train)
         pred = run.predict_members(twin_ds, test, period).mean(0)[..., 0]
@@ -181,7 +184,7 @@ def test_short_multiscale_training_beats_satellite_only(tmp_path, twin_ds):
 def test_held_out_station_never_a_target_but_its_coarse_cell_stays(twin_ds):
     """Station CV: a held-out station's value is in no training target; its coarse cell's satellite
     (legitimately, as in Liu et al. 2022) still is, and coarse targets are the per-cell retrievals."""
-    from smfusion.training.multiscale import build_multiscale_arrays, fit_multiscale_scaler, station_sites
+    from smfusion.data.adapters.multiscale import build_multiscale_arrays, fit_multiscale_scaler, station_sites
 
     cfg = _cfg(1.0, 1.0)
     scaler = fit_multiscale_scaler(cfg, twin_ds)

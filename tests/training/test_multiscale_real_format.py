@@ -31,29 +31,29 @@ def _cfg(tmp_path, inputs, ismn):
 
 
 def test_real_format_train_product_and_cv(tmp_path, shared_data, conus_root):
-    from smfusion.data.gridded import load_multiscale_dataset
-    from smfusion.data.loading import span
+    from smfusion.data.loading import load_dataset, span
+    from smfusion.evaluation.cv import run_cv
     from smfusion.io.cf import read_product
+    from smfusion.products.longterm import predict_product
     from smfusion.synthetic.forcing_grid import write_real_format_inputs
-    from smfusion.training.cv import run_cv
-    from smfusion.training.multiscale import train_multiscale, write_fine_product
+    from smfusion.training.run import train
 
     ismn = shared_data / "ismn" / "multinetwork" / "header_values"
     inputs = write_real_format_inputs(tmp_path / "in", ismn, START, END,
                                       ismn_kwargs={"good_flags": ("G", "U"), "networks": ["SCAN", "SOILSCAPE"]})
     cfg = _cfg(tmp_path, inputs, ismn)
-    ds = load_multiscale_dataset(cfg.data, *span(cfg))
+    ds = load_dataset(cfg.data, *span(cfg))
     assert ds.attrs["fine_grid"] == "M09" and ds.sizes["site"] % 16 == 0
     has = np.isfinite(ds["sm_station"].values).any(axis=1)
     assert set(ds["network"].values[has]) == {"SCAN", "SOILSCAPE"}
     # the satellite value of a fine cell is the granule value of its parent M36 cell
     assert np.isfinite(ds["sm_satellite"].values).mean() > 0.2
-    run_dir = train_multiscale(cfg, tmp_path / "run", ds=ds)
-    out = write_fine_product(run_dir, ds, "2013-05-01", END, tmp_path / "sm_M09.nc")
+    run_dir = train(cfg, tmp_path / "run", data=ds)
+    out = predict_product(run_dir, "2013-05-01", END, tmp_path / "sm_M09.nc", layout="grid", progress=False)
     prod = read_product(out, load=True)
-    assert prod.attrs["ease2_grid"] == "M09" and prod["soil_moisture"].dims == ("time", "y", "x")
+    assert prod.attrs["ease2_grid"] == "M09" and prod["sm"].dims == ("time", "y", "x")
     assert prod.sizes["time"] == 31
-    sm = prod["soil_moisture"].values
+    sm = prod["sm"].values
     assert np.isfinite(sm).sum() == 31 * ds.sizes["site"]  # every fine cell predicted, window elsewhere NaN
     res = run_cv(cfg, tmp_path / "cv")
     assert sorted(res.table["fold"].unique()) == [0, 1]

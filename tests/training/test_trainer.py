@@ -3,10 +3,12 @@ import pytest
 import torch
 
 from smfusion.config import EarlyStopping, TrainingConfig
+from smfusion.data.adapters import Batches
+from smfusion.data.adapters.sequence import SequenceSampler
 from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch
 from smfusion.models.registry import build_model
 from smfusion.training.losses import masked_mse, masked_rmse
-from smfusion.training.trainer import Trainer, ValidationSet
+from smfusion.training.trainer import Trainer, Validation
 
 
 def _toy(n_site=12, n_time=80, seed=0):
@@ -16,6 +18,10 @@ def _toy(n_site=12, n_time=80, seed=0):
     y = (0.5 * xd[..., :1] + 0.3 * np.cumsum(xd[..., 1:2], axis=1) / 10 + 0.2 * xs[:, None, :1]).astype(np.float32)
     y[rng.random(y.shape) < 0.5] = np.nan
     return Arrays(xd, xs, y, np.arange(n_site), np.arange(n_time))
+
+
+def _sampler(arr=None):
+    return SequenceSampler(_toy() if arr is None else arr, 8, 20)
 
 
 def _cfg(**kw):
@@ -55,7 +61,7 @@ def test_sampler_shapes_and_rule():
 
 
 def test_training_reduces_loss_and_is_deterministic(tmp_path):
-    arr = _toy()
+    arr = _sampler()
     r1 = Trainer(_model(), _cfg(epochs=6)).fit(arr)
     assert r1.history[-1]["train_loss"] < r1.history[0]["train_loss"]
     m_a, m_b = _model(), _model()
@@ -70,21 +76,22 @@ class _Killed(Exception):
 
 
 def test_resume_after_kill_gives_same_weights(tmp_path):
-    arr = _toy()
+    arr = _sampler()
     ref = _model()
     Trainer(ref, _cfg(), out_dir=tmp_path / "ref").fit(arr)
 
     calls = {"n": 0}
 
-    def dying_batch(a, rng):
-        calls["n"] += 1
-        if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
-            raise _Killed()
-        return sample_batch(a, 8, 20, rng)
+    class Dying(SequenceSampler):
+        def sample(self, rng):
+            calls["n"] += 1
+            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
+                raise _Killed()
+            return super().sample(rng)
 
     killed = _model()
     with pytest.raises(_Killed):
-        Trainer(killed, _cfg(), out_dir=tmp_path / "run", batch_fn=dying_batch).fit(arr)
+        Trainer(killed, _cfg(), out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
     assert (tmp_path / "run/checkpoints/epoch_0002.pt").exists()
     resumed = _model(seed=123)  # fresh weights: everything must come from the checkpoint
     res = Trainer(resumed, _cfg(), out_dir=tmp_path / "run").fit(arr)
@@ -95,8 +102,9 @@ def test_resume_after_kill_gives_same_weights(tmp_path):
 
 
 def test_early_stopping_restores_best(tmp_path):
-    arr = _toy()
-    val = ValidationSet(_toy(seed=1), score_from=10)
+    arr = _sampler()
+    v = _toy(seed=1)
+    val = Validation(Batches({"x_dynamic": v.x_dynamic, "x_static": v.x_static}, v.y, v.sites, v.time, score_from=10))
     cfg = _cfg(epochs=50, lr=0.3, early_stopping=EarlyStopping(patience=2))
     res = Trainer(_model(), cfg).fit(arr, val)
     assert res.stopped_early and res.epochs_run < 50
@@ -105,7 +113,7 @@ def test_early_stopping_restores_best(tmp_path):
 
 
 def test_swa_averages_the_last_epochs(tmp_path):
-    arr = _toy()
+    arr = _sampler()
     snaps = []
 
     # reference: record weights after each epoch by training epoch by epoch with checkpoints
@@ -121,19 +129,51 @@ def test_swa_averages_the_last_epochs(tmp_path):
         _cfg(swa_epochs=2, early_stopping=EarlyStopping(patience=2))
 
 
+def test_cosine_schedule_by_hand_and_resume(tmp_path):
+    from smfusion.training.trainer import learning_rate
+
+    cfg = _cfg(epochs=4, lr=0.01, lr_schedule="cosine", lr_warmup_epochs=1, lr_min_factor=0.1)
+    # n_iter 5: warm-up steps 0..4 rise linearly to lr, then cosine from lr (step 5) to 0.1 lr (step 19)
+    assert learning_rate(cfg, 0, 5) == pytest.approx(0.002) and learning_rate(cfg, 4, 5) == pytest.approx(0.01)
+    assert learning_rate(cfg, 5, 5) == pytest.approx(0.01)
+    assert learning_rate(cfg, 12, 5) == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 7 / 14))))
+    assert learning_rate(cfg, 19, 5) == pytest.approx(0.001)
+    assert learning_rate(_cfg(), 7, 5) == 0.01  # constant
+    with pytest.raises(Exception, match="lr_warmup_epochs"):
+        _cfg(epochs=2, lr_schedule="cosine", lr_warmup_epochs=2)
+    # resuming mid-schedule ends with the weights of an uninterrupted run (the rate is a function of the step)
+    cfg = _cfg(lr_schedule="cosine", clip_grad_norm=0.5)
+    ref = _model()
+    Trainer(ref, cfg, out_dir=tmp_path / "ref").fit(_sampler())
+    calls = {"n": 0}
+
+    class Dying(SequenceSampler):
+        def sample(self, rng):
+            calls["n"] += 1
+            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
+                raise _Killed()
+            return super().sample(rng)
+
+    with pytest.raises(_Killed):
+        Trainer(_model(), cfg, out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
+    resumed = _model(seed=5)
+    Trainer(resumed, cfg, out_dir=tmp_path / "run").fit(_sampler())
+    for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(va, vb), k
+
+
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     from smfusion.errors import SmfusionWarning
 
-    arr = _toy()
     ref = _model()
-    Trainer(ref, _cfg(epochs=6), out_dir=tmp_path / "ref").fit(arr)
+    Trainer(ref, _cfg(epochs=6), out_dir=tmp_path / "ref").fit(_sampler())
     # the same run stopped after epoch 4, with its epoch-4 checkpoint damaged (epoch 2 intact)
-    Trainer(_model(), _cfg(epochs=4), out_dir=tmp_path / "run").fit(arr)
+    Trainer(_model(), _cfg(epochs=4), out_dir=tmp_path / "run").fit(_sampler())
     ckpt = tmp_path / "run/checkpoints/epoch_0004.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     resumed = _model(seed=5)
     with pytest.warns(SmfusionWarning, match=r"epoch_0004\.pt.*corrupt checkpoint.*renamed to epoch_0004\.pt\.corrupt"):
-        res = Trainer(resumed, _cfg(epochs=6), out_dir=tmp_path / "run").fit(arr)
+        res = Trainer(resumed, _cfg(epochs=6), out_dir=tmp_path / "run").fit(_sampler())
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4, 5, 6]
     for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(va, vb), k  # resumed from epoch 2: same weights as an uninterrupted run

@@ -10,6 +10,7 @@ from smfusion.config import TrainingConfig
 from smfusion.data.sampling import Arrays
 from smfusion.errors import ConfigError
 from smfusion.models.registry import build_model
+from smfusion.data.adapters.sequence import SequenceSampler
 from smfusion.training.trainer import Trainer
 from smfusion.training.transfer import freeze, transfer_weights
 
@@ -72,7 +73,7 @@ def test_only_unfrozen_parts_train(name, frozen):
     arr = Arrays(rng.normal(size=(5, 40, 3)).astype(np.float32), rng.normal(size=(5, 2)).astype(np.float32),
                  rng.normal(size=(5, 40, 1)).astype(np.float32), np.arange(5), np.arange(40))
     cfg = TrainingConfig(epochs=2, batch_size=4, seq_len=10, iterations_per_epoch=5, progress=False, lr=0.01)
-    Trainer(dst, cfg, parameters=params).fit(arr)
+    Trainer(dst, cfg, parameters=params).fit(SequenceSampler(arr, cfg.batch_size, cfg.seq_len))
     for k, v in dst.state_dict().items():
         if k.split(".")[0] in frozen:
             torch.testing.assert_close(v, start[k])

@@ -67,7 +67,12 @@ class FusionConfig(_Strict):
 class DataConfig(_Strict):
     """Which data, which variables."""
 
-    reader: Literal["hydrodl", "twin", "gridded", "tfrecord", "points"] = "hydrodl"
+    # Dataset readers: hydrodl, gridded, twin, or any registered one (smfusion.data.loading.get_reader);
+    # point readers: tfrecord, points. Checked with the other registry names before any work.
+    reader: str = "hydrodl"
+    # data adapter (smfusion.data.adapters); None: points for the point readers, multiscale with a
+    # multiscale section, else sequence
+    adapter: Optional[str] = None
     twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
     gridded: Optional[GriddedConfig] = None  # reader gridded (required)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download

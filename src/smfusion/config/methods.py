@@ -9,8 +9,12 @@ from pydantic import Field, field_validator, model_validator
 from smfusion.config.base import _Strict
 
 class EvaluationConfig(_Strict):
-    baselines: list[Literal["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask"]] = Field(
-        default_factory=lambda: ["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask"]
+    """Baseline rows scored beside the model (series runs; a baseline that does not apply to the run,
+    e.g. the published hydroDL predictions off their protocol, is left out), plots, climatology window.
+    Point runs always score their own baselines (SMAP alone, GLDAS alone rescaled)."""
+
+    baselines: list[Literal["climatology", "linear", "hydrodl_lstm", "hydrodl_multitask", "satellite"]] = Field(
+        default_factory=lambda: ["climatology", "linear", "satellite", "hydrodl_lstm", "hydrodl_multitask"]
     )
     plots: bool = True
     climatology_window: int = Field(31, ge=1)

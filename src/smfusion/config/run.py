@@ -17,6 +17,9 @@ from smfusion.config.training import Member, ModelConfig, TrainingConfig, Varian
 class RunConfig(_Strict):
     """The whole run: data, periods, split, model, training, evaluation.
 
+    Names that registries resolve (model, objective, adapter, reader) are checked
+    where those registries live, before any work: :func:`smfusion.training.run.check_names`.
+
     ``variants`` (optional) mixes model settings in one ensemble: each variant
     overrides fields of ``model``/``training`` and gets ``training.ensemble``
     members, so the run has ``ensemble * len(variants)`` members.
@@ -84,8 +87,6 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "RunConfig":
-        from smfusion.models import registry
-
         for v, var in enumerate(self.variants):
             if "ensemble" in var.training or "seed" in var.training:
                 raise ValueError(f"variants.{v}.training: 'ensemble' and 'seed' are set for the whole run, not per variant")
@@ -94,11 +95,6 @@ class RunConfig(_Strict):
                 TrainingConfig.model_validate({**self.training.model_dump(), **var.training})
             except ValidationError as exc:
                 raise ValueError(f"variants.{v}: {_format_errors(exc)}") from None
-            if var.model.get("name", self.model.name) not in registry.available():
-                raise ValueError(f"variants.{v}: unknown model '{var.model['name']}', registered: {registry.available()}")
-
-        if self.model.name not in registry.available():
-            raise ValueError(f"unknown model '{self.model.name}', registered: {registry.available()}")
         if self.data.reader == "gridded" and self.data.gridded is None:
             raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
         if self.data.reader in ("twin", "gridded") and self.multiscale is None:

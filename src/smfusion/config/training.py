@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from smfusion.config.base import _Strict
 
+
 class ModelConfig(_Strict):
     name: str = "lstm"
     hidden_size: int = Field(256, ge=1)
@@ -26,8 +27,14 @@ class TrainingConfig(_Strict):
     seq_len: int = Field(30, ge=1)
     iterations_per_epoch: Optional[int] = Field(None, ge=1)  # None: hydroDL's rule
     lr: float = Field(1e-3, gt=0)
+    # learning rate over the run: constant, or cosine decay from lr to lr * lr_min_factor over every
+    # minibatch after lr_warmup_epochs of linear warm-up (a function of the step: resumes exactly)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_warmup_epochs: int = Field(0, ge=0)
+    lr_min_factor: float = Field(0.0, ge=0.0, le=1.0)
+    clip_grad_norm: Optional[float] = Field(None, gt=0)  # max global gradient norm per minibatch
     weight_decay: float = Field(0.0, ge=0)
-    loss: Literal["rmse", "mse"] = "rmse"
+    loss: str = "rmse"  # objective by name (smfusion.training.objectives): rmse, mse, ...; checked before training
     early_stopping: Optional[EarlyStopping] = None
     validate_every: int = Field(1, ge=1)
     checkpoint_every: int = Field(10, ge=1)
@@ -48,6 +55,8 @@ class TrainingConfig(_Strict):
                 raise ValueError("swa_epochs and early_stopping exclude each other (which weights would be kept?)")
             if self.swa_epochs > self.epochs:
                 raise ValueError(f"swa_epochs {self.swa_epochs} exceeds epochs {self.epochs}")
+        if self.lr_warmup_epochs >= self.epochs and self.lr_warmup_epochs > 0:
+            raise ValueError(f"lr_warmup_epochs {self.lr_warmup_epochs} must be below epochs {self.epochs}")
         return self
 
 

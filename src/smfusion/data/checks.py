@@ -79,9 +79,14 @@ def raise_for_problems(problems: list[Problem]) -> None:
 
 
 def _generic(cfg: RunConfig) -> list[Problem]:
+    from smfusion.data.adapters import adapter_for
     from smfusion.io.ownership import is_run_dir
 
     out = []
+    try:
+        adapter_for(cfg).check()  # what the data adapter refuses before reading anything
+    except SmfusionError as exc:
+        out.append(Problem.from_error(exc))
     if cfg.transfer is not None and not is_run_dir(cfg.transfer.from_run):
         out.append(Problem("transfer.from_run", f"{cfg.transfer.from_run} is not a trained run directory",
                            "train the source run first, or fix the path"))

@@ -12,42 +12,26 @@ index), ``station_id``/``network``, attrs ``fine_grid``/``coarse_grid``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from smfusion.config import DataConfig, GriddedConfig, TwinConfig
+from smfusion.config import DataConfig, GriddedConfig
+from smfusion.data.loading import register_reader
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import (get_grid, latlon_to_rowcol, nest_factor, rowcol_to_latlon, rowcol_to_xy,
                                   xy_to_latlon, xy_to_rowcol)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_multiscale_dataset", "build_gridded_dataset", "to_grid", "SATELLITE", "STATION"]
+__all__ = ["read_gridded", "build_gridded_dataset", "to_grid", "SATELLITE", "STATION"]
 
 SATELLITE = "sm_satellite"
 STATION = "sm_station"
-
-
-def load_multiscale_dataset(cfg: DataConfig, start: str, end: str) -> xr.Dataset:
-    """The multiscale Dataset of ``cfg.reader`` ('twin' or 'gridded') over ``start..end``."""
-    if cfg.reader == "twin":
-        from smfusion.synthetic.twin import make_twin
-
-        tw = cfg.twin or TwinConfig()
-        ds = make_twin(cfg.root, start=start, end=end, **tw.model_dump())
-    elif cfg.reader == "gridded":
-        if cfg.gridded is None:
-            raise ConfigError("data.reader 'gridded' needs a data.gridded section")
-        ds = build_gridded_dataset(cfg.gridded, start, end)
-    else:
-        raise ConfigError(f"data.reader '{cfg.reader}' has no multiscale loader; use twin or gridded")
-    missing = [v for v in (*cfg.dynamic, *cfg.static) if v not in ds]
-    if missing:
-        raise DataError(f"input variables not in the {cfg.reader} data: {missing}", field=missing[0])
-    return ds
 
 
 def _open_forcing(path: Path) -> xr.Dataset:
@@ -62,75 +46,85 @@ def _open_forcing(path: Path) -> xr.Dataset:
     return ds
 
 
-def build_gridded_dataset(g: GriddedConfig, start: str, end: str) -> xr.Dataset:
-    """Fine cells = cells of the forcing grid with finite inputs; satellite = SMAP L3 ``g.overpass``
-    soil moisture of the parent coarse cell on the same day; station = daily ISMN mean of the
-    stations inside each fine cell (several stations in one cell are averaged)."""
-    from smfusion.io.ismn import read_ismn
-    from smfusion.io.smap_l3 import find_granules, open_granules
+@register_reader("gridded")
+def read_gridded(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> xr.Dataset:
+    """Reader ``gridded``: the real-format multiscale inputs of ``cfg.gridded`` (:func:`build_gridded_dataset`)."""
+    if cfg.gridded is None:
+        raise ConfigError("data.reader 'gridded' needs a data.gridded section")
+    return build_gridded_dataset(cfg.gridded, start, end)
 
-    fpath = Path(g.forcing).expanduser()
-    forcing = _open_forcing(fpath).sel(time=slice(start, end))
+
+@dataclass
+class _FineCells:
+    """The fine cells kept from the forcing window: grid rows/cols, window indices, parents."""
+
+    fine: object
+    coarse: object
+    iy: np.ndarray
+    ix: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    crow: np.ndarray
+    ccol: np.ndarray
+
+
+def _fine_cells(forcing: xr.Dataset, coarse_grid: str, path: Path) -> _FineCells:
+    """Cells of the forcing window where every dynamic and static input is finite."""
     fine = get_grid(forcing.attrs["ease2_grid"])
-    coarse = get_grid(g.coarse_grid)
-    nest_factor(fine, coarse)
-    if forcing.sizes["time"] == 0:
-        raise DataError(f"forcing has no day between {start} and {end}", path=fpath, field="time")
-    # fine cells: rows/cols of the window, kept where every dynamic and static input is finite
+    coarse = get_grid(coarse_grid)
+    k = nest_factor(fine, coarse)
     r0, c0 = xy_to_rowcol(fine, forcing["x"].values[:1], forcing["y"].values[:1])
     rows = int(r0[0]) + np.arange(forcing.sizes["y"])
     cols = int(c0[0]) + np.arange(forcing.sizes["x"])
     rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    dyn = [v for v in forcing.data_vars if forcing[v].dims == ("time", "y", "x")]
-    sta = [v for v in forcing.data_vars if forcing[v].dims == ("y", "x")]
     ok = np.ones(rr.shape, dtype=bool)
-    for v in dyn:
-        ok &= np.isfinite(forcing[v].values).all(axis=0)
-    for v in sta:
-        ok &= np.isfinite(forcing[v].values)
+    for v, da in forcing.data_vars.items():
+        if da.dims == ("time", "y", "x"):
+            ok &= np.isfinite(da.values).all(axis=0)
+        elif da.dims == ("y", "x"):
+            ok &= np.isfinite(da.values)
     iy, ix = np.nonzero(ok)
     if iy.size == 0:
-        raise DataError("no fine cell with complete forcing", path=fpath)
-    frow, fcol = rr[iy, ix], cc[iy, ix]
-    k = nest_factor(fine, coarse)
-    crow, ccol = frow // k, fcol // k
-    time = pd.DatetimeIndex(forcing["time"].values).normalize()
-    data = {}
-    for v in dyn:
-        data[v] = (("site", "time"), forcing[v].values[:, iy, ix].T.astype(np.float32), dict(forcing[v].attrs))
-    for v in sta:
-        data[v] = (("site",), forcing[v].values[iy, ix].astype(np.float32), dict(forcing[v].attrs))
+        raise DataError("no fine cell with complete forcing", path=path)
+    row, col = rr[iy, ix], cc[iy, ix]
+    return _FineCells(fine, coarse, iy, ix, row, col, row // k, col // k)
 
-    # satellite: SMAP L3 cube on the coarse grid, parent cell value per fine cell and day
+
+def _satellite(g: GriddedConfig, cells: _FineCells, time: pd.DatetimeIndex) -> np.ndarray:
+    """SMAP L3 ``g.overpass`` soil moisture of each fine cell's parent coarse cell, (site, time)."""
+    from smfusion.io.smap_l3 import find_granules, open_granules
+
     granules = find_granules(Path(g.smap_dir).expanduser())
     cube = open_granules(granules, passes=(g.overpass,), variables=("soil_moisture",), lazy=False)
-    if cube.attrs.get("ease2_grid") != coarse.name:
-        raise DataError(f"SMAP granules are on {cube.attrs.get('ease2_grid')}, config coarse_grid is {coarse.name}",
-                        path=Path(g.smap_dir), field="coarse_grid")
+    if cube.attrs.get("ease2_grid") != cells.coarse.name:
+        raise DataError(f"SMAP granules are on {cube.attrs.get('ease2_grid')}, config coarse_grid is "
+                        f"{cells.coarse.name}", path=Path(g.smap_dir), field="coarse_grid")
     sm = cube[f"soil_moisture_{g.overpass.lower()}"]
     cube_times = pd.DatetimeIndex(sm["time"].values).normalize()
-    cr0, cc0 = xy_to_rowcol(coarse, cube["x"].values[:1], cube["y"].values[:1])
-    li, lj = crow - int(cr0[0]), ccol - int(cc0[0])
+    cr0, cc0 = xy_to_rowcol(cells.coarse, cube["x"].values[:1], cube["y"].values[:1])
+    li, lj = cells.crow - int(cr0[0]), cells.ccol - int(cc0[0])
     inside = (li >= 0) & (li < sm.sizes["y"]) & (lj >= 0) & (lj < sm.sizes["x"])
-    sat = np.full((iy.size, time.size), np.nan, dtype=np.float32)
+    sat = np.full((cells.iy.size, time.size), np.nan, dtype=np.float32)
     t_pos = cube_times.get_indexer(time)
     have = t_pos >= 0
-    vals = sm.values  # (time, y, x)
-    sat[np.ix_(inside, have)] = vals[t_pos[have]][:, li[inside], lj[inside]].T
-    data[SATELLITE] = (("site", "time"), sat, {"units": "m3 m-3", "long_name": "SMAP L3 soil moisture of the parent cell",
-                                               "standard_name": "volume_fraction_of_condensed_water_in_soil"})
+    sat[np.ix_(inside, have)] = sm.values[t_pos[have]][:, li[inside], lj[inside]].T
+    return sat
 
-    # stations: ISMN daily means, each at its fine cell
+
+def _stations(g: GriddedConfig, cells: _FineCells, time: pd.DatetimeIndex, period) -> tuple:
+    """Daily ISMN means at their fine cells (several stations in one cell averaged): (values, ids, networks)."""
+    from smfusion.io.ismn import read_ismn
+
     st = read_ismn(Path(g.ismn_dir).expanduser(), depth=tuple(g.ismn_depth), good_flags=tuple(g.ismn_good_flags),
                    networks=g.ismn_networks)
-    station = np.zeros((iy.size, time.size), dtype=np.float64)
-    count = np.zeros_like(station)
-    station_id = np.full(iy.size, "", dtype=object)
-    network = np.full(iy.size, "", dtype=object)
-    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(frow, fcol))}
-    srow, scol = latlon_to_rowcol(fine, st["lat"].values, st["lon"].values)
-    st_times = pd.DatetimeIndex(st["time"].values).normalize()
-    s_pos = st_times.get_indexer(time)
+    n = cells.iy.size
+    total = np.zeros((n, time.size), dtype=np.float64)
+    count = np.zeros_like(total)
+    station_id = np.full(n, "", dtype=object)
+    network = np.full(n, "", dtype=object)
+    index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(cells.row, cells.col))}
+    srow, scol = latlon_to_rowcol(cells.fine, st["lat"].values, st["lon"].values)
+    s_pos = pd.DatetimeIndex(st["time"].values).normalize().get_indexer(time)
     placed = 0
     for j in range(st.sizes["site"]):
         i = index.get((int(srow[j]), int(scol[j])))
@@ -142,32 +136,58 @@ def build_gridded_dataset(g: GriddedConfig, start: str, end: str) -> xr.Dataset:
         good = np.isfinite(v)
         if not good.any():
             continue
-        station[i, good] += v[good]
+        total[i, good] += v[good]
         count[i, good] += 1
         name = f"{st['network'].values[j]}:{st['station'].values[j]}"
         station_id[i] = name if not station_id[i] else f"{station_id[i]}+{name}"
         network[i] = network[i] or str(st["network"].values[j])
         placed += 1
     if placed == 0:
-        raise DataError(f"no ISMN station with data between {start} and {end} inside the forcing grid",
+        raise DataError(f"no ISMN station with data between {period[0]} and {period[1]} inside the forcing grid",
                         path=Path(g.ismn_dir), field="ismn_dir")
     with np.errstate(invalid="ignore", divide="ignore"):
-        station = np.where(count > 0, station / np.maximum(count, 1), np.nan).astype(np.float32)
-    data[STATION] = (("site", "time"), station, {"units": "m3 m-3", "long_name": "ISMN in-situ soil moisture (daily)",
-                                                 "standard_name": "volume_fraction_of_condensed_water_in_soil"})
-    flat, flon = rowcol_to_latlon(fine, frow, fcol)
+        values = np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+    return values, station_id.astype(str), network.astype(str)
+
+
+SM_ATTRS = {"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil"}
+
+
+def build_gridded_dataset(g: GriddedConfig, start: str, end: str) -> xr.Dataset:
+    """Fine cells = cells of the forcing grid with finite inputs; satellite = SMAP L3 ``g.overpass``
+    soil moisture of the parent coarse cell on the same day; station = daily ISMN mean of the
+    stations inside each fine cell (several stations in one cell are averaged)."""
+    fpath = Path(g.forcing).expanduser()
+    forcing = _open_forcing(fpath).sel(time=slice(start, end))
+    if forcing.sizes["time"] == 0:
+        raise DataError(f"forcing has no day between {start} and {end}", path=fpath, field="time")
+    cells = _fine_cells(forcing, g.coarse_grid, fpath)
+    time = pd.DatetimeIndex(forcing["time"].values).normalize()
+    data = {}
+    for v, da in forcing.data_vars.items():
+        if da.dims == ("time", "y", "x"):
+            data[v] = (("site", "time"), da.values[:, cells.iy, cells.ix].T.astype(np.float32), dict(da.attrs))
+        elif da.dims == ("y", "x"):
+            data[v] = (("site",), da.values[cells.iy, cells.ix].astype(np.float32), dict(da.attrs))
+    data[SATELLITE] = (("site", "time"), _satellite(g, cells, time),
+                       {**SM_ATTRS, "long_name": "SMAP L3 soil moisture of the parent cell"})
+    station, station_id, network = _stations(g, cells, time, (start, end))
+    data[STATION] = (("site", "time"), station, {**SM_ATTRS, "long_name": "ISMN in-situ soil moisture (daily)"})
+    fine, coarse = cells.fine, cells.coarse
+    flat, flon = rowcol_to_latlon(fine, cells.row, cells.col)
     return xr.Dataset(
         data,
         coords={
-            "site": ("site", (frow * fine.ncols + fcol).astype(np.int64), {"long_name": f"flat {fine.name} cell index"}),
+            "site": ("site", (cells.row * fine.ncols + cells.col).astype(np.int64),
+                     {"long_name": f"flat {fine.name} cell index"}),
             "time": ("time", time.values),
             "lat": ("site", flat, {"units": "degrees_north", "standard_name": "latitude"}),
             "lon": ("site", flon, {"units": "degrees_east", "standard_name": "longitude"}),
-            "row": ("site", frow.astype(np.int64)),
-            "col": ("site", fcol.astype(np.int64)),
-            "coarse": ("site", (crow * coarse.ncols + ccol).astype(np.int64)),
-            "station_id": ("site", station_id.astype(str)),
-            "network": ("site", network.astype(str)),
+            "row": ("site", cells.row.astype(np.int64)),
+            "col": ("site", cells.col.astype(np.int64)),
+            "coarse": ("site", (cells.crow * coarse.ncols + cells.ccol).astype(np.int64)),
+            "station_id": ("site", station_id),
+            "network": ("site", network),
         },
         attrs={"fine_grid": fine.name, "coarse_grid": coarse.name, "ease2_grid": fine.name,
                "source": f"forcing {fpath}; SMAP L3 {g.smap_dir}; ISMN {g.ismn_dir}"},

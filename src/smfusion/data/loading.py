@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import xarray as xr
 
 from smfusion.config import DataConfig, RunConfig
 from smfusion.data.splits import holdout_sites, kfold_split
-from smfusion.errors import DataError
+from smfusion.errors import ConfigError, DataError
 
 
 def data_root(cfg: DataConfig) -> Path:
@@ -23,25 +24,58 @@ def data_root(cfg: DataConfig) -> Path:
     return conus_root()
 
 
+Reader = Callable[[DataConfig, Optional[str], Optional[str]], xr.Dataset]
+_READERS: dict[str, Reader] = {}
+ENTRY_POINT_GROUP = "smfusion.readers"  # readers of other packages (and of smfusion.synthetic: the twin)
+
+
+def register_reader(name: str) -> Callable[[Reader], Reader]:
+    """Decorator registering ``f(cfg: DataConfig, start, end) -> canonical (site, time) Dataset``."""
+
+    def deco(fn: Reader) -> Reader:
+        _READERS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_reader(name: str) -> Reader:
+    """The reader registered as ``name``: built-in, or declared under the ``smfusion.readers`` entry points."""
+    if name not in _READERS:
+        import smfusion.data.gridded  # noqa: F401  (registers 'gridded')
+
+    if name not in _READERS:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == name:
+                _READERS[name] = ep.load()
+                break
+    if name not in _READERS:
+        raise ConfigError(f"data.reader: no Dataset reader '{name}' (registered: {sorted(_READERS)})")
+    return _READERS[name]
+
+
+@register_reader("hydrodl")
+def read_hydrodl_config(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> xr.Dataset:
+    """The hydroDL CSV database (:func:`smfusion.io.hydrodl.read_hydrodl`)."""
+    from smfusion.io.hydrodl import read_hydrodl
+
+    return read_hydrodl(data_root(cfg), dynamic=cfg.dynamic, static=cfg.static, target=cfg.target, start=start,
+                        end=end, subset=cfg.subset, sites=cfg.sites)
+
+
 def load_dataset(
     cfg: DataConfig, start: str | None = None, end: str | None = None, require_target: bool = True
 ) -> xr.Dataset:
-    """Read inputs and targets of ``cfg`` between ``start`` and ``end`` (inclusive).
+    """Read inputs and targets of ``cfg`` between ``start`` and ``end`` (inclusive) with its reader.
 
     With ``require_target`` an all-missing target raises (nothing to learn or score).
     """
-    from smfusion.io.hydrodl import read_hydrodl
-
-    ds = read_hydrodl(
-        data_root(cfg),
-        dynamic=cfg.dynamic,
-        static=cfg.static,
-        target=cfg.target,
-        start=start,
-        end=end,
-        subset=cfg.subset,
-        sites=cfg.sites,
-    )
+    ds = get_reader(cfg.reader)(cfg, start, end)
+    missing = [v for v in (*cfg.dynamic, *cfg.static) if v not in ds]
+    if missing:
+        raise DataError(f"input variables not in the {cfg.reader} data: {missing}", field=missing[0])
     if require_target:
         check_sites(ds, cfg.target)
     return ds

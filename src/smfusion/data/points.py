@@ -203,16 +203,19 @@ def concat(parts: list[PointSet]) -> PointSet:
 # --------------------------------------------------------------------------- CONUS point table
 
 
+API_WARMUP_DAYS = 60  # the antecedent precipitation index needs this many days before the first point
+
+
 def conus_points(root: str | Path | None, start: str, end: str, groups: Sequence[str], max_lag_days: int = 7,
-                 subset: str = "CONUSv4f1") -> PointSet:
+                 subset: str = "CONUSv4f1", sites: Sequence[int] | None = None) -> PointSet:
     """REAL data: one point per cell-day with a SMAP_AM retrieval and an earlier one within ``max_lag_days``.
 
     Label: SMAP_AM of the day. Inputs (by group): ``smap`` the latest earlier
     SMAP_AM retrieval and its (negative) lag in days; ``gldas`` NLDAS-2 forcing
     of the day and an antecedent precipitation index (stands in for the land
     model, also the "GLDAS alone" baseline); ``soilgrids`` soil statics;
-    ``modis`` the NDVI static. Warm-up for the index: the period's first 60 days
-    give no points.
+    ``modis`` the NDVI static. Warm-up for the index: the period's first
+    ``API_WARMUP_DAYS`` days give no points. ``sites``: cells to use (None: all).
     """
     from smfusion.config import DataConfig
     from smfusion.data.loading import load_dataset
@@ -221,7 +224,7 @@ def conus_points(root: str | Path | None, start: str, end: str, groups: Sequence
     forcing = list(table["gldas"].bands[1:])
     statics = list(table["soilgrids"].bands) + list(table["modis"].bands)
     cfg = DataConfig(reader="hydrodl", root=None if root is None else str(root), subset=subset, dynamic=forcing,
-                     static=statics, target=["SMAP_AM"])
+                     static=statics, target=["SMAP_AM"], sites=None if sites is None else list(sites))
     ds = load_dataset(cfg, start, end)
     sm = ds["SMAP_AM"].transpose("site", "time").values.astype(np.float64)
     n_site, n_time = sm.shape
@@ -235,7 +238,7 @@ def conus_points(root: str | Path | None, start: str, end: str, groups: Sequence
     api = np.zeros_like(rain)
     for t in range(n_time):
         api[:, t] = (API_DECAY * api[:, t - 1] if t else 0.0) + rain[:, t]
-    ok = valid & (prev >= 0) & (lag <= max_lag_days) & (np.arange(n_time)[None, :] >= 60)
+    ok = valid & (prev >= 0) & (lag <= max_lag_days) & (np.arange(n_time)[None, :] >= API_WARMUP_DAYS)
     s_idx, t_idx = np.nonzero(ok)
     prev_val = sm[s_idx, prev[s_idx, t_idx]]
     dyn = {v: ds[v].transpose("site", "time").values[s_idx, t_idx] for v in forcing}

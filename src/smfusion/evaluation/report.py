@@ -1,6 +1,8 @@
-"""Evaluate a trained run on its test period and sites, beside baseline rows.
+"""Evaluate a trained run (any adapter) on its test period and sites, beside baseline rows.
 
-Writes under the run directory: ``predictions/test.nc``, ``metrics/sites_<row>.csv``,
+Series runs (sequence, multiscale) are scored per site (median over sites);
+point runs pooled over a split's examples (:mod:`smfusion.evaluation.points`).
+For series, writes under the run directory: ``predictions/test.nc``, ``metrics/sites_<row>.csv``,
 ``metrics/summary.csv``, ``metrics/metrics.json`` and ``plots/*.png``; returns the
 printed report (protocol lines above the table of model and baseline rows). R is
 reported on the full signal (``pearson_r``) and on anomalies from the observed
@@ -20,13 +22,14 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.data.climatology import Climatology
-from smfusion.data.loading import data_root, load_dataset, span
+from smfusion.data.loading import data_root
+from smfusion.errors import ConfigError
 from smfusion.evaluation import baselines, plots
 from smfusion.evaluation.tables import format_summary, site_table, summary
 from smfusion.evaluation.uncertainty import calibration, format_calibration, total_std
 from smfusion.io import cf
 from smfusion.io.atomic import atomic_path, write_text
-from smfusion.training.run import TrainedRun
+from smfusion.runs import Run
 
 REFERENCE_PERIOD = ("2016-04-01", "2017-03-31")
 ROW_LABELS = {
@@ -34,6 +37,7 @@ ROW_LABELS = {
     "linear": "baseline: linear model, same inputs",
     "hydrodl_lstm": "published hydroDL LSTM (ep100)",
     "hydrodl_multitask": "published hydroDL multitask LSTM (+Noah target)",
+    "satellite": "baseline: satellite retrieval of the parent coarse cell",
 }
 
 
@@ -70,7 +74,7 @@ def describe_seasonal(cfg) -> str:
     return text
 
 
-def protocol_of(run: TrainedRun, n_sites: int) -> dict:
+def protocol_of(run: Run, n_sites: int) -> dict:
     cfg = run.cfg
     test = cfg.periods.test
     split = cfg.split.kind if cfg.split.kind != "kfold" else f"spatial {cfg.split.k}-fold, fold {cfg.split.fold}"
@@ -79,6 +83,7 @@ def protocol_of(run: TrainedRun, n_sites: int) -> dict:
         "period": f"train {cfg.periods.train.start} .. {cfg.periods.train.end}; test {test.start} .. {test.end}",
         "split": split,
         "n_sites": n_sites,
+        "adapter": run.adapter.name,
         "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static",
         "model": describe_members(cfg),
         "seasonal": describe_seasonal(cfg),
@@ -90,62 +95,54 @@ def protocol_of(run: TrainedRun, n_sites: int) -> dict:
 
 def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
     """Score the run's test predictions and the baselines; write metrics, predictions, plots."""
-    run = TrainedRun.load(run_dir)
-    cfg = run.cfg
-    if cfg.periods.test is None:
-        raise ValueError(f"config of run '{run_dir}' has no test period to evaluate")
-    run_dir = Path(run_dir)
+    run = Run.load(run_dir)
+    if run.layout == "points":
+        from smfusion.evaluation.points import evaluate_points
+
+        return evaluate_points(run)
+    if run.cfg.periods.test is None:
+        raise ConfigError(f"config of run '{run_dir}': periods.test is not set, so there is nothing to evaluate")
+    return _evaluate_sites(run, plots_on)
+
+
+def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
+    cfg, run_dir = run.cfg, run.run_dir
     target = cfg.data.target[0]
     train_p, test_p = cfg.periods.train.as_tuple(), cfg.periods.test.as_tuple()
-    ds = load_dataset(cfg.data, *span(cfg))
+    ds = run.adapter.load()
     sites = run.split.test
-    test_ds = ds.sel(site=sites)
-    obs = test_ds[target].sel(time=slice(*test_p))
-
+    batches = run.adapter.eval_batches(ds, sites, test_p)
     noise_runs = cfg.uncertainty.noise_runs
-    res = run.predict_members(ds, sites, test_p, noise_runs=noise_runs)
+    res = run.predict_members(ds, None, None, noise_runs=noise_runs, batches=batches)
     member_pred, noisy = res if noise_runs else (res, None)
-    members = member_pred[..., 0]
-    pred = run.members_to_dataset(member_pred, ds, sites, test_p, noisy=noisy)
+    pred = run.to_dataset(member_pred, ds, batches, noisy=noisy)
     cf.write_netcdf(pred, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
                     config=cfg.to_dict())
-
+    obs = run.adapter.observations(ds, batches)[..., 0]
+    times = pred["time"].values
+    test_ds = ds.sel(site=sites)
     clim = Climatology().fit(test_ds[target], window=cfg.evaluation.climatology_window, period=train_p)
-    clim_test = clim.climatology_for(obs["time"].values, site=sites).values
+    clim_test = clim.climatology_for(times, site=sites).values
+    lat, lon = test_ds.lat.values, test_ds.lon.values
 
     def table(sim: np.ndarray) -> pd.DataFrame:
-        return site_table(
-            obs.values, sim, sites, test_ds.lat.values, test_ds.lon.values, clim_obs=clim_test, clim_sim=clim_test
-        )
+        return site_table(obs, sim, sites, lat, lon, clim_obs=clim_test, clim_sim=clim_test)
 
     n = len(run.members)
     kind = " residual" if cfg.seasonal.target_mode == "anomaly" else ""
     ours = f"smfusion {cfg.model.name}{kind}" + (f" (ensemble mean of {n})" if n > 1 else " (single model)")
     tables = {ours: table(pred[target].values)}
     if n > 1:
-        tables[f"smfusion {cfg.model.name} (member 0 alone)"] = table(members[0])
+        tables[f"smfusion {cfg.model.name} (member 0 alone)"] = table(member_pred[0, ..., 0])
     for name in cfg.evaluation.baselines:
         sim = _baseline(name, cfg, ds, sites, run.split.train, target, train_p, test_p)
         if sim is not None:
             tables[ROW_LABELS[name]] = table(sim)
-
     summ = summary(tables)
     protocol = protocol_of(run, len(sites))
     text = format_summary(summ, protocol)
     mdir = run_dir / "metrics"
-    epi = pred[f"{target}_ensemble_std"].values if f"{target}_ensemble_std" in pred else None
-    ale = pred[f"{target}_aleatoric_std"].values if f"{target}_aleatoric_std" in pred else None
-    if epi is not None or ale is not None:
-        spread = total_std(epi, ale)
-        parts = [p for p, a in (("epistemic", epi), ("aleatoric", ale)) if a is not None]
-        label = f"{ours}, spread = " + (" + ".join(parts) if len(parts) == 1 else "sqrt(epistemic^2 + aleatoric^2)")
-        if ale is not None:
-            label += f" (aleatoric: {noise_runs} runs, input noise {cfg.uncertainty.noise} x training std)"
-        cal = calibration(obs.values, pred[target].values, spread)
-        cal["mean_epistemic_std"] = float(np.nanmean(epi)) if epi is not None else None
-        cal["mean_aleatoric_std"] = float(np.nanmean(ale)) if ale is not None else None
-        text += "\n\n" + format_calibration(cal, label)
-        write_text(mdir / "calibration.json", json.dumps(cal, indent=1))
+    text += _calibration(pred, target, obs, ours, cfg, mdir)
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
             tab.assign(row=label).to_csv(tmp)
@@ -154,10 +151,28 @@ def evaluate(run_dir: str | Path, plots_on: bool | None = None) -> Report:
     payload = {"protocol": protocol, "summary": json.loads(summ.to_json(orient="index"))}
     write_text(mdir / "metrics.json", json.dumps(payload, indent=1))
     write_text(mdir / "report.txt", text + "\n")
-
     if cfg.evaluation.plots if plots_on is None else plots_on:
-        _plots(run_dir / "plots", tables[ours], obs, pred[target], {k: v for k, v in tables.items()})
+        obs_da = xr.DataArray(obs, dims=("site", "time"), coords={"site": sites, "time": times})
+        _plots(run_dir / "plots", tables[ours], obs_da, pred[target], tables)
     return Report(text=text, summary=summ, protocol=protocol, tables=tables)
+
+
+def _calibration(pred: xr.Dataset, target: str, obs: np.ndarray, ours: str, cfg, mdir: Path) -> str:
+    """Calibration lines for runs with a spread layer (written to calibration.json); '' otherwise."""
+    epi = pred[f"{target}_ensemble_std"].values if f"{target}_ensemble_std" in pred else None
+    ale = pred[f"{target}_aleatoric_std"].values if f"{target}_aleatoric_std" in pred else None
+    if epi is None and ale is None:
+        return ""
+    spread = total_std(epi, ale)
+    parts = [p for p, a in (("epistemic", epi), ("aleatoric", ale)) if a is not None]
+    label = f"{ours}, spread = " + (" + ".join(parts) if len(parts) == 1 else "sqrt(epistemic^2 + aleatoric^2)")
+    if ale is not None:
+        label += f" (aleatoric: {cfg.uncertainty.noise_runs} runs, input noise {cfg.uncertainty.noise} x training std)"
+    cal = calibration(obs, pred[target].values, spread)
+    cal["mean_epistemic_std"] = float(np.nanmean(epi)) if epi is not None else None
+    cal["mean_aleatoric_std"] = float(np.nanmean(ale)) if ale is not None else None
+    write_text(mdir / "calibration.json", json.dumps(cal, indent=1))
+    return "\n\n" + format_calibration(cal, label)
 
 
 def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):
@@ -170,6 +185,10 @@ def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):
         return baselines.linear_baseline(
             train_ds, target, cfg.data.dynamic, cfg.data.static, train_p, test_p, test_ds=ds.sel(site=sites)
         ).values
+    if name == "satellite":
+        if cfg.multiscale is None or cfg.multiscale.satellite not in ds:
+            return None  # multiscale runs only: the coarse retrieval repeated on its fine cells
+        return ds[cfg.multiscale.satellite].sel(site=sites, time=slice(*test_p)).transpose("site", "time").values
     if name in ("hydrodl_lstm", "hydrodl_multitask"):
         if test_p != REFERENCE_PERIOD or target != "SMAP_AM" or cfg.data.reader != "hydrodl":
             return None  # published predictions exist for this protocol only

@@ -1,11 +1,7 @@
-"""Epistemic and aleatoric spread of an ensemble, and their calibration against observations.
+"""Calibration of an ensemble's spread against observations.
 
-* epistemic std: spread of the members' (clean) predictions,
-  ``sqrt(mean_i (p_i - mean(p))**2)`` over members ``i``;
-* aleatoric std: spread caused by input noise, ``sqrt(mean_i var_r(q_ir))``
-  where ``q_ir`` is member ``i``'s prediction in noisy run ``r`` (the
-  within-member variance over runs, averaged over members);
-* total std: ``sqrt(epistemic**2 + aleatoric**2)``.
+The spread itself (epistemic, aleatoric, total std) is computed where the
+predictions are made, :mod:`smfusion.training.ensembles` (re-exported here).
 
 :func:`calibration` scores a Gaussian (mean, total std) forecast with the
 coverage of its central 68% and 95% intervals and a binned spread-skill
@@ -17,27 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from smfusion.evaluation.metrics import interval_coverage, spread_skill
+from smfusion.training.ensembles import aleatoric_std, epistemic_std, total_std  # noqa: F401  (re-exported)
 
 __all__ = ["epistemic_std", "aleatoric_std", "total_std", "calibration", "format_calibration"]
-
-
-def epistemic_std(members: np.ndarray) -> np.ndarray:
-    """Std over axis 0 (members), ddof 0: zero when the members agree."""
-    return np.asarray(members, dtype=np.float64).std(axis=0).astype(np.float32)
-
-
-def aleatoric_std(noisy: np.ndarray) -> np.ndarray:
-    """``sqrt(mean over members (axis 0) of the variance over noisy runs (axis 1))``."""
-    q = np.asarray(noisy, dtype=np.float64)
-    return np.sqrt(q.var(axis=1).mean(axis=0)).astype(np.float32)
-
-
-def total_std(epistemic: np.ndarray | None, aleatoric: np.ndarray | None) -> np.ndarray:
-    """``sqrt(epistemic**2 + aleatoric**2)`` (a missing part counts as zero)."""
-    parts = [np.asarray(p, dtype=np.float64) ** 2 for p in (epistemic, aleatoric) if p is not None]
-    if not parts:
-        raise ValueError("no spread given")
-    return np.sqrt(sum(parts))
 
 
 def calibration(obs, mean, std, levels=(0.68, 0.95), n_bins=5) -> dict:

@@ -15,26 +15,29 @@ All projection maths is done by pyproj; this module only does grid arithmetic.
 Rows count from the top (north) edge, columns from the left (west) edge, as in
 SMAP L3 arrays. The flat cell index is ``row * ncols + col``. Functions are
 vectorised over numpy arrays; cells outside a grid get row = col = -1.
+
+Nesting and block means live in :mod:`smfusion.grids.nesting`, land cells in
+:mod:`smfusion.grids.land`, area-weighted regridding between any two grids in
+:mod:`smfusion.grids.regrid`; the nesting and land names are still importable
+from here (loaded on first use).
 """
 
 from __future__ import annotations
 
 import functools
-import math
+import importlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
-import xarray as xr
 from pyproj import CRS, Transformer
 
-from smfusion.errors import ConfigError, DataError
+from smfusion.errors import ConfigError
 
 __all__ = [
     "EASE2Grid",
     "GRID_NAMES",
     "get_grid",
+    "as_grid",
     "latlon_to_xy",
     "xy_to_latlon",
     "xy_to_rowcol",
@@ -48,15 +51,6 @@ __all__ = [
     "cell_centres",
     "cell_bounds_xy",
     "cell_bounds",
-    "nest_factor",
-    "parent_rowcol",
-    "children_rowcol",
-    "nesting_index",
-    "aggregate",
-    "LandCells",
-    "read_land_cells",
-    "land_mask",
-    "land_cells",
 ]
 
 _EPSG = {"M": 6933, "N": 6931, "S": 6932}
@@ -153,8 +147,12 @@ def get_grid(name: str) -> EASE2Grid:
     return EASE2Grid(f"{hemi}{km:02d}", epsg, n, n, cell, -_POLAR_HALF_EXTENT_M, _POLAR_HALF_EXTENT_M)
 
 
-def _as_grid(grid: EASE2Grid | str) -> EASE2Grid:
+def as_grid(grid: EASE2Grid | str) -> EASE2Grid:
+    """``grid`` itself, or the grid of that name."""
     return grid if isinstance(grid, EASE2Grid) else get_grid(grid)
+
+
+_as_grid = as_grid
 
 
 # --------------------------------------------------------------------------
@@ -286,205 +284,16 @@ def cell_bounds(grid: EASE2Grid | str, row, col) -> tuple[np.ndarray, np.ndarray
     return lat, lon
 
 
-# --------------------------------------------------------------------------
-# nesting and aggregation
-# --------------------------------------------------------------------------
-
-def nest_factor(fine: EASE2Grid | str, coarse: EASE2Grid | str) -> int:
-    """How many fine cells fit along one side of a coarse cell (4 for M09 in M36).
-
-    Raises ConfigError when the grids do not nest (other projection, a non-integer
-    ratio, or a different extent, e.g. M25 in M36).
-    """
-    f, c = _as_grid(fine), _as_grid(coarse)
-    ratio = c.cell_size / f.cell_size
-    k = int(round(ratio))
-    if (
-        f.epsg != c.epsg
-        or k < 1
-        or not math.isclose(ratio, k, rel_tol=1e-9)
-        or f.ncols != c.ncols * k
-        or f.nrows != c.nrows * k
-        or not math.isclose(f.x_min, c.x_min, abs_tol=1e-6)
-        or not math.isclose(f.y_max, c.y_max, abs_tol=1e-6)
-    ):
-        raise ConfigError(f"EASE-Grid 2.0 {f.name} does not nest in {c.name}")
-    return k
+# Names moved to their own modules, still importable from here (PEP 562 lazy
+# attributes, so that those modules can import this one without a cycle).
+_MOVED = {
+    **dict.fromkeys(("nest_factor", "parent_rowcol", "children_rowcol", "nesting_index", "aggregate"),
+                    "smfusion.grids.nesting"),
+    **dict.fromkeys(("LandCells", "read_land_cells", "land_mask", "land_cells"), "smfusion.grids.land"),
+}
 
 
-def parent_rowcol(fine: EASE2Grid | str, coarse: EASE2Grid | str, row, col) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of the coarse cell that contains each fine cell."""
-    k = nest_factor(fine, coarse)
-    return np.asarray(row) // k, np.asarray(col) // k
-
-
-def children_rowcol(fine: EASE2Grid | str, coarse: EASE2Grid | str, row, col) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of the k x k fine cells inside each coarse cell, shape (..., k, k)."""
-    k = nest_factor(fine, coarse)
-    off = np.arange(k)
-    rr = np.asarray(row)[..., None, None] * k + off[:, None]
-    cc = np.asarray(col)[..., None, None] * k + off[None, :]
-    rr, cc = np.broadcast_arrays(rr, cc)
-    return rr.copy(), cc.copy()
-
-
-def nesting_index(fine: EASE2Grid | str, coarse: EASE2Grid | str) -> np.ndarray:
-    """Flat fine-cell indices inside every coarse cell: shape (coarse.nrows, coarse.ncols, k*k).
-
-    Row-major within a coarse cell. Memory is coarse cells x k^2 int64
-    (6.3 million entries for M09 in M36).
-    """
-    f, c = _as_grid(fine), _as_grid(coarse)
-    k = nest_factor(f, c)
-    rows, cols = np.meshgrid(np.arange(c.nrows), np.arange(c.ncols), indexing="ij")
-    fr, fc = children_rowcol(f, c, rows, cols)
-    return (fr * f.ncols + fc).reshape(c.nrows, c.ncols, k * k)
-
-
-def _block_mean(a: np.ndarray, k: int, min_valid_fraction: float) -> np.ndarray:
-    *lead, nr, nc = a.shape
-    blocks = a.reshape(*lead, nr // k, k, nc // k, k)
-    valid = np.isfinite(blocks)
-    count = valid.sum(axis=(-3, -1))
-    total = np.where(valid, blocks, 0.0).sum(axis=(-3, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count
-    need = max(1, math.ceil(min_valid_fraction * k * k - 1e-9))
-    return np.where(count >= need, mean, np.nan)
-
-
-def aggregate(data, fine: EASE2Grid | str, coarse: EASE2Grid | str, min_valid_fraction: float = 0.5,
-              offset: tuple[int, int] = (0, 0)):
-    """Mean of a fine field over each coarse cell; NaN where too few fine cells are valid.
-
-    ``data``: numpy array (..., rows, cols) on the fine grid, or an xarray
-    DataArray with dims (..., y, x) whose ``x``/``y`` coords are fine-grid
-    centres. A coarse value needs at least ``min_valid_fraction`` of its k x k
-    fine cells finite. Numpy input starts at fine cell ``offset`` (row, col);
-    the window must cover whole coarse cells. Returns the same kind of object.
-    """
-    f, c = _as_grid(fine), _as_grid(coarse)
-    k = nest_factor(f, c)
-    if not 0.0 <= min_valid_fraction <= 1.0:
-        raise ConfigError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}")
-    if isinstance(data, xr.DataArray):
-        if data.dims[-2:] != ("y", "x"):
-            raise DataError(f"expected trailing dims ('y', 'x'), got {data.dims}", field=str(data.name))
-        xs = np.asarray(data["x"].values, dtype=float)
-        ys = np.asarray(data["y"].values, dtype=float)
-        rows, cols = xy_to_rowcol(f, xs[:1], ys[:1])
-        row0, col0 = int(rows[0]), int(cols[0])
-        ex, ey = rowcol_to_xy(f, row0 + np.arange(ys.size), col0 + np.arange(xs.size))
-        if row0 < 0 or col0 < 0 or not (np.allclose(xs, ex, atol=1e-3 * f.cell_size)
-                                        and np.allclose(ys, ey, atol=1e-3 * f.cell_size)):
-            raise DataError(f"x/y coords are not contiguous {f.name} cell centres", field=str(data.name))
-        out = aggregate(data.values.astype(float), f, c, min_valid_fraction, offset=(row0, col0))
-        cy, cx = rowcol_to_xy(c, row0 // k + np.arange(out.shape[-2]), col0 // k + np.arange(out.shape[-1]))[::-1]
-        coords = {name: coord for name, coord in data.coords.items() if not {"x", "y"} & set(coord.dims)}
-        coords.update(y=("y", cy, dict(data["y"].attrs)), x=("x", cx, dict(data["x"].attrs)))
-        return xr.DataArray(out, dims=data.dims, coords=coords, name=data.name, attrs=dict(data.attrs))
-    a = np.asarray(data, dtype=float)
-    if a.ndim < 2:
-        raise DataError(f"field to aggregate needs at least 2 dims (rows, cols), got shape {a.shape}")
-    row0, col0 = offset
-    nr, nc = a.shape[-2:]
-    if row0 % k or col0 % k or nr % k or nc % k or row0 < 0 or col0 < 0 or row0 + nr > f.nrows or col0 + nc > f.ncols:
-        raise DataError(
-            f"window rows {row0}..{row0 + nr}, cols {col0}..{col0 + nc} of {f.name} does not cover whole "
-            f"{c.name} cells (factor {k})"
-        )
-    return _block_mean(a, k, min_valid_fraction)
-
-
-# --------------------------------------------------------------------------
-# land cells
-# --------------------------------------------------------------------------
-
-class LandCells(NamedTuple):
-    """Land cells of a grid: row, col, centre lat/lon, and the file's own index (gpi)."""
-
-    row: np.ndarray
-    col: np.ndarray
-    lat: np.ndarray
-    lon: np.ndarray
-    gpi: np.ndarray
-
-
-def _default_land_file() -> Path:
-    from smfusion.settings import data_dir
-
-    root = data_dir()
-    if root is None:
-        raise DataError("no data folder: set SMFUSION_DATA_DIR or pass the land file path", field="ease2/ease36land.nc")
-    return root / "ease2" / "ease36land.nc"
-
-
-def read_land_cells(path: str | Path | None = None) -> LandCells:
-    """Read the EASE2 M36 land-cell list (smap_io's ``ease36land.nc``: gpi, lat, lon).
-
-    Its ``gpi`` counts from the bottom-left cell (see :func:`gpi_to_rowcol`).
-    Raises DataError when the file or a variable is missing or malformed.
-    """
-    path = Path(path) if path is not None else _default_land_file()
-    if not path.is_file():
-        raise DataError("land-cell file not found", path=path)
-    try:
-        with xr.open_dataset(path, decode_times=False) as ds:
-            arrays = {}
-            for name in ("gpi", "lat", "lon"):
-                if name not in ds.variables:
-                    raise DataError("variable missing from land-cell file", path=path, field=name)
-                arrays[name] = np.asarray(ds[name].values).ravel()
-    except DataError:
-        raise
-    except Exception as exc:  # netCDF/HDF5 library errors of every kind
-        raise DataError(f"cannot read land-cell file: {exc}", path=path) from exc
-    if not (arrays["gpi"].size == arrays["lat"].size == arrays["lon"].size):
-        raise DataError("gpi, lat and lon differ in length", path=path, field="gpi")
-    g = get_grid("M36")
-    gpi = arrays["gpi"].astype(np.int64)
-    if gpi.size and (gpi.min() < 0 or gpi.max() >= g.nrows * g.ncols):
-        raise DataError("grid point index outside the M36 grid", path=path, field="gpi")
-    row, col = gpi_to_rowcol(g, gpi)
-    return LandCells(row, col, arrays["lat"].astype(float), arrays["lon"].astype(float), gpi)
-
-
-def land_mask(grid: EASE2Grid | str, path: str | Path | None = None) -> np.ndarray:
-    """Boolean (nrows, ncols) land mask of any EASE2 grid from the M36 land-cell file.
-
-    A cell is land when its centre lies in an M36 land cell: for grids nested in
-    M36 (M01, M03, M09) that is exactly the set of children of land cells.
-    Polar cells beyond the M36 latitude range (+-85.04 deg) are never land.
-    """
-    g = _as_grid(grid)
-    m36 = get_grid("M36")
-    cells = read_land_cells(path)
-    coarse = np.zeros(m36.shape, dtype=bool)
-    coarse[cells.row, cells.col] = True
-    if g.name == "M36":
-        return coarse
-    if g.is_global:
-        y = g.y_centres()
-        x = g.x_centres()
-        r, _ = xy_to_rowcol(m36, np.zeros_like(y), y)
-        _, cc = xy_to_rowcol(m36, x, np.zeros_like(x))
-        inside_r = r >= 0
-        out = np.zeros(g.shape, dtype=bool)
-        out[inside_r] = coarse[r[inside_r]][:, cc]
-        return out
-    out = np.zeros(g.shape, dtype=bool)
-    for start in range(0, g.nrows, 256):  # row blocks bound the memory of polar grids
-        rows = np.arange(start, min(start + 256, g.nrows))
-        lat, lon = cell_centres(g, rows=rows)
-        r, cc = latlon_to_rowcol(m36, lat, lon)
-        ok = r >= 0
-        block = np.zeros(lat.shape, dtype=bool)
-        block[ok] = coarse[r[ok], cc[ok]]
-        out[rows] = block
-    return out
-
-
-def land_cells(grid: EASE2Grid | str, path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns (row-major order) of the land cells of ``grid`` (see :func:`land_mask`)."""
-    rows, cols = np.nonzero(land_mask(grid, path))
-    return rows.astype(np.int64), cols.astype(np.int64)
+def __getattr__(name: str):
+    if name in _MOVED:
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,9 @@ replaced depends on ``overwrite`` (see :mod:`smfusion.io.ownership`):
 Temporaries are named ``.<name>.smfusion-<host>-<pid>-<random>.tmp`` beside the
 target; those left by dead processes of this host are removed on the next write
 to the same target. A folder output gets the marker ``.smfusion-output``
-listing its entries, so a later ``overwrite`` recognises it.
+listing its entries, and a file written outside a run directory an entry
+(sha256) in the folder's ``.smfusion-files`` ledger, so a later ``overwrite``
+recognises them.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from smfusion.errors import OutputError
-from smfusion.io.ownership import (HINT_OVERWRITE, MARKER, check_not_input, check_replaceable, is_empty_dir,
-                                   is_smfusion_output, run_dir_within)
+from smfusion.io.ownership import (HINT_OVERWRITE, LEDGER, MARKER, check_not_input, check_replaceable,
+                                   file_sha256, is_empty_dir, is_run_dir, is_smfusion_output, read_ledger,
+                                   run_dir_above, run_dir_within, self_describing)
 
-__all__ = ["atomic_path", "write_text", "clean_stale", "temp_name", "MARKER"]
+__all__ = ["atomic_path", "write_text", "clean_stale", "temp_name", "discard", "MARKER"]
 
 _NAME_MAX = 100  # characters of the target name kept in a temporary's name
 
@@ -52,7 +55,7 @@ def temp_name(path: str | Path, kind: str = "tmp", suffix: str = "") -> Path:
 
 def _temp_re(path: Path) -> re.Pattern:
     return re.compile(rf"^\.{re.escape(path.name[:_NAME_MAX])}\.smfusion-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-"
-                      r"[0-9a-f]+.*\.(?P<kind>tmp|old)$")
+                      r"[0-9a-f]+.*\.(?P<kind>tmp|old|trash)$")
 
 
 def _alive(pid: int) -> bool:
@@ -132,6 +135,28 @@ def _write_marker(folder: Path) -> None:
                                              "entries": entries}, indent=1) + "\n")
 
 
+def _record(path: Path) -> None:
+    """Note the file ``path`` in its folder's ledger, so a later ``overwrite`` recognises it.
+
+    Only for files outside run directories (smfusion's own rewrites there need
+    no record) that do not describe themselves (NetCDF/HDF5 with
+    ``smfusion_version``). Best effort: a lost record only makes a later
+    ``overwrite`` refuse.
+    """
+    folder = path.parent
+    if ".smfusion-" in folder.name or run_dir_above(path) is not None or self_describing(path):
+        return
+    tmp = temp_name(folder / LEDGER)
+    try:
+        ledger = {k: v for k, v in read_ledger(folder).items() if (folder / k).is_file()}
+        ledger[path.name] = file_sha256(path)
+        tmp.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, folder / LEDGER)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def _commit(tmp: Path, path: Path) -> None:
     """Move ``tmp`` onto ``path``: one rename for a file or a new/empty target, else move the old one aside."""
     exists = path.exists() or path.is_symlink()
@@ -181,6 +206,27 @@ def atomic_path(path: str | Path, suffix: str | None = None, *, overwrite: Optio
     except BaseException:
         _remove(tmp)
         raise
+    if path.is_file() and not path.is_symlink():
+        _record(path)
+
+
+def discard(path: str | Path) -> None:
+    """Remove a part of a run directory (e.g. old checkpoints on ``--restart``) at once and for good.
+
+    ``path`` is first renamed to ``.<name>.smfusion-<host>-<pid>-<random>.trash``
+    (one atomic step: it is gone from its place), then deleted; a trash left by
+    a crash is deleted by the next ``discard`` of, or write to, ``path``. Only a
+    run directory or something inside one is accepted.
+    """
+    path = Path(path)
+    clean_stale(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    if not (is_run_dir(path) or run_dir_above(path) is not None):
+        raise OutputError("is not part of a run directory: smfusion discards only its own run files", path=path)
+    trash = temp_name(path, "trash")
+    os.rename(path, trash)
+    _remove(trash)
 
 
 def write_text(path: str | Path, text: str, *, overwrite: Optional[bool] = None) -> Path:

@@ -8,7 +8,10 @@ smfusion replaces an existing path only when it can tell that it wrote it:
   :func:`smfusion.io.atomic.atomic_path` into every folder output, Zarr stores
   included), as long as it holds nothing beyond the entries the marker lists;
   a Zarr store whose attributes hold ``smfusion_version`` counts too;
-* a file listed in the marker of the folder it is in.
+* a file listed in the marker of the folder it is in;
+* any other file smfusion wrote outside a run directory (CSV, TFRecord, ...):
+  the hidden ledger ``.smfusion-files`` of its folder records its sha256, and
+  the file counts as smfusion's while its bytes still match.
 
 Never replaced, even with ``overwrite``: a run directory (``config.yaml``,
 ``model.pt``, ``checkpoints/``, ``epoch_*.pt`` or the ``.smfusion-run``
@@ -19,6 +22,7 @@ command (``protect``), a symbolic link. See docs/errors.md.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -29,6 +33,7 @@ from typing import Iterable
 from smfusion.errors import OutputError
 
 MARKER = ".smfusion-output"  # JSON marker inside every folder output smfusion writes
+LEDGER = ".smfusion-files"  # JSON {file name: sha256} of the files smfusion wrote in a folder
 RUN_MARKER = ".smfusion-run"  # marker of a run directory (to be written by the run layer)
 OWNER_ATTR = "smfusion_version"  # global attribute of every NetCDF/HDF5/Zarr product smfusion writes
 _RUN_FILES = ("config.yaml", "model.pt", RUN_MARKER)
@@ -47,6 +52,29 @@ def read_marker(folder: str | Path) -> dict | None:
     if not isinstance(data, dict) or data.get("written_by") != "smfusion":
         return None
     return data
+
+
+def read_ledger(folder: str | Path) -> dict[str, str]:
+    """``{file name: sha256}`` of the files smfusion wrote in ``folder`` ({} when none or unreadable)."""
+    try:
+        data = json.loads((Path(folder) / LEDGER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(data, dict) else {}
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def self_describing(path: str | Path) -> bool:
+    """True for a NetCDF-4/HDF5 file carrying the ``smfusion_version`` attribute."""
+    return _hdf5_owned(Path(path))
 
 
 def _hdf5_owned(path: Path) -> bool:
@@ -79,7 +107,7 @@ def unknown_entries(folder: str | Path) -> list[str]:
     folder = Path(folder)
     marker = read_marker(folder) or {}
     listed = set(marker.get("entries") or [])
-    return sorted(n for n in os.listdir(folder) if n != MARKER and n not in listed)
+    return sorted(n for n in os.listdir(folder) if n not in (MARKER, LEDGER) and n not in listed)
 
 
 def is_smfusion_output(path: str | Path) -> bool:
@@ -94,7 +122,13 @@ def is_smfusion_output(path: str | Path) -> bool:
     if _hdf5_owned(path):
         return True
     marker = read_marker(path.parent)
-    return marker is not None and path.name in (marker.get("entries") or [])
+    if marker is not None and path.name in (marker.get("entries") or []):
+        return True
+    digest = read_ledger(path.parent).get(path.name)
+    try:
+        return digest is not None and digest == file_sha256(path)
+    except OSError:
+        return False
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -210,12 +244,13 @@ def _probe(folder: Path) -> bool:
 
 
 def check_output(path: str | Path, overwrite: bool = False, protect: Iterable[str | Path] = (),
-                 kind: str | None = None) -> Path:
+                 kind: str | None = None, can_overwrite: bool = True) -> Path:
     """Check, before any work, that an output may be written at ``path``; returns it.
 
     ``kind`` ("file" or "dir") is what will be written, when known. An empty
     folder may take a folder output; any other existing path needs
-    ``overwrite`` and must pass :func:`check_replaceable`.
+    ``overwrite`` and must pass :func:`check_replaceable`. ``can_overwrite``
+    False: the caller offers no ``--overwrite`` (the hint says so).
     """
     path = Path(path)
     check_parent(path)
@@ -228,6 +263,7 @@ def check_output(path: str | Path, overwrite: bool = False, protect: Iterable[st
     if kind == "dir" and is_empty_dir(path):
         return path
     if not overwrite:
-        raise OutputError("exists", path=path, hint=HINT_OVERWRITE)
+        raise OutputError("exists", path=path, hint=HINT_OVERWRITE if can_overwrite else
+                          "choose another name, or remove it yourself")
     check_replaceable(path, protect)
     return path

@@ -12,7 +12,10 @@ per overpass: ``soil_moisture_am``, ``soil_moisture_pm``, ... and
 ``tb_time_seconds`` becomes ``overpass_time_am/pm`` (datetime64). Float fields
 have fill values and out-of-valid-range values set to NaN; flags stay uint16
 with 65534 meaning no data. By default soil moisture is kept only where the
-``retrieval_qual_flag`` recommended-quality bit (bit 0) is 0.
+``retrieval_qual_flag`` recommended-quality bit (bit 0) is 0; with
+``tb_quality='good'`` the brightness temperatures only where bit 0 of
+``tb_qual_flag_h``/``_v`` is 0. Shared conventions: :mod:`smfusion.io.smap_hdf5`;
+cube coordinates and site extraction: :mod:`smfusion.io.ease_cube`.
 
 Every problem with a file (unreadable, truncated, a missing group or field, a
 wrong grid size) raises :class:`smfusion.errors.DataError` naming the file and field.
@@ -31,7 +34,11 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.errors import DataError
-from smfusion.grids.ease2 import EASE2Grid, get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
+from smfusion.grids.ease2 import EASE2Grid, get_grid, latlon_to_rowcol, rowcol_to_latlon
+from smfusion.io.ease_cube import cube_coords, extract_sites  # noqa: F401  (extract_sites: public here too)
+from smfusion.io.smap_hdf5 import (CF_ATTRS, FLAG_VARIABLES, J2000_EPOCH, TB_FLAG, UINT_FILL, attr_str,  # noqa: F401
+                                   mask_float, open_h5, recommended_quality, seconds_to_datetime, tb_good_quality,
+                                   var_attrs)
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +64,8 @@ DEFAULT_VARIABLES = (
     "vegetation_water_content",
     "tb_time_seconds",
 )
-FLAG_VARIABLES = ("retrieval_qual_flag", "surface_flag")
-UINT_FILL = 65534
-J2000_EPOCH = np.datetime64("2000-01-01T11:58:55.816", "ns")
 _GROUP = "Soil_Moisture_Retrieval_Data_{}"
 _NAME_RE = re.compile(r"SMAP_L3_SM_P_(E_)?(\d{8})_")
-
-# CF names for what the product calls cm**3/cm**3, Kelvin, kg/m**2.
-_CF = {
-    "soil_moisture": {"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil",
-                      "long_name": "SMAP L3 soil moisture (DCA), {pass_} overpass"},
-    "tb_v_corrected": {"units": "K", "standard_name": "brightness_temperature",
-                       "long_name": "SMAP L-band V-pol brightness temperature, corrected, {pass_} overpass"},
-    "tb_h_corrected": {"units": "K", "standard_name": "brightness_temperature",
-                       "long_name": "SMAP L-band H-pol brightness temperature, corrected, {pass_} overpass"},
-    "vegetation_water_content": {"units": "kg m-2",
-                                 "long_name": "SMAP vegetation water content, {pass_} overpass"},
-    "retrieval_qual_flag": {"long_name": "SMAP retrieval quality bit flags (bit 0 = 0: recommended), {pass_} overpass"},
-    "surface_flag": {"long_name": "SMAP surface condition bit flags, {pass_} overpass"},
-    "tb_time_seconds": {"long_name": "SMAP overpass time (UTC), {pass_} overpass", "standard_name": "time"},
-}
 
 
 @dataclass(frozen=True)
@@ -99,32 +88,6 @@ def _out_name(var: str, overpass: str) -> str:
     return f"{base}_{overpass.lower()}"
 
 
-def _open_h5(path: Path):
-    import h5py
-
-    try:
-        return h5py.File(path, "r")
-    except FileNotFoundError as exc:
-        raise DataError("SMAP granule not found", path=path) from exc
-    except Exception as exc:  # h5py raises OSError, ValueError, ... for broken files
-        raise DataError(f"cannot open SMAP granule as HDF5 (truncated or not HDF5?): {exc}", path=path) from exc
-
-
-def _attr_str(obj, name: str) -> str | None:
-    try:
-        val = obj.attrs.get(name)
-    except Exception:
-        return None
-    if val is None:
-        return None
-    if isinstance(val, bytes):
-        return val.decode("ascii", "replace")
-    if isinstance(val, np.ndarray) and val.size == 1:
-        val = val.reshape(())[()]
-        return val.decode("ascii", "replace") if isinstance(val, bytes) else str(val)
-    return str(val)
-
-
 def granule_info(path: str | Path, passes: Sequence[str] = ("AM", "PM"),
                  variables: Sequence[str] = DEFAULT_VARIABLES) -> GranuleInfo:
     """Open a granule's header and check it: groups, fields and grid size. Reads no data.
@@ -134,7 +97,7 @@ def granule_info(path: str | Path, passes: Sequence[str] = ("AM", "PM"),
     """
     path = Path(path)
     passes = _check_passes(passes)
-    with _open_h5(path) as h5:
+    with open_h5(path) as h5:
         try:
             return _info(h5, path, passes, variables)
         except DataError:
@@ -174,7 +137,7 @@ def _info(h5, path: Path, passes, variables) -> GranuleInfo:
         raise DataError(f"grid size {shape[0]}x{shape[1]} matches no SMAP L3 product ({expected})",
                         path=path, field=_dataset_name(variables[0], passes[0]))
     product = by_shape[shape]
-    short = _attr_str(h5["Metadata/DatasetIdentification"], "shortName") \
+    short = attr_str(h5["Metadata/DatasetIdentification"], "shortName") \
         if "Metadata/DatasetIdentification" in h5 else None
     if short is not None and short in PRODUCT_GRID and short != product:
         raise DataError(f"shortName {short} but arrays are {shape[0]}x{shape[1]} ({product})",
@@ -186,7 +149,7 @@ def _info(h5, path: Path, passes, variables) -> GranuleInfo:
                             path=path, field=_dataset_name(variables[0], passes[0]))
         date = pd.Timestamp(m.group(2))
     else:
-        begin = _attr_str(h5["Metadata/Extent"], "rangeBeginningDateTime") if "Metadata/Extent" in h5 else None
+        begin = attr_str(h5["Metadata/Extent"], "rangeBeginningDateTime") if "Metadata/Extent" in h5 else None
         try:
             date = pd.Timestamp(begin).tz_localize(None).normalize() if begin else None
         except (ValueError, TypeError):
@@ -208,12 +171,6 @@ def find_granules(folder: str | Path, product: str | None = None) -> list[Path]:
     return sorted(folder.rglob(pattern[product]), key=lambda p: p.name)
 
 
-def recommended_quality(flag) -> np.ndarray:
-    """True where ``retrieval_qual_flag`` has bit 0 clear (recommended quality) and is not fill."""
-    flag = np.asarray(flag)
-    return (flag != UINT_FILL) & ((flag.astype(np.uint32) & 1) == 0)
-
-
 def _window(grid: EASE2Grid, bbox) -> tuple[int, int, int, int]:
     """Row/col window (r0, r1, c0, c1) covering bbox = (lon_min, lat_min, lon_max, lat_max)."""
     if bbox is None:
@@ -230,20 +187,23 @@ def _window(grid: EASE2Grid, bbox) -> tuple[int, int, int, int]:
     return int(r0), int(r1) + 1, int(c0), int(c1) + 1
 
 
-def _load(path: Path, var: str, overpass: str, window, quality: str | None, surface_mask: int) -> np.ndarray:
+def _load(path: Path, var: str, overpass: str, window, quality: str | None, surface_mask: int,
+          tb_quality: str | None = None) -> np.ndarray:
     """Read one field of one overpass over ``window`` and apply fill/range/quality masks."""
     r0, r1, c0, c1 = window
     name = _dataset_name(var, overpass)
-    with _open_h5(path) as h5:
+    with open_h5(path) as h5:
         try:
             dset = h5[name]
             raw = dset[r0:r1, c0:c1]
             attrs = {k: dset.attrs[k] for k in ("_FillValue", "valid_min", "valid_max") if k in dset.attrs}
-            qflag = sflag = None
+            qflag = sflag = tflag = None
             if var == "soil_moisture" and quality is not None:
                 qflag = h5[_dataset_name("retrieval_qual_flag", overpass)][r0:r1, c0:c1]
             if var == "soil_moisture" and surface_mask:
                 sflag = h5[_dataset_name("surface_flag", overpass)][r0:r1, c0:c1]
+            if var in TB_FLAG and tb_quality is not None:
+                tflag = h5[_dataset_name(TB_FLAG[var], overpass)][r0:r1, c0:c1]
         except KeyError as exc:
             raise DataError("field missing from SMAP granule", path=path, field=name) from exc
         except DataError:
@@ -252,63 +212,18 @@ def _load(path: Path, var: str, overpass: str, window, quality: str | None, surf
             raise DataError(f"cannot read field (file truncated or corrupt?): {exc}", path=path, field=name) from exc
     if var in FLAG_VARIABLES:
         return raw.astype(np.uint16)
-    data = raw.astype(np.float64 if var == "tb_time_seconds" else np.float32)
-    bad = ~np.isfinite(data)
-    fill = attrs.get("_FillValue")
-    if fill is not None:
-        bad |= data == np.asarray(fill).ravel()[0]
-    bad |= data <= -9999.0
-    if "valid_min" in attrs:
-        bad |= data < np.asarray(attrs["valid_min"]).ravel()[0]
-    if "valid_max" in attrs:
-        bad |= data > np.asarray(attrs["valid_max"]).ravel()[0]
+    data = mask_float(raw, attrs, np.float64 if var == "tb_time_seconds" else np.float32)
+    bad = np.zeros(data.shape, dtype=bool)
     if qflag is not None:
         bad |= ~recommended_quality(qflag)
     if sflag is not None:
         bad |= (sflag == UINT_FILL) | ((sflag.astype(np.uint32) & int(surface_mask)) != 0)
+    if tflag is not None:
+        bad |= ~tb_good_quality(tflag)
     data[bad] = np.nan
     if var == "tb_time_seconds":
-        ns = np.where(bad, 0, np.round(data * 1e6)).astype(np.int64) * 1000
-        out = J2000_EPOCH + ns.astype("timedelta64[ns]")
-        out[bad] = np.datetime64("NaT")
-        return out
+        return seconds_to_datetime(data)
     return data
-
-
-def _var_attrs(var: str, overpass: str, quality: str | None) -> dict:
-    attrs = {k: (v.format(pass_=overpass) if isinstance(v, str) else v) for k, v in _CF.get(var, {}).items()}
-    if var == "soil_moisture":
-        attrs["quality_masking"] = "retrieval_qual_flag bit 0 (recommended quality)" if quality else "none"
-    if var == "retrieval_qual_flag":
-        attrs.update(flag_masks=np.array([1, 2, 4, 8], dtype=np.uint16),
-                     flag_meanings="retrieval_not_recommended retrieval_not_attempted retrieval_failed "
-                                   "freeze_thaw_retrieval_failed")
-    if var == "surface_flag":
-        attrs.update(flag_masks=np.array([1 << b for b in range(13)], dtype=np.uint16),
-                     flag_meanings="static_water_body radar_water_body_detection coastal_proximity urban_area "
-                                   "precipitation snow_or_ice permanent_snow_or_ice radar_frozen_ground "
-                                   "model_frozen_ground reserved mountainous_terrain dense_vegetation nadir_region")
-    return attrs
-
-
-def _coords(grid: EASE2Grid, window, times) -> dict:
-    r0, r1, c0, c1 = window
-    rows = np.arange(r0, r1)
-    cols = np.arange(c0, c1)
-    x, y = rowcol_to_xy(grid, rows, cols)  # x depends on cols only, y on rows only
-    lat = rowcol_to_latlon(grid, rows, np.zeros_like(rows))[0]
-    lon = rowcol_to_latlon(grid, np.zeros_like(cols), cols)[1]
-    return {
-        "time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]"),
-                 {"standard_name": "time", "long_name": "granule date (UTC day)", "axis": "T"}),
-        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y",
-                       "long_name": f"y of {grid.long_name} cell centre"}),
-        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X",
-                       "long_name": f"x of {grid.long_name} cell centre"}),
-        "lat": ("y", lat, {"standard_name": "latitude", "units": "degrees_north", "long_name": "cell-centre latitude"}),
-        "lon": ("x", lon, {"standard_name": "longitude", "units": "degrees_east",
-                           "long_name": "cell-centre longitude"}),
-    }
 
 
 def _finish(ds: xr.Dataset, infos: list[GranuleInfo], quality) -> xr.Dataset:
@@ -334,16 +249,18 @@ def read_granule(
     quality: str | None = "recommended",
     surface_mask: int = 0,
     bbox: tuple[float, float, float, float] | None = None,
+    tb_quality: str | None = None,
 ) -> xr.Dataset:
     """Read one granule into memory as a (time=1, y, x) cube; see the module doc for names.
 
     ``quality='recommended'`` keeps soil moisture only where bit 0 of the
     retrieval flag is 0 (None: no flag masking). ``surface_mask``: surface_flag
     bits whose cells are masked too. ``bbox`` (lon_min, lat_min, lon_max,
-    lat_max) reads only the covering window.
+    lat_max) reads only the covering window. ``tb_quality='good'`` keeps
+    ``tb_h/v_corrected`` only where bit 0 of ``tb_qual_flag_h/v`` is 0.
     """
     return open_granules([path], passes=passes, variables=variables, quality=quality,
-                         surface_mask=surface_mask, bbox=bbox, lazy=False)
+                         surface_mask=surface_mask, bbox=bbox, lazy=False, tb_quality=tb_quality)
 
 
 def open_granules(
@@ -355,6 +272,7 @@ def open_granules(
     surface_mask: int = 0,
     bbox: tuple[float, float, float, float] | None = None,
     lazy: bool = True,
+    tb_quality: str | None = None,
 ) -> xr.Dataset:
     """Open many daily granules as one (time, y, x) cube, lazily with Dask by default.
 
@@ -368,17 +286,20 @@ def open_granules(
 
     if quality not in (None, "recommended"):
         raise ValueError(f"quality must be 'recommended' or None, got {quality!r}")
+    if tb_quality not in (None, "good"):
+        raise ValueError(f"tb_quality must be 'good' or None, got {tb_quality!r}")
     passes = _check_passes(passes)
     variables = tuple(variables)
-    unknown = [v for v in variables if v not in _CF]
+    unknown = [v for v in variables if v not in CF_ATTRS]
     if unknown:
-        raise ValueError(f"unknown SMAP L3 variables {unknown}; known: {sorted(_CF)}")
+        raise ValueError(f"unknown SMAP L3 variables {unknown}; known: {sorted(CF_ATTRS)}")
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no SMAP granules given")
     needed = variables + tuple(
         v for v, on in (("retrieval_qual_flag", quality is not None), ("surface_flag", bool(surface_mask)))
         if on and "soil_moisture" in variables and v not in variables)
+    needed += tuple(TB_FLAG[v] for v in variables if tb_quality and v in TB_FLAG and TB_FLAG[v] not in variables)
     infos = [granule_info(p, passes, needed) for p in paths]
     products = {i.product for i in infos}
     if len(products) > 1:
@@ -399,62 +320,13 @@ def open_granules(
                 dtype = np.dtype("datetime64[ns]")
             else:
                 dtype = np.dtype(np.float32)
-            args = (var, overpass, window, quality, surface_mask)
+            args = (var, overpass, window, quality, surface_mask, tb_quality)
             if lazy:
                 arrays = [dsa.from_delayed(dask.delayed(_load, pure=True)(i.path, *args), shape=shape, dtype=dtype)
                           for i in infos]
                 stacked = dsa.stack(arrays, axis=0)
             else:
                 stacked = np.stack([_load(i.path, *args) for i in infos], axis=0)
-            data_vars[_out_name(var, overpass)] = (("time", "y", "x"), stacked, _var_attrs(var, overpass, quality))
-    ds = xr.Dataset(data_vars, coords=_coords(grid, window, [i.date for i in infos]))
+            data_vars[_out_name(var, overpass)] = (("time", "y", "x"), stacked, var_attrs(var, f"{overpass} overpass", quality, tb_quality))
+    ds = xr.Dataset(data_vars, coords=cube_coords(grid, window, [i.date for i in infos]))
     return _finish(ds, infos, quality)
-
-
-def extract_sites(cube: xr.Dataset, lat, lon, site=None) -> xr.Dataset:
-    """Time series (site, time) of the cube's cells that contain each (lat, lon).
-
-    Sites outside the cube's window get NaN (NaT, fill flags) and a log message.
-    Adds ``cell_row``/``cell_col`` (EASE-2 grid indices, -1 outside) and
-    ``cell_lat``/``cell_lon`` (cell centres); ``lat``/``lon`` are the sites' own.
-    """
-    if "ease2_grid" not in cube.attrs:
-        raise DataError("cube has no 'ease2_grid' attribute", field="ease2_grid")
-    grid = get_grid(cube.attrs["ease2_grid"])
-    lat = np.atleast_1d(np.asarray(lat, dtype=float))
-    lon = np.atleast_1d(np.asarray(lon, dtype=float))
-    if lat.shape != lon.shape or lat.ndim != 1:
-        raise ValueError("lat and lon must be 1-D arrays of one length")
-    site = np.arange(lat.size) if site is None else np.asarray(site)
-    rows, cols = latlon_to_rowcol(grid, lat, lon)
-    r_off = int(np.rint((grid.y_max - float(cube["y"].values[0])) / grid.cell_size - 0.5))
-    c_off = int(np.rint((float(cube["x"].values[0]) - grid.x_min) / grid.cell_size - 0.5))
-    li = rows - r_off
-    lj = cols - c_off
-    inside = (rows >= 0) & (li >= 0) & (li < cube.sizes["y"]) & (lj >= 0) & (lj < cube.sizes["x"])
-    if not inside.all():
-        log.info("%d of %d sites lie outside the %s cube window", int((~inside).sum()), inside.size, grid.name)
-    sel = cube.isel(y=xr.DataArray(np.where(inside, li, 0), dims="site"),
-                    x=xr.DataArray(np.where(inside, lj, 0), dims="site"))
-    sel = sel.drop_vars([v for v in ("x", "y") if v in sel.coords])
-    sel = sel.rename({"lat": "cell_lat", "lon": "cell_lon"})
-    ok = xr.DataArray(inside, dims="site")
-    out = xr.Dataset(attrs=dict(cube.attrs))
-    for name, da in sel.data_vars.items():
-        if da.dtype == np.uint16:
-            filled = da.where(ok, UINT_FILL).astype(np.uint16)
-        else:
-            filled = da.where(ok)
-        out[name] = filled.transpose("site", "time")
-        out[name].attrs = dict(da.attrs)
-        out[name].encoding = dict(da.encoding)
-    out = out.assign_coords(
-        site=("site", site),
-        lat=("site", lat, {"standard_name": "latitude", "units": "degrees_north"}),
-        lon=("site", lon, {"standard_name": "longitude", "units": "degrees_east"}),
-        cell_row=("site", np.where(inside, rows, -1)),
-        cell_col=("site", np.where(inside, cols, -1)),
-        cell_lat=sel["cell_lat"].where(ok),
-        cell_lon=sel["cell_lon"].where(ok),
-    )
-    return out

@@ -14,14 +14,18 @@ Layers (target ``v``; named ``sm*`` for a single target, ``sm_<v>*`` otherwise):
 * ``sm``: ensemble mean;
 * ``sm_epistemic_std``: std over members (ensembles of N > 1);
 * ``sm_aleatoric_std``: input-noise std (``noise_runs`` > 0; see
-  :meth:`smfusion.training.run.TrainedRun.predict_members`);
+  :meth:`smfusion.runs.Run.predict_members`);
 * ``sm_climatology``: the run's target climatology (training period) on each date.
 
 ``composite_days`` > 1 averages consecutive blocks of that many days from
 ``start`` (the member and noisy predictions are averaged before their spread is
 taken); ``time`` is the first day of each block. ``layout="grid"`` writes
-(time, y, x) on the EASE-Grid 2.0 grid (default M36) over the bounding box of the
+(time, y, x) on an EASE-Grid 2.0 grid (default: the data's own ``ease2_grid``,
+e.g. M09 for multiscale fine cells, else M36) over the bounding box of the
 domain's cells, cells without a site being NaN; ``layout="site"`` writes (site, time).
+Any series run works (sequence, multiscale); point runs predict examples, not a
+domain (``smfusion predict-points``). The twin reader draws its synthetic data
+for the window it is asked for, so twin runs are predicted in one time chunk.
 """
 
 from __future__ import annotations
@@ -35,12 +39,11 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from smfusion.data.loading import load_dataset
 from smfusion.errors import ConfigError, DataError
-from smfusion.evaluation.uncertainty import aleatoric_std, epistemic_std
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
 from smfusion.io import cf
-from smfusion.training.run import TrainedRun
+from smfusion.runs import Run
+from smfusion.training.ensembles import aleatoric_std, epistemic_std
 
 __all__ = ["predict_product", "layer_names", "composite"]
 
@@ -68,7 +71,7 @@ def composite(x: np.ndarray, days: int, axis: int = -1) -> np.ndarray:
     return np.moveaxis(out, -1, axis)
 
 
-def _site_chunk(run: TrainedRun, ds: xr.Dataset, sites: np.ndarray, period, noise_runs: int,
+def _site_chunk(run: Run, ds: xr.Dataset, sites: np.ndarray, period, noise_runs: int,
                 noise: Optional[float], seed: int, days: int) -> dict[str, np.ndarray]:
     """Layers (name -> (site, time')) of one site chunk over ``period``."""
     res = run.predict_members(ds, sites, period, noise_runs=noise_runs, noise=noise, seed=seed)
@@ -82,7 +85,8 @@ def _site_chunk(run: TrainedRun, ds: xr.Dataset, sites: np.ndarray, period, nois
             out[f"{name}_epistemic_std"] = epistemic_std(m)
         if noisy is not None:
             out[f"{name}_aleatoric_std"] = aleatoric_std(composite(noisy[..., i], days))
-        clim = run.seasonal.clims.get(var) if run.seasonal is not None else None
+        seasonal = getattr(run.adapter, "seasonal", None)
+        clim = seasonal.clims.get(var) if seasonal is not None else None
         if clim is not None:
             c = np.full((len(sites), len(times)), np.nan, dtype=np.float32)
             known = np.isin(sites, clim.site_coords["site"])
@@ -150,7 +154,7 @@ def predict_product(
     out: str | Path,
     *,
     layout: str = "site",
-    grid: str = "M36",
+    grid: Optional[str] = None,
     composite_days: int = 1,
     noise_runs: Optional[int] = None,
     noise: Optional[float] = None,
@@ -168,76 +172,92 @@ def predict_product(
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
     if composite_days < 1 or chunk_days < 1 or chunk_sites < 1:
         raise ConfigError("composite_days, chunk_days and chunk_sites must be >= 1")
-    _fixed_mmap_threshold()
-    run = TrainedRun.load(run_dir)
-    cfg = run.cfg
-    unc = cfg.uncertainty
-    noise_runs = unc.noise_runs if noise_runs is None else int(noise_runs)
     t_start, t_end = pd.Timestamp(start), pd.Timestamp(end)
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
+    _fixed_mmap_threshold()
+    run = Run.load(run_dir)
+    if run.layout != "site":
+        raise ConfigError(f"predict --product: '{run.adapter.name}' runs predict examples, not a domain;"
+                          " use smfusion predict-points")
+    noise_runs = run.cfg.uncertainty.noise_runs if noise_runs is None else int(noise_runs)
+    if run.cfg.data.reader == "twin":
+        chunk_days = (t_end - t_start).days + 1
     chunk_days = -(-chunk_days // composite_days) * composite_days  # whole composites per chunk
-    forcing = cfg.data.model_copy(update={"target": []})  # the target is not needed (nor there after 2017-03)
-    head = load_dataset(forcing, start, start, require_target=False)
-    all_sites = head["site"].values if sites is None else np.asarray(sites)
-    lat = head["lat"].sel(site=all_sites).values
-    lon = head["lon"].sel(site=all_sites).values
-    units = "m3 m-3"
-    if layout == "grid":
-        g = get_grid(grid)
-        rows, cols, ys, xs = _grid_index(lat, lon, g)
-        ny, nx = ys.stop - ys.start, xs.stop - xs.start
-        r_loc, c_loc = rows - ys.start, cols - xs.start
-
+    head = run.adapter.load(start, start, require_target=False, inputs_only=True)
+    dom = _Domain(head, sites, layout, grid or head.attrs.get("ease2_grid", "M36"))
     out = Path(out)
     scratch = out.parent / f".{out.name}.scratch.zarr"
     if scratch.exists():
         shutil.rmtree(scratch)
+    try:
+        _write_chunks(run, dom, scratch, t_start, t_end, chunk_days, chunk_sites, composite_days, noise_runs,
+                      noise, progress)
+        return _finalise(run, scratch, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end))
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch)
+
+
+class _Domain:
+    """The product's sites and, for the grid layout, their cells in the output window."""
+
+    def __init__(self, head: xr.Dataset, sites, layout: str, grid: str):
+        self.sites = head["site"].values if sites is None else np.asarray(sites)
+        self.lat = head["lat"].sel(site=self.sites).values
+        self.lon = head["lon"].sel(site=self.sites).values
+        self.layout, self.grid = layout, grid
+        if layout == "grid":
+            self.rows, self.cols, self.ys, self.xs = _grid_index(self.lat, self.lon, get_grid(grid))
+            self.ny, self.nx = self.ys.stop - self.ys.start, self.xs.stop - self.xs.start
+
+    def piece(self, layers: dict[str, np.ndarray], times) -> xr.Dataset:
+        if self.layout == "site":
+            return xr.Dataset({k: (("site", "time"), v) for k, v in layers.items()}, coords={"time": times})
+        r, c = self.rows - self.ys.start, self.cols - self.xs.start
+        return xr.Dataset({k: (("time", "y", "x"), _to_grid(v, r, c, self.ny, self.nx)) for k, v in layers.items()},
+                          coords={"time": times})
+
+
+def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_days: int, chunk_sites: int,
+                  days: int, noise_runs: int, noise, progress: bool) -> None:
+    """Predict time chunk by time chunk (each with its own warm-up) and append each to the scratch store."""
+    cfg = run.cfg
     starts = pd.date_range(t_start, t_end, freq=f"{chunk_days}D")
-    site_chunks = [all_sites[i : i + chunk_sites] for i in range(0, len(all_sites), chunk_sites)]
+    site_chunks = [dom.sites[i : i + chunk_sites] for i in range(0, len(dom.sites), chunk_sites)]
     bar = tqdm(total=len(starts) * len(site_chunks), desc="product", unit="chunk", disable=not progress)
-    first = True
     try:
         for ci, a in enumerate(starts):
             b = min(a + pd.Timedelta(days=chunk_days - 1), t_end)
             period = (a.strftime("%Y-%m-%d"), b.strftime("%Y-%m-%d"))
             w0 = (a - pd.Timedelta(days=cfg.periods.warmup_days)).strftime("%Y-%m-%d")
-            ds = load_dataset(forcing, w0, period[1], require_target=False)
+            ds = run.adapter.load(w0, period[1], require_target=False, inputs_only=True)
             parts = []
             for si, chunk in enumerate(site_chunks):
-                parts.append(_site_chunk(run, ds, chunk, period, noise_runs, noise, unc.seed + 1000 * ci + si,
-                                         composite_days))
+                parts.append(_site_chunk(run, ds, chunk, period, noise_runs, noise,
+                                         cfg.uncertainty.seed + 1000 * ci + si, days))
                 bar.update(1)
             layers = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
-            times = pd.date_range(a, b, freq=f"{composite_days}D")
-            if layout == "site":
-                piece = xr.Dataset({k: (("site", "time"), v) for k, v in layers.items()}, coords={"time": times})
-            else:
-                piece = xr.Dataset({k: (("time", "y", "x"), _to_grid(v, r_loc, c_loc, ny, nx)) for k, v in layers.items()},
-                                   coords={"time": times})
-            piece.to_zarr(scratch, mode="w" if first else "a", zarr_format=2, consolidated=False,
-                          **({} if first else {"append_dim": "time"}))
-            first = False
+            piece = dom.piece(layers, pd.date_range(a, b, freq=f"{days}D"))
+            piece.to_zarr(scratch, mode="w" if ci == 0 else "a", zarr_format=2, consolidated=False,
+                          **({} if ci == 0 else {"append_dim": "time"}))
             del ds, parts, layers, piece
-        bar.close()
-        return _finalise(run, scratch, out, layout, grid, all_sites, lat, lon, composite_days, noise_runs, noise,
-                         units, (start, end))
     finally:
         bar.close()
-        if scratch.exists():
-            shutil.rmtree(scratch)
 
 
-def _finalise(run, scratch, out, layout, grid, sites, lat, lon, days, noise_runs, noise, units, period) -> Path:
+def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, period) -> Path:
     import dask
 
     cfg = run.cfg
+    layout, grid = dom.layout, dom.grid
     lazy = xr.open_zarr(scratch, consolidated=False)
     if layout == "site":
-        lazy = lazy.assign_coords(site=("site", np.asarray(sites, dtype=np.int64)), lat=("site", lat), lon=("site", lon))
+        lazy = lazy.assign_coords(site=("site", np.asarray(dom.sites, dtype=np.int64)), lat=("site", dom.lat),
+                                  lon=("site", dom.lon))
     else:
         g = get_grid(grid)
-        rows, cols, ys, xs = _grid_index(lat, lon, g)
+        ys, xs = dom.ys, dom.xs
         rr, cc = np.meshgrid(np.arange(ys.start, ys.stop), np.arange(xs.start, xs.stop), indexing="ij")
         glat, glon = rowcol_to_latlon(g, rr, cc)
         x, _ = rowcol_to_xy(g, np.zeros(xs.stop - xs.start, dtype=int), np.arange(xs.start, xs.stop))

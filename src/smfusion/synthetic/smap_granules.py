@@ -51,6 +51,11 @@ FLOAT_FILL = np.float32(-9999.0)
 UINT_FILL = np.uint16(65534)
 
 _GROUP = "Soil_Moisture_Retrieval_Data_{}"
+# bit meanings of tb_qual_flag_h / tb_qual_flag_v (bit 0 first), as in the real SPL2SMP v8 granules
+TB_FLAG_MEANINGS = ("quality", "range", "RFI_detection", "RFI_correction", "NEDT", "direct_sun_correction",
+                    "reflected_sun_correction", "reflected_moon_correction", "direct_galaxy_correction",
+                    "reflected_galaxy_correction", "atmosphere_correction", "Faraday_rotation_correction",
+                    "null_value_bit", "water_correction", "RFI_check", "RFI_clean")
 
 # name -> (dtype, attrs) for each dataset in a retrieval group (AM names).
 _FIELDS = {
@@ -79,6 +84,19 @@ _FIELDS = {
     "tb_h_corrected": ("f4", {
         "long_name": "Weighted average of L1c_tb_h_corrected_fore and L1c_tb_h_corrected_aft.",
         "units": "Kelvin", "valid_min": np.float32(0.0), "valid_max": np.float32(330.0)}),
+    "tb_qual_flag_v": ("u2", {
+        "long_name": "Bit flags that represent the quality of the vertical polarization brightness temperature "
+                     "within each grid cell",
+        "flag_masks": np.array([1 << b for b in range(16)], dtype="u2"),
+        "flag_meanings": " ".join(f"Vertical_polarization_{m}" for m in TB_FLAG_MEANINGS)}),
+    "tb_qual_flag_h": ("u2", {
+        "long_name": "Bit flags that represent the quality of the horizontal polarization brightness temperature "
+                     "within each grid cell",
+        "flag_masks": np.array([1 << b for b in range(16)], dtype="u2"),
+        "flag_meanings": " ".join(f"Horizontal_polarization_{m}" for m in TB_FLAG_MEANINGS)}),
+    "surface_temperature": ("f4", {
+        "long_name": "Temperature at land surface based on GMAO GEOS-5 data.",
+        "units": "Kelvins", "valid_min": np.float32(0.0), "valid_max": np.float32(350.0)}),
     "vegetation_water_content": ("f4", {
         "long_name": "Representative measure of water in the vegetation within the 36 km grid cell.",
         "units": "kg/m**2", "valid_min": np.float32(0.0), "valid_max": np.float32(30.0)}),
@@ -166,6 +184,12 @@ def _fields(grid, date, overpass: str, rng: np.random.Generator, window, coverag
     put("tb_v_corrected", tbv, observed, f4)
     put("tb_h_corrected", tbh, observed, f4)
     put("vegetation_water_content", vwc, observed, f4)
+    put("surface_temperature", (285.0 + 15.0 * np.cos(np.radians(lat)) + rng.normal(0, 2.0, sub)).astype(np.float32),
+        observed, f4)
+    for pol in ("h", "v"):  # bit 0 (not good) on 5 %, RFI detected (bit 2) on 10 %, water correction (bit 13) on 20 %
+        tflag = ((rng.random(sub) < 0.05).astype(np.uint16) | (rng.random(sub) < 0.1).astype(np.uint16) << 2
+                 | (rng.random(sub) < 0.2).astype(np.uint16) << 13)
+        put(f"tb_qual_flag_{pol}", tflag, observed, UINT_FILL)
     put("tb_time_seconds", tsec, observed, -9999.0)
     put("latitude", lat.astype(np.float32), observed, f4)
     put("longitude", lon.astype(np.float32), observed, f4)

@@ -1,22 +1,26 @@
-"""One trainer for every registered model.
+"""One trainer for every registered model, adapter and objective.
 
-Adam on a masked loss, random (site, window) batches, validation-based early
-stopping, checkpoints every N epochs (``state_dict`` plus optimiser and RNG
-states, so a resumed run ends with the same weights as an uninterrupted one),
-deterministic seeds and a progress bar.
+Adam on an objective ``(prediction, data) -> (loss, terms)``
+(:mod:`smfusion.training.objectives`), minibatches from the adapter's
+:class:`~smfusion.data.adapters.Sampler`, validation-based early stopping,
+checkpoints every N epochs (``state_dict`` plus optimiser and RNG states, so a
+resumed run ends with the same weights as an uninterrupted one), deterministic
+seeds and a progress bar. :func:`predict_batches` is the one prediction loop
+(validation, evaluation, products).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -24,10 +28,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from smfusion.config import TrainingConfig
-from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch
+from smfusion.data.adapters.base import Batches, Sampler
 from smfusion.errors import DataError, SmfusionWarning
 from smfusion.io.atomic import atomic_path, write_text
-from smfusion.training.losses import get_loss
+from smfusion.training.objectives import MaskedObjective, Objective
 
 CKPT_RE = re.compile(r"epoch_(\d+)\.pt$")
 
@@ -77,16 +81,32 @@ def to_tensors(batch: dict[str, np.ndarray], device: str = "cpu") -> dict[str, t
 
 
 @torch.no_grad()
-def predict_arrays(model: nn.Module, arr: Arrays, chunk_sites: int = 512, device: str = "cpu") -> np.ndarray:
-    """Model output ``y_hat`` for every site and day of ``arr`` (normalised units)."""
+def predict_batches(model: nn.Module, batches: Batches, chunk: Optional[int] = None, device: str = "cpu") -> np.ndarray:
+    """Model output ``y_hat`` (rows, time, target) for every row of ``batches`` (normalised units)."""
     model.eval()
-    out = []
-    for i in range(0, arr.n_site, chunk_sites):
-        batch = to_tensors(
-            {"x_dynamic": arr.x_dynamic[i : i + chunk_sites], "x_static": arr.x_static[i : i + chunk_sites]}, device
-        )
-        out.append(model(batch)["y_hat"].cpu().numpy())
+    out = [model(to_tensors(b, device))["y_hat"].cpu().numpy() for _, b in batches.chunks(chunk)]
+    if not out:
+        return np.zeros((0,) + batches.y.shape[1:], dtype=np.float32)
     return np.concatenate(out, axis=0)
+
+
+def learning_rate(cfg: TrainingConfig, step: int, n_iter: int) -> float:
+    """Learning rate of minibatch ``step`` (0-based over the whole run, ``n_iter`` per epoch).
+
+    constant: ``lr``. cosine: linear warm-up from ``lr / W`` to ``lr`` over the first
+    ``W = lr_warmup_epochs * n_iter`` steps, then
+    ``lr * (m + (1 - m) * (1 + cos(pi * (step - W) / (T - W))) / 2)`` down to ``lr * m``
+    at the last step ``T - 1`` (``T = epochs * n_iter``, ``m = lr_min_factor``).
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    warm = cfg.lr_warmup_epochs * n_iter
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    total = cfg.epochs * n_iter
+    frac = (step - warm) / max(1, total - warm - 1)
+    m = cfg.lr_min_factor
+    return cfg.lr * (m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
 
 
 def masked_rmse_np(y_hat: np.ndarray, y: np.ndarray) -> float:
@@ -106,15 +126,15 @@ def _swa_update(swa: dict, model: nn.Module) -> dict:
 
 
 @dataclass
-class ValidationSet:
-    """Arrays to validate on; days before ``score_from`` are warm-up only."""
+class Validation:
+    """Validation rows (:class:`Batches`): RMSE of the normalised prediction on the scored days."""
 
-    arrays: Arrays
-    score_from: int = 0
+    batches: Batches
 
     def score(self, model: nn.Module, device: str = "cpu") -> float:
-        pred = predict_arrays(model, self.arrays, device=device)
-        return masked_rmse_np(pred[:, self.score_from :], self.arrays.y[:, self.score_from :])
+        pred = predict_batches(model, self.batches, device=device)
+        k = self.batches.score_from
+        return masked_rmse_np(pred[:, k:], self.batches.y[:, k:])
 
 
 @dataclass
@@ -128,11 +148,10 @@ class TrainResult:
 class Trainer:
     """Fits ``model``; writes checkpoints under ``out_dir``.
 
-    ``train`` is usually :class:`Arrays`; any object works when ``batch_fn``
-    samples from it and ``cfg.iterations_per_epoch`` is set. ``validation`` is
-    any object with ``score(model, device) -> float`` (lower is better).
-    ``objective(out, batch)`` replaces the default ``loss_fn(out["y_hat"], batch["y"])``
-    for losses that need more of the batch (e.g. multiscale terms).
+    ``fit(sampler, validation)``: ``sampler.sample(rng)`` gives each minibatch
+    (a dict of arrays); ``validation`` is any object with
+    ``score(model, device) -> float`` (lower is better). ``objective`` defaults
+    to the masked ``training.loss`` on ``y_hat`` and ``y``.
     """
 
     def __init__(
@@ -140,22 +159,17 @@ class Trainer:
         model: nn.Module,
         cfg: TrainingConfig,
         out_dir: Optional[str | Path] = None,
-        loss_fn: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
-        batch_fn: Optional[Callable[[Arrays, np.random.Generator], dict[str, np.ndarray]]] = None,
+        objective: Optional[Objective] = None,
         parameters: Optional[list[nn.Parameter]] = None,
         desc: str = "train",
-        objective: Optional[Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor]] = None,
     ):
         self.model = model.to(cfg.device)
         self.cfg = cfg
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.desc = desc
-        self.loss_fn = loss_fn or get_loss(cfg.loss)
-        # objective(model output dict, batch dict) -> scalar loss; default: loss_fn(y_hat, y)
-        self.objective = objective or (lambda out, batch: self.loss_fn(out["y_hat"], batch["y"]))
-        self.batch_fn = batch_fn or (lambda arr, rng: sample_batch(arr, cfg.batch_size, cfg.seq_len, rng))
-        params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.objective = objective or MaskedObjective(cfg.loss)
+        self.params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # -- checkpoints -------------------------------------------------------
     @property
@@ -219,15 +233,13 @@ class Trainer:
                             hint=HINT_RESTART) from None
 
     # -- training ----------------------------------------------------------
-    def fit(self, train: Arrays, validation: Optional[ValidationSet] = None, resume: bool = True) -> TrainResult:
+    def fit(self, sampler: Sampler, validation: Optional[Validation] = None, resume: bool = True) -> TrainResult:
         cfg = self.cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        n_iter = cfg.iterations_per_epoch or iterations_per_epoch(
-            train.n_site, train.n_time, cfg.batch_size, cfg.seq_len
-        )
+        n_iter = cfg.iterations_per_epoch or sampler.iterations_per_epoch(cfg.batch_size, cfg.seq_len)
         start_epoch, history = 1, []
         best = {"score": float("inf"), "epoch": 0, "state": None, "bad": 0}
         swa = {"n": 0, "state": None}  # running mean of the weights of the last swa_epochs epochs
@@ -250,16 +262,24 @@ class Trainer:
         epoch = start_epoch - 1
         for epoch in bar:
             self.model.train()
-            total = 0.0
-            for _ in range(n_iter):
-                batch = to_tensors(self.batch_fn(train, rng), cfg.device)
-                out = self.model(batch)
-                loss = self.objective(out, batch)
+            total, term_sums = 0.0, {}
+            for it in range(n_iter):
+                if cfg.lr_schedule != "constant":
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = learning_rate(cfg, (epoch - 1) * n_iter + it, n_iter)
+                batch = to_tensors(sampler.sample(rng), cfg.device)
+                loss, terms = self.objective(self.model(batch), batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if cfg.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm)
                 self.optimizer.step()
                 total += float(loss.detach())
+                for k, v in terms.items():
+                    term_sums[k] = term_sums.get(k, 0.0) + v
             row = {"epoch": epoch, "train_loss": total / n_iter}
+            if len(term_sums) > 1:
+                row.update({f"train_{k}": v / n_iter for k, v in term_sums.items()})
             if validation is not None and epoch % cfg.validate_every == 0:
                 score = validation.score(self.model, cfg.device)
                 row["val_rmse"] = score

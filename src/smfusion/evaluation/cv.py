@@ -1,12 +1,14 @@
-"""``smfusion cv``: spatial cross-validation over stations, scored on held-out stations only.
+"""``smfusion cv``: spatial cross-validation, scored on held-out units only.
 
-Folds come from :mod:`smfusion.data.spatial_cv` (``cfg.cv``) and are saved to
+The adapter says what is split (sites, stations of a multiscale run); folds
+come from :mod:`smfusion.data.spatial_cv` (``cfg.cv``) and are saved to
 ``<run_dir>/folds.json``; fold ``i`` is trained into ``<run_dir>/fold_<i>/``
-(multiscale configs with :func:`~smfusion.training.multiscale.train_multiscale`,
-others with :func:`~smfusion.training.run.train`) with the fold's training
-stations, then predicts its test stations over the test period (the training
-period when there is none). Metrics per station go to ``metrics.csv``; per-fold
-and pooled medians to ``summary.json`` and the printed table.
+with :func:`~smfusion.training.run.train` on the fold's training units, then
+predicts its test units over the test period (the training period when there
+is none) through :class:`~smfusion.runs.Run`. Metrics per unit go to
+``metrics.csv``; per-fold and pooled medians to ``summary.json`` and the
+printed table. Point runs are split by sensor within ``train`` already
+(``split.kind kfold``) and are refused here.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ import numpy as np
 import pandas as pd
 
 from smfusion.config import RunConfig, dump_config
-from smfusion.data.loading import span
+from smfusion.data.adapters import adapter_for
 from smfusion.data.spatial_cv import make_folds, save_folds
+from smfusion.errors import ConfigError
 from smfusion.evaluation.metrics import bias, pearson_r, rmse, ubrmse
 from smfusion.io.atomic import write_text
+from smfusion.runs import Run
+from smfusion.training.run import default_run_dir, train
 
 __all__ = ["CVResult", "run_cv", "station_metrics"]
 
@@ -42,53 +47,35 @@ class CVResult:
     text: str
 
 
-def _load(cfg: RunConfig):
-    if cfg.multiscale is not None:
-        from smfusion.data.gridded import load_multiscale_dataset
-        from smfusion.training.multiscale import station_sites
-
-        ds = load_multiscale_dataset(cfg.data, *span(cfg))
-        return ds, station_sites(ds, cfg.data.target[0], cfg.periods.train.as_tuple())
-    from smfusion.data.loading import load_dataset
-
-    ds = load_dataset(cfg.data, *span(cfg))
-    return ds, ds["site"].values
-
-
 def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
-    """Train every fold of ``cfg.cv`` and score held-out stations (see the module doc)."""
-    from smfusion.training.run import TrainedRun, train
-
-    run_dir = Path(run_dir) if run_dir is not None else (Path(cfg.run_dir) if cfg.run_dir else Path("runs") / cfg.name)
-    ds, stations = _load(cfg)
-    cv = cfg.cv
-    lat = ds["lat"].sel(site=stations).values
-    lon = ds["lon"].sel(site=stations).values
-    networks = ds["network"].sel(site=stations).values if "network" in ds.coords else None
-    folds = make_folds(cv.kind, stations, lat=lat, lon=lon, networks=networks, k=cv.k, block_deg=cv.block_deg,
-                       seed=cv.seed)
+    """Train every fold of ``cfg.cv`` and score held-out units (see the module doc)."""
+    run_dir = default_run_dir(cfg, run_dir)
+    adapter = adapter_for(cfg)
+    if adapter.layout != "site":
+        raise ConfigError(f"cv: '{adapter.name}' runs are split by sensor within train (split.kind kfold, "
+                          "one fold per config); spatial CV here is for series runs")
+    adapter.check()
+    data = adapter.load()
+    units = adapter.cv_units(data)
+    stations, cv = units["ids"], cfg.cv
+    folds = make_folds(cv.kind, stations, lat=units["lat"], lon=units["lon"], networks=units.get("network"), k=cv.k,
+                       block_deg=cv.block_deg, seed=cv.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", dump_config(cfg))
     save_folds(run_dir / "folds.json", folds, meta=cv.model_dump())
     period = (cfg.periods.test or cfg.periods.train).as_tuple()
-    target = cfg.data.target[0]
     rows = []
     for f in folds:
         fcfg = cfg.model_copy(deep=True)
         fcfg.split = fcfg.split.model_copy(update={"kind": "sites", "train_sites": [int(s) for s in f["train"]],
                                                    "test_sites": [int(s) for s in f["test"]]})
-        fdir = run_dir / f"fold_{f['fold']}"
-        if cfg.multiscale is not None:
-            from smfusion.training.multiscale import train_multiscale
-
-            train_multiscale(fcfg, fdir, ds=ds)
-        else:
-            train(fcfg, fdir)
-        test = np.asarray(f["test"])
-        pred = TrainedRun.load(fdir).predict_members(ds, test, period).mean(axis=0)[..., 0]
-        obs = ds[target].sel(site=test, time=slice(*period)).transpose("site", "time").values
+        fdir = train(fcfg, run_dir / f"fold_{f['fold']}", data=data)
+        run = Run.load(fdir)
+        b = run.adapter.eval_batches(data, np.asarray(f["test"]), period)
+        pred = run.predict_members(data, None, None, batches=b).mean(axis=0)[..., 0]
+        obs = run.adapter.observations(data, b)[..., 0]
         m = station_metrics(obs, pred)
-        for i, s in enumerate(test):
+        for i, s in enumerate(b.rows):
             rows.append({"fold": f["fold"], "site": s, **{k: float(v[i]) for k, v in m.items()},
                          "n_obs": int(np.isfinite(obs[i]).sum())})
     table = pd.DataFrame(rows)

@@ -1,0 +1,175 @@
+"""What every data adapter provides, and the two array containers they hand to training.
+
+An adapter turns a config's data into what the one trainer and the one run
+loader need, and back into physical units. It never calls the model.
+
+=================  ==========================================================
+``check``          refuse a config the adapter cannot serve, before any work
+``load``           read the data the config names (a canonical ``(site, time)``
+                   Dataset, or a point set)
+``split``          train / validation / test ids (sites, stations, sensors)
+``fit``            fitted state from the training data only (scalers,
+                   climatologies); ``save``/``restore`` keep it in the run dir
+``model_kwargs``   the input sizes (and options) ``build_model`` needs
+``train_batches``  a :class:`Sampler` of training minibatches (dicts of arrays)
+``eval_batches``   :class:`Batches`: model inputs for given ids and period
+``to_physical``    normalised model output -> physical units
+``to_dataset``     member predictions -> an ``xarray.Dataset``
+=================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from smfusion.config import RunConfig
+from smfusion.data.loading import SiteSplit
+from smfusion.errors import DataError
+from smfusion.io.atomic import write_text
+
+
+@dataclass
+class Batches:
+    """Model inputs for prediction, in rows (sites or examples), and the normalised target.
+
+    ``inputs``: name -> array whose first axis is the row; ``y``: (rows, time,
+    target), NaN where there is no observation (time = 1 for point examples);
+    days before ``score_from`` are warm-up; ``rows``: the ids (site or example
+    index); ``time``: the dates of the time axis (None for points); ``noisy``:
+    the inputs that input-noise runs perturb; ``chunk``: rows per forward pass.
+    """
+
+    inputs: dict[str, np.ndarray]
+    y: np.ndarray
+    rows: np.ndarray
+    time: Optional[np.ndarray] = None
+    score_from: int = 0
+    noisy: tuple[str, ...] = ()
+    chunk: int = 512
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def chunks(self, size: Optional[int] = None) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+        """(row slice, input dict) pieces of at most ``size`` (default ``chunk``) rows."""
+        step = size or self.chunk
+        for a in range(0, len(self), step):
+            sl = slice(a, a + step)
+            yield sl, {k: v[sl] for k, v in self.inputs.items()}
+
+
+class Sampler:
+    """Training minibatches: ``sample(rng)`` -> dict of numpy arrays (the Trainer makes tensors)."""
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
+        """Default minibatches per epoch when ``training.iterations_per_epoch`` is not set."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+def rows_rule(n_rows: int, batch_size: int) -> int:
+    """One pass over the rows on average: ``ceil(n_rows / batch_size)``."""
+    return max(1, math.ceil(n_rows / batch_size))
+
+
+class Adapter:
+    """Base class of the data adapters (see the module docstring); one instance per run.
+
+    Subclasses set ``name`` (by :func:`~smfusion.data.adapters.register_adapter`),
+    ``default_objective`` (None: ``training.loss``) and ``layout`` (``"site"``:
+    predictions are ``(site, time)`` series scored per site; ``"points"``:
+    independent examples scored pooled).
+    """
+
+    name: str = "base"
+    default_objective: Optional[str] = None
+    layout: str = "site"
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    def check(self) -> None:
+        """Refuse a config this adapter cannot train (before any data is read); default: nothing to check."""
+
+    # -- data ------------------------------------------------------------------
+    def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
+             inputs_only: bool = False) -> Any:
+        """The data over ``start..end`` (both None: all the config needs); ``inputs_only``: no target needed."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def split(self, data: Any) -> SiteSplit:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def all_ids(self, data: Any) -> np.ndarray:
+        """Every id (site or sensor) of ``data``."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def cv_units(self, data: Any) -> dict[str, np.ndarray]:
+        """What spatial CV splits: ``{"ids", "lat", "lon"[, "network"]}``, one entry per unit."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    # -- fitted state ----------------------------------------------------------
+    def fit(self, data: Any, split: SiteSplit, source: Optional["Adapter"] = None) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def save(self, run_dir: Path) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def restore(self, run_dir: Path) -> None:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    @staticmethod
+    def save_split(run_dir: Path, split: SiteSplit) -> None:
+        write_text(Path(run_dir) / "split.json", json.dumps(split.to_dict()))
+
+    @staticmethod
+    def load_split(run_dir: Path) -> SiteSplit:
+        path = Path(run_dir) / "split.json"
+        try:
+            return SiteSplit.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"cannot read the run's split: {exc}", path=path) from None
+
+    # -- model -----------------------------------------------------------------
+    def model_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def input_names(self) -> list[str]:
+        """Columns of the model's input layer, in order (for transfer learning's re-mapping)."""
+        raise DataError(f"adapter '{self.name}' has no named input columns (transfer re-mapping needs them)")
+
+    # -- batches ---------------------------------------------------------------
+    def train_batches(self, data: Any, split: SiteSplit, training) -> Sampler:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def validation_batches(self, data: Any, split: SiteSplit) -> Optional[Batches]:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def eval_batches(self, data: Any, ids: np.ndarray, period: Optional[tuple[str, str]],
+                     chunk: Optional[int] = None) -> Batches:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    # -- back to physical units ------------------------------------------------
+    def to_physical(self, z: np.ndarray, batches: Batches) -> np.ndarray:
+        """Normalised output (rows, time, target) over the scored days -> physical units."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def observations(self, data: Any, batches: Batches) -> np.ndarray:
+        """Observed target in physical units, (rows, scored time, target), NaN where missing."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def coords(self, data: Any, batches: Batches) -> tuple[tuple[str, ...], dict]:
+        """Dims and coords of one predicted layer (``to_dataset``)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def variable_attrs(self, data: Any, var: str) -> dict:
+        return {}

@@ -1,0 +1,158 @@
+"""The ``points`` adapter: independent (sensor, time) examples for the fusion model (Batchu et al. 2023).
+
+Readers ``tfrecord`` (labelled shards in the fusion schema) and ``points``
+(the real CONUS SMAP + NLDAS sample as a point table); see
+:mod:`smfusion.data.points`. Examples are split by sensor (no sensor in two
+splits); the scaler holds per-channel statistics of the training points;
+minibatches are random examples; predictions are one value per example, so
+they are scored pooled over a split's examples (the paper's protocol).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from smfusion.data import points as P
+from smfusion.data.adapters import register_adapter
+from smfusion.data.adapters.base import Adapter, Batches, Sampler, rows_rule
+from smfusion.data.loading import SiteSplit
+from smfusion.data.normalize import Scaler
+from smfusion.errors import ConfigError, DataError
+from smfusion.io.fusion_schema import LABEL
+
+PREDICT_CHUNK = 1024
+
+
+def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None) -> P.PointSet:
+    """Every labelled point of the config's data (all sensors; split later); with ``start``/``end`` (reader
+    ``points``), the points of that window."""
+    f = cfg.fusion
+    if cfg.data.reader == "tfrecord":
+        if not cfg.data.root:
+            raise ConfigError("data.root: the folder of labelled TFRecord shards is required for reader 'tfrecord'")
+        return P.points_from_shards(cfg.data.root, f.groups, f.patch_size)
+    if cfg.data.reader == "points":
+        if start is None or end is None:
+            start, end = cfg.periods.train.as_tuple() if cfg.periods else ("2015-04-01", "2017-03-31")
+        else:  # points from ``start`` on: the index warm-up comes before it
+            start = (pd.Timestamp(start) - pd.Timedelta(days=P.API_WARMUP_DAYS)).strftime("%Y-%m-%d")
+        return P.conus_points(cfg.data.root, start, end, f.groups, f.max_lag_days, cfg.data.subset, cfg.data.sites)
+    raise ConfigError(f"data.reader '{cfg.data.reader}' is not a point reader (use tfrecord or points)")
+
+
+class PointSampler(Sampler):
+    """``batch_size`` examples drawn at random (with replacement)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], batch_size: int):
+        self.arrays, self.batch_size = arrays, batch_size
+        self.n = int(arrays["y"].shape[0])
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        idx = rng.integers(0, self.n, self.batch_size)
+        return {k: v[idx] for k, v in self.arrays.items()}
+
+    def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
+        return rows_rule(self.n, batch_size)
+
+
+@register_adapter("points")
+class PointsAdapter(Adapter):
+    """See the module docstring. Fitted state: ``scaler``."""
+
+    layout = "points"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.scaler: Optional[Scaler] = None
+        self._train_arrays: Optional[dict[str, np.ndarray]] = None  # shared by every member's sampler
+
+    def check(self) -> None:
+        if self.cfg.data.reader not in ("tfrecord", "points"):
+            raise ConfigError(f"data.reader: the points adapter reads 'tfrecord' or 'points', not '{self.cfg.data.reader}'")
+        if self.cfg.model.name != "fusion":
+            raise ConfigError(f"model.name: point readers train the 'fusion' model, got '{self.cfg.model.name}'")
+        if self.cfg.transfer is not None:
+            raise ConfigError("transfer: point runs cannot fine-tune from another run yet")
+
+    # -- data ------------------------------------------------------------------
+    def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
+             inputs_only: bool = False) -> P.PointSet:
+        return load_points(self.cfg, start, end)
+
+    def split(self, points: P.PointSet) -> SiteSplit:
+        return P.split_by_sensor(points.sensor, self.cfg.split)
+
+    def all_ids(self, points: P.PointSet) -> np.ndarray:
+        return np.unique(points.sensor)
+
+    def cv_units(self, points: P.PointSet) -> dict[str, np.ndarray]:
+        ids, first = np.unique(points.sensor, return_index=True)
+        return {"ids": ids, "lat": points.lat[first], "lon": points.lon[first]}
+
+    # -- fitted state ----------------------------------------------------------
+    def fit(self, points: P.PointSet, split: SiteSplit, source: Optional[Adapter] = None) -> None:
+        train = points.of_sensors(split.train)
+        if len(train) == 0:
+            raise DataError("no training points after the sensor split")
+        self.scaler = P.fit_scaler(train)
+
+    def save(self, run_dir: Path) -> None:
+        self.scaler.save(Path(run_dir) / "scaler.yaml")
+
+    def restore(self, run_dir: Path) -> None:
+        self.scaler = Scaler.load(Path(run_dir) / "scaler.yaml")
+
+    # -- model -----------------------------------------------------------------
+    def model_kwargs(self) -> dict:
+        f = self.cfg.fusion
+        return {"n_dynamic": 0, "n_static": 0, "n_target": 1,
+                "sources": P.model_sources(self.cfg.data.reader, f.groups),
+                "cnn_channels": f.cnn_channels, "embed_size": f.embed_size}
+
+    # -- batches ---------------------------------------------------------------
+    def train_batches(self, points: P.PointSet, split: SiteSplit, training) -> Sampler:
+        if self._train_arrays is None:
+            self._train_arrays = P.model_inputs(points.of_sensors(split.train), self.scaler)
+        return PointSampler(self._train_arrays, training.batch_size)
+
+    def validation_batches(self, points: P.PointSet, split: SiteSplit) -> Optional[Batches]:
+        if not split.validation.size or len(points.of_sensors(split.validation)) == 0:
+            return None
+        return self.eval_batches(points, split.validation, None)
+
+    def eval_batches(self, points: P.PointSet, ids: Optional[np.ndarray], period, chunk: Optional[int] = None
+                     ) -> Batches:
+        """Examples of sensors ``ids`` (None: all) with a timestamp inside ``period`` (None: any)."""
+        keep = np.ones(len(points), dtype=bool) if ids is None else np.isin(points.sensor, np.asarray(ids))
+        if period is not None:
+            t = points.timestamp.astype("datetime64[ms]")
+            t0 = np.datetime64(pd.Timestamp(period[0]), "ms")
+            t1 = np.datetime64(pd.Timestamp(period[1]) + pd.Timedelta(days=1), "ms")
+            keep &= (t >= t0) & (t < t1)
+        sub = points.subset(np.flatnonzero(keep))
+        arrays = P.model_inputs(sub, self.scaler)
+        y = arrays.pop("y")
+        noisy = tuple(s.name for s in sub.sources if not s.categorical)  # one-hot land cover stays clean
+        return Batches(inputs=arrays, y=y, rows=np.arange(len(sub)), time=None, noisy=noisy,
+                       chunk=chunk or PREDICT_CHUNK, meta={"points": sub})
+
+    # -- back to physical units ------------------------------------------------
+    def to_physical(self, z: np.ndarray, batches: Batches) -> np.ndarray:
+        return z * self.scaler.std[LABEL] + self.scaler.mean[LABEL]
+
+    def observations(self, points: P.PointSet, batches: Batches) -> np.ndarray:
+        return batches.meta["points"].y.astype(np.float32).reshape(-1, 1, 1)
+
+    def coords(self, points: P.PointSet, batches: Batches) -> tuple[tuple[str, ...], dict]:
+        sub = batches.meta["points"]
+        return ("example",), {"sensor": ("example", sub.sensor),
+                              "time": ("example", sub.timestamp.astype("datetime64[ms]").astype("datetime64[ns]")),
+                              "lat": ("example", sub.lat), "lon": ("example", sub.lon)}
+
+    def variable_attrs(self, points, var: str) -> dict:
+        return {"units": "m3 m-3", "long_name": "soil moisture 0-5 cm",
+                "standard_name": "volume_fraction_of_condensed_water_in_soil"}

@@ -1,0 +1,195 @@
+"""The ``sequence`` adapter: daily series per site (hydroDL CSV and other Dataset readers).
+
+Inputs are the dynamic variables (plus lag/antecedent features) and statics of
+the canonical ``(site, time)`` Dataset; training minibatches are random
+(site, window) pieces (hydroDL's sampling); prediction runs each site's whole
+period after up to ``periods.warmup_days`` of forcing. The scaler is fitted on
+the training period and sites (per-site target statistics with
+``normalization.target: site``); climatologies as in :mod:`smfusion.data.seasonal`
+(CASM residual learning: ``seasonal`` section).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from smfusion.data.adapters import register_adapter
+from smfusion.data.adapters.base import Adapter, Batches, Sampler
+from smfusion.data.loading import SiteSplit, load_dataset, resolve_split, span
+from smfusion.data.normalize import Scaler
+from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, to_arrays
+from smfusion.data.seasonal import Seasonal, dynamic_inputs, fit_seasonal, input_names, prepare
+from smfusion.data.splits import select_period
+
+PREDICT_CHUNK_SITES = 32  # sites per forward pass at prediction (fastest for the LSTM here)
+VALIDATION_CHUNK_SITES = 512
+
+
+class SequenceSampler(Sampler):
+    """``batch_size`` random sites, each a random ``seq_len``-day window (:func:`sample_batch`)."""
+
+    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int):
+        self.arrays, self.batch_size, self.seq_len = arrays, batch_size, seq_len
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return sample_batch(self.arrays, self.batch_size, self.seq_len, rng)
+
+    def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
+        """hydroDL's rule (:func:`smfusion.data.sampling.iterations_per_epoch`)."""
+        return iterations_per_epoch(self.arrays.n_site, self.arrays.n_time, batch_size, seq_len)
+
+
+@register_adapter("sequence")
+class SequenceAdapter(Adapter):
+    """See the module docstring. Fitted state: ``scaler`` and ``seasonal``."""
+
+    layout = "site"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.scaler: Optional[Scaler] = None
+        self.seasonal: Optional[Seasonal] = None
+        self._train_arrays: Optional[Arrays] = None  # made by fit, shared by every member's sampler
+
+    # -- data ------------------------------------------------------------------
+    def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
+             inputs_only: bool = False) -> xr.Dataset:
+        """The Dataset over ``start..end`` (both None: every period of the config, warm-up included);
+        ``inputs_only``: without the target (products beyond the target's availability)."""
+        if start is None and end is None:
+            start, end = span(self.cfg)
+        data = self.cfg.data.model_copy(update={"target": []}) if inputs_only else self.cfg.data
+        return load_dataset(data, start, end, require_target=require_target and not inputs_only)
+
+    def split(self, ds: xr.Dataset) -> SiteSplit:
+        return resolve_split(self.cfg, ds["site"].values)
+
+    def all_ids(self, ds: xr.Dataset) -> np.ndarray:
+        return ds["site"].values
+
+    def cv_units(self, ds: xr.Dataset) -> dict[str, np.ndarray]:
+        return self._units(ds, ds["site"].values)
+
+    @staticmethod
+    def _units(ds: xr.Dataset, ids: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"ids": np.asarray(ids), "lat": ds["lat"].sel(site=ids).values, "lon": ds["lon"].sel(site=ids).values}
+        if "network" in ds.coords:
+            out["network"] = ds["network"].sel(site=ids).values
+        return out
+
+    # -- fitted state ----------------------------------------------------------
+    def fit(self, ds: xr.Dataset, split: SiteSplit, source: Optional[Adapter] = None) -> None:
+        """Climatologies, then the scaler, on the training period and sites. Variables that a transfer
+        ``source`` knows keep its climatologies (and, with ``transfer.source_scaler``, its statistics)."""
+        cfg = self.cfg
+        given = getattr(source, "seasonal", None)
+        self.seasonal = fit_seasonal(cfg, ds, split, given=given.clims if given is not None else None)
+        src_scaler = getattr(source, "scaler", None) if source is not None and cfg.transfer.source_scaler else None
+        train_ds = prepare(select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple()), cfg, self.seasonal)
+        per_site = cfg.data.target if cfg.normalization.target == "site" else []
+        self.scaler = Scaler.fit(train_ds, [*dynamic_inputs(cfg), *cfg.data.static, *cfg.data.target],
+                                 log1p=cfg.normalization.log1p, per_site=per_site)
+        if src_scaler is not None:
+            _adopt(self.scaler, src_scaler)
+        self._train_arrays = to_arrays(train_ds, self.scaler, dynamic_inputs(cfg), cfg.data.static, cfg.data.target)
+
+    def save(self, run_dir: Path) -> None:
+        self.scaler.save(Path(run_dir) / "scaler.yaml")
+        self.seasonal.save(run_dir)
+
+    def restore(self, run_dir: Path) -> None:
+        self.scaler = Scaler.load(Path(run_dir) / "scaler.yaml")
+        self.seasonal = Seasonal.load(run_dir, self.cfg)
+
+    # -- model -----------------------------------------------------------------
+    def model_kwargs(self) -> dict:
+        cfg = self.cfg
+        return {"n_dynamic": len(dynamic_inputs(cfg)), "n_static": len(cfg.data.static),
+                "n_target": len(cfg.data.target)}
+
+    def input_names(self) -> list[str]:
+        return input_names(self.cfg)
+
+    # -- batches ---------------------------------------------------------------
+    def train_batches(self, ds: xr.Dataset, split: SiteSplit, training) -> Sampler:
+        if self._train_arrays is None:
+            train_ds = select_period(ds.sel(site=split.train), self.cfg.periods.train.as_tuple())
+            self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
+        return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len)
+
+    def arrays(self, prepared: xr.Dataset) -> Arrays:
+        """Normalised arrays of a Dataset that already went through :func:`prepare`."""
+        cfg = self.cfg
+        return to_arrays(prepared, self.scaler, dynamic_inputs(cfg), cfg.data.static, cfg.data.target)
+
+    def validation_batches(self, ds: xr.Dataset, split: SiteSplit) -> Optional[Batches]:
+        """The validation sites (or, with only a validation period, the training sites) over the validation
+        period (or the training period), with warm-up."""
+        cfg = self.cfg
+        if cfg.periods.validation is None and not split.validation.size:
+            return None
+        sites = split.validation if split.validation.size else split.train
+        period = (cfg.periods.validation or cfg.periods.train).as_tuple()
+        return self.eval_batches(ds, sites, period, chunk=VALIDATION_CHUNK_SITES)
+
+    def eval_batches(self, ds: xr.Dataset, ids: np.ndarray, period, chunk: Optional[int] = None) -> Batches:
+        """Sites ``ids`` over ``period`` preceded by up to ``warmup_days`` of forcing (``score_from`` marks
+        the first day of ``period``). ``ds`` holds raw values; features and anomalies are applied here."""
+        t0 = pd.Timestamp(period[0])
+        w0 = max(t0 - pd.Timedelta(days=self.cfg.periods.warmup_days), pd.Timestamp(ds.time.values[0]))
+        sub = select_period(ds.sel(site=ids), (w0.strftime("%Y-%m-%d"), period[1]))
+        arr = self.arrays(prepare(sub, self.cfg, self.seasonal))
+        return Batches(inputs={"x_dynamic": arr.x_dynamic, "x_static": arr.x_static}, y=arr.y, rows=arr.sites,
+                       time=arr.time, score_from=int(np.searchsorted(arr.time, np.datetime64(t0, "ns"))),
+                       noisy=("x_dynamic",), chunk=chunk or PREDICT_CHUNK_SITES)
+
+    # -- back to physical units ------------------------------------------------
+    def climatologies(self, sites: np.ndarray, times: np.ndarray) -> dict[str, np.ndarray]:
+        """The target climatologies to add back (anomaly targets only), (site, time) each."""
+        if self.seasonal is None:
+            return {}
+        return {v: self.seasonal.clims[v].climatology_for(times, site=sites).values.astype(np.float32)
+                for v in self.cfg.data.target if v in self.seasonal.anomalies}
+
+    def to_physical(self, z: np.ndarray, batches: Batches) -> np.ndarray:
+        """Normalised output (site, scored time, target) -> physical units, climatology added back
+        (computed once per ``batches`` and kept in its ``meta``)."""
+        sites, times = batches.rows, batches.time[batches.score_from:]
+        if "clims" not in batches.meta:
+            batches.meta["clims"] = self.climatologies(sites, times)
+        clims = batches.meta["clims"]
+        out = []
+        for i, v in enumerate(self.cfg.data.target):
+            x = self.scaler.inverse(v, z[..., i], sites=sites)
+            out.append(x + clims[v] if v in clims else x)
+        return np.stack(out, -1)
+
+    def observations(self, ds: xr.Dataset, batches: Batches) -> np.ndarray:
+        times = batches.time[batches.score_from:]
+        sub = ds.sel(site=batches.rows).sel(time=times)
+        return np.stack([sub[v].transpose("site", "time").values if v in sub else
+                         np.full((len(batches), times.size), np.nan, np.float32) for v in self.cfg.data.target], -1)
+
+    def coords(self, ds: xr.Dataset, batches: Batches) -> tuple[tuple[str, ...], dict]:
+        sub = ds.sel(site=batches.rows)
+        return ("site", "time"), {"site": sub.site, "time": batches.time[batches.score_from:], "lat": sub.lat,
+                                  "lon": sub.lon}
+
+    def variable_attrs(self, ds: xr.Dataset, var: str) -> dict:
+        return dict(ds[var].attrs) if var in ds else {}
+
+
+def _adopt(scaler: Scaler, source: Scaler) -> None:
+    """Variables ``source`` (a transfer source's scaler) knows keep its statistics."""
+    for var in list(scaler.mean):
+        if var in source.mean:
+            scaler.mean[var], scaler.std[var] = source.mean[var], source.std[var]
+            if var in source.site_stats:
+                scaler.site_stats[var] = source.site_stats[var]
+            elif var in scaler.site_stats:
+                del scaler.site_stats[var]

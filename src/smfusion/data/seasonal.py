@@ -1,0 +1,128 @@
+"""A run's climatologies and the inputs the model sees (features, then anomalies).
+
+``seasonal.target_mode: anomaly`` trains on the target minus its day-of-year
+climatology (training period and sites) and adds it back at prediction;
+``seasonal.input_mode: anomaly`` does the same for the dynamic inputs
+(training period, all sites: forcing only). docs/casm.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import xarray as xr
+
+from smfusion.config import RunConfig
+from smfusion.data.climatology import Climatology
+from smfusion.data.features import add_features, feature_names
+from smfusion.data.loading import SiteSplit
+from smfusion.data.splits import select_period
+from smfusion.errors import ConfigError, DataError
+from smfusion.io.atomic import atomic_path
+
+__all__ = ["Seasonal", "fit_seasonal", "prepare", "dynamic_inputs", "input_names", "anomaly_inputs",
+           "anomaly_vars"]
+
+
+def dynamic_inputs(cfg: RunConfig) -> list[str]:
+    """The model's dynamic input columns: ``data.dynamic`` then the derived ``features``."""
+    return [*cfg.data.dynamic, *feature_names(cfg.features)]
+
+
+def input_names(cfg: RunConfig) -> list[str]:
+    """Columns of the model's input layer, in order: dynamic inputs, then statics."""
+    return [*dynamic_inputs(cfg), *cfg.data.static]
+
+
+def anomaly_inputs(cfg: RunConfig) -> list[str]:
+    """Dynamic input columns taken as anomalies (derived features follow their base variable)."""
+    if cfg.seasonal.input_mode != "anomaly":
+        return []
+    base = cfg.seasonal.inputs if cfg.seasonal.inputs is not None else cfg.data.dynamic
+    return [*base, *feature_names(cfg.features, of=base)]
+
+
+def anomaly_vars(cfg: RunConfig) -> list[str]:
+    """Every variable the model sees as ``value - climatology``: anomaly inputs, then anomaly targets."""
+    target = list(cfg.data.target) if cfg.seasonal.target_mode == "anomaly" else []
+    return [*anomaly_inputs(cfg), *target]
+
+
+@dataclass
+class Seasonal:
+    """Climatologies of a run (see :mod:`smfusion.data.climatology`).
+
+    ``clims`` holds the target's (fitted on the training period and sites,
+    slots short of ``min_count`` filled with the site mean) and each anomaly
+    input's (training period, all sites: forcing only). ``anomalies`` names the
+    variables the model sees as ``value - climatology``.
+    """
+
+    clims: dict[str, Climatology]
+    anomalies: list[str]
+
+    def save(self, run_dir: Path) -> None:
+        for var, clim in self.clims.items():
+            with atomic_path(Path(run_dir) / "climatology" / f"{var}.nc") as tmp:
+                clim.to_dataset().to_netcdf(tmp)
+
+    @classmethod
+    def load(cls, run_dir: Path, cfg: RunConfig) -> "Seasonal":
+        clims = {}
+        for var in [*cfg.data.target, *anomaly_inputs(cfg)]:
+            path = Path(run_dir) / "climatology" / f"{var}.nc"
+            if path.is_file():
+                with xr.open_dataset(path) as f:
+                    clims[var] = Climatology.from_dataset(f.load())
+        anomalies = anomaly_vars(cfg)
+        missing = [v for v in anomalies if v not in clims]
+        if missing:
+            raise DataError(f"run is trained on anomalies of {missing} but has no climatology for them",
+                            path=Path(run_dir) / "climatology")
+        return cls(clims, anomalies)
+
+
+def fit_seasonal(cfg: RunConfig, ds: xr.Dataset, split: SiteSplit, given: Optional[dict] = None) -> Seasonal:
+    """Climatologies on the training period: target on the training sites, anomaly inputs on all sites.
+
+    ``given`` (variable -> Climatology) are used as they are (transfer from a source run).
+    """
+    given = dict(given or {})
+    sea = cfg.seasonal
+    ds = add_features(ds, cfg.features)
+    clims = {}
+    train_p = cfg.periods.train.as_tuple()
+    for var in [*cfg.data.target, *anomaly_inputs(cfg)]:
+        if var in given:
+            clims[var] = given[var]
+            continue
+        if var not in ds:
+            continue
+        da = ds[var].sel(site=split.train) if var in cfg.data.target else ds[var]
+        if not np.isfinite(select_period(da.to_dataset(), train_p)[var].values).any():
+            if var in anomaly_vars(cfg):
+                raise DataError("no valid value in the training period to fit a climatology", field=var)
+            continue
+        clims[var] = Climatology().fit(da, window=sea.window, min_count=sea.min_count, period=train_p).filled()
+    return Seasonal(clims, anomaly_vars(cfg))
+
+
+def prepare(ds: xr.Dataset, cfg: RunConfig, seasonal: Optional[Seasonal] = None) -> xr.Dataset:
+    """Add the derived input features, then replace anomaly variables by ``value - climatology``."""
+    anomalies = anomaly_vars(cfg)
+    if anomalies and seasonal is None:
+        raise ConfigError("the config trains on anomalies (seasonal section): pass the run's climatologies")
+    out = add_features(ds, cfg.features)
+    if not anomalies:
+        return out
+    out = out.copy()
+    for var in anomalies:
+        if var in out:
+            try:
+                out[var] = seasonal.clims[var].transform(out[var]).astype(np.float32)
+            except ValueError as exc:
+                raise DataError(f"cannot take anomalies: {exc}", field=var) from None
+    return out

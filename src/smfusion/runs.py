@@ -1,0 +1,128 @@
+"""Load any trained run and predict with it (evaluation and products use this, never ``training``).
+
+:class:`Run` wraps a run directory (:func:`smfusion.training.run.load_trained`):
+its config, its adapter with the fitted state (scaler, climatologies), its split
+and its ensemble members. Predictions come back in physical units, per member
+(:meth:`Run.predict_members`) or as an ``xarray.Dataset`` of the ensemble mean
+with its spread (:meth:`Run.predict`): ``(site, time)`` for sequence and
+multiscale runs, ``(example,)`` for point runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from smfusion.data.adapters import Batches
+from smfusion.training.ensembles import aleatoric_std
+from smfusion.training.run import Trained, load_trained
+from smfusion.training.trainer import predict_batches, to_tensors
+
+__all__ = ["Run"]
+
+
+@dataclass
+class Run(Trained):
+    """A trained run (any adapter); see the module docstring."""
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Run":
+        t = load_trained(run_dir)
+        return cls(t.run_dir, t.cfg, t.adapter, t.split, t.members)
+
+    @property
+    def layout(self) -> str:
+        """``site``: (site, time) series; ``points``: independent examples."""
+        return self.adapter.layout
+
+    def load_data(self, start: Optional[str] = None, end: Optional[str] = None) -> Any:
+        """The run's data over ``start..end`` (target not required), with the warm-up before ``start``
+        for series; both None: every period of the config."""
+        if start is not None and self.layout == "site":
+            start = (pd.Timestamp(start) - pd.Timedelta(days=self.cfg.periods.warmup_days)).strftime("%Y-%m-%d")
+        return self.adapter.load(start, end, require_target=False)
+
+    def predict_members(
+        self, data: Any, ids: Optional[np.ndarray], period: Optional[tuple[str, str]], noise_runs: int = 0,
+        noise: Optional[float] = None, seed: Optional[int] = None, batches: Optional[Batches] = None,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Physical-unit predictions of every member, (member, row, time, target), over ``period``.
+
+        With ``noise_runs`` M > 0 also returns the noisy runs (member, M, row, time, target): each
+        adds Gaussian noise of std ``noise`` (default ``uncertainty.noise``) to the adapter's noisy
+        normalised inputs (= ``noise`` x their training std; of the residual under input_mode
+        anomaly), warm-up included.
+        """
+        b = batches if batches is not None else self.adapter.eval_batches(data, ids, period)
+        k = b.score_from
+        unc = self.cfg.uncertainty
+        noise = unc.noise if noise is None else float(noise)
+        rng = np.random.default_rng(unc.seed if seed is None else seed)
+        shape = (len(b), b.y.shape[1] - k, b.y.shape[2])
+        z = np.empty((len(self.members),) + shape, dtype=np.float32)
+        zn = np.empty((len(self.members), noise_runs) + shape, dtype=np.float32) if noise_runs else None
+        for i, model in enumerate(self.members):
+            step = getattr(model, "predict_chunk_sites", b.chunk)
+            z[i] = predict_batches(model, b, chunk=step)[:, k:]
+            if noise_runs:
+                _noisy_runs(model, b, step, noise_runs, np.float32(noise), rng, zn[i])
+        out = np.stack([self._physical(z[i], b) for i in range(len(self.members))])
+        if noise_runs:
+            noisy = np.stack([np.stack([self._physical(zn[i, r], b) for r in range(noise_runs)])
+                              for i in range(len(self.members))])
+            return out, noisy
+        return out
+
+    def _physical(self, z: np.ndarray, b: Batches) -> np.ndarray:
+        return self.adapter.to_physical(z, b)
+
+    def predict(self, start: Optional[str] = None, end: Optional[str] = None, ids: Optional[np.ndarray] = None,
+                data: Any = None) -> xr.Dataset:
+        """Ensemble-mean prediction (and member std when N > 1) over ``start..end`` as a Dataset."""
+        data = self.load_data(start, end) if data is None else data
+        period = (start, end) if start is not None and end is not None else None
+        b = self.adapter.eval_batches(data, ids if ids is not None else self.adapter.all_ids(data), period)
+        return self.to_dataset(self.predict_members(data, None, None, batches=b), data, b)
+
+    def to_dataset(self, pred: np.ndarray, data: Any, batches: Batches, noisy: Optional[np.ndarray] = None
+                   ) -> xr.Dataset:
+        """Member predictions (member, row, time, target) -> Dataset of the mean, ``<var>_ensemble_std``
+        (N > 1) and, with noisy runs (member, M, row, time, target), ``<var>_aleatoric_std``."""
+        dims, coords = self.adapter.coords(data, batches)
+        if len(dims) == 1:  # point examples: one value per row
+            pred = pred[:, :, 0]
+            noisy = noisy[:, :, :, 0] if noisy is not None else None
+        out = xr.Dataset(coords=coords)
+        for i, var in enumerate(self.cfg.data.target):
+            attrs = self.adapter.variable_attrs(data, var)
+            units = attrs.get("units", "")
+            out[var] = (dims, pred[..., i].mean(0), attrs)
+            if len(self.members) > 1:
+                out[f"{var}_ensemble_std"] = (dims, pred[..., i].std(0),
+                                              {"units": units, "long_name": f"ensemble standard deviation of {var}"})
+            if noisy is not None:
+                out[f"{var}_aleatoric_std"] = (dims, aleatoric_std(noisy[..., i]), {
+                    "units": units, "long_name": f"aleatoric (input-noise) standard deviation of {var}"})
+        out.attrs.update({"model": self.cfg.model.name, "adapter": self.adapter.name, "ensemble": len(self.members),
+                          "config_hash": self.cfg.hash(), "run_dir": str(self.run_dir)})
+        return out
+
+
+@torch.no_grad()
+def _noisy_runs(model, b: Batches, step: int, runs: int, noise: np.float32, rng: np.random.Generator,
+                out: np.ndarray) -> None:
+    """``runs`` forward passes with Gaussian noise on the noisy inputs; writes (runs, row, time, target)."""
+    k = b.score_from
+    for sl, chunk in b.chunks(step):
+        for r in range(runs):
+            noisy = dict(chunk)
+            for key in b.noisy:
+                x = chunk[key]
+                noisy[key] = x + noise * rng.standard_normal(x.shape, dtype=np.float32)
+            out[r, sl] = model(to_tensors(noisy))["y_hat"][:, k:].numpy()
