@@ -195,6 +195,9 @@ CASES = [
     Case("noise_runs_negative", PRED + ["--out", "{tmp}/p.nc", "--product", "--noise-runs", "-1"], ["--noise-runs"]),
     Case("noise_nan", PRED + ["--out", "{tmp}/p.nc", "--product", "--noise", "nan"], ["--noise", "finite"]),
     Case("chunk_days_zero", PRED + ["--out", "{tmp}/p.nc", "--product", "--chunk-days", "0"], ["--chunk-days"]),
+    Case("predict_past_the_data", ["predict", "{run}", "--start", "2018-03-01", "--end", "2019-01-31", "--out",
+                                   "{tmp}/p.nc"], ["2019-01-31 is after the last day of the inputs, 2018-03-31"],
+         where="--end"),
     Case("required_missing", ["predict", "{run}", "--out", "{tmp}/p.nc"], ["required", "--start"]),
     # config
     Case("yaml_duplicate_key", TRAIN_BAD, ["duplicate key 'model'", "line"], where="bad.yaml",

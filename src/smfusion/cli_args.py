@@ -139,6 +139,16 @@ def _data_dir() -> str | None:
     return None if root is None else str(root)
 
 
+def _check_predict_period(run_dir: str, start: str, end: str) -> None:
+    """Refuse a prediction period outside the run's input data (before the run is loaded)."""
+    if not (Path(run_dir) / "config.yaml").is_file():
+        return  # not a run: loading it names the missing file
+    from smfusion.config import load_config
+    from smfusion.data.checks import check_period, raise_for_problems
+
+    raise_for_problems(check_period(load_config(Path(run_dir) / "config.yaml"), start, end))
+
+
 def preflight(args: argparse.Namespace) -> None:
     """Refuse, before any work, a period that ends before it starts and an output that may not be written."""
     start, end = getattr(args, "start", None), getattr(args, "end", None)
@@ -146,6 +156,8 @@ def preflight(args: argparse.Namespace) -> None:
         from smfusion.errors import ConfigError
 
         raise ConfigError(f"--start {start} is after --end {end}", hint="give a period that starts before it ends")
+    if getattr(args, "command", None) == "predict" and start is not None and end is not None:
+        _check_predict_period(args.run_dir, start, end)
     spec = OUTPUTS.get(getattr(args, "command", None) or "")
     if spec is None or getattr(args, spec[0], None) is None:
         return

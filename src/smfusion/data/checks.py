@@ -191,6 +191,28 @@ def _target_problems(cfg: RunConfig, ds) -> list[Problem]:
     return out
 
 
+def check_period(cfg: RunConfig, start: str, end: str) -> list[Problem]:
+    """Problems of predicting ``start .. end`` (``--start``/``--end``) with a run trained on ``cfg``: the
+    period must lie inside the inputs' data (hydroDL reader; other readers: nothing checked yet)."""
+    from smfusion.io.hydrodl import available_dates
+
+    problems: list[Problem] = []
+    if cfg.data.reader != "hydrodl":
+        return problems
+    root = _hydrodl_root(cfg, problems)
+    if root is None:
+        return [p for p in problems if p.severity == "error"]
+    years = available_dates(root, cfg.data.subset)
+    first, last = min(v[0] for v in years.values()), max(v[-1] for v in years.values())
+    if pd.Timestamp(end) > last:
+        problems.append(Problem("--end", f"{end} is after the last day of the inputs, {last.date()}",
+                                f"the run's data ({root}) end there"))
+    if pd.Timestamp(start) < first:
+        problems.append(Problem("--start", f"{start} is before the first day of the inputs, {first.date()}",
+                                f"the run's data ({root}) start there"))
+    return problems
+
+
 @register_check("hydrodl")
 def check_hydrodl(cfg: RunConfig) -> list[Problem]:
     """Files, variables, sites, periods and values of a hydroDL-database config (about a second for CONUS)."""
