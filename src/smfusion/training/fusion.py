@@ -223,7 +223,7 @@ def predict_points_file(
             pred = run.predict(pts)
             times = pts.timestamp.astype("datetime64[ms]").astype(str)
             for k in range(len(pts)):
-                w.writerow([int(pts.sensor[k]), int(pts.timestamp[k]), times[k], f"{pts.lat[k]:.5f}",
+                w.writerow([pts.sensor[k], int(pts.timestamp[k]), times[k], f"{pts.lat[k]:.5f}",
                             f"{pts.lon[k]:.5f}", f"{pred[k]:.5f}", "" if not np.isfinite(pts.y[k]) else f"{pts.y[k]:.5f}"])
             n += len(pts)
             bar.update(len(pts))
