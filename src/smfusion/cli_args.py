@@ -88,6 +88,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A finite number in [0, 1]."""
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 # pandas' nanosecond timestamps cover 1677-09-21 .. 2262-04-11
 DATE_MIN, DATE_MAX = _dt.date(1678, 1, 1), _dt.date(2261, 12, 31)
 

@@ -46,7 +46,7 @@ class GriddedConfig(_Strict):
 class FusionConfig(_Strict):
     """Multi-source point model (readers ``tfrecord`` and ``points``, model ``fusion``; docs/fusion.md).
 
-    ``groups``: input source groups (``smfusion.io.fusion_schema.SOURCES``);
+    ``groups``: input source groups (``smfusion.io.fusion_schema.GROUPS``);
     ``patch_size``: centre crop of the image patches (pixels).
     """
 

@@ -233,6 +233,30 @@ class Trainer:
                             hint=HINT_RESTART) from None
 
     # -- training ----------------------------------------------------------
+    def _train_epoch(self, sampler: Sampler, rng: np.random.Generator, epoch: int, n_iter: int) -> dict:
+        """One epoch of ``n_iter`` minibatches; the history row (mean loss and, for several terms, each)."""
+        cfg = self.cfg
+        self.model.train()
+        total, term_sums = 0.0, {}
+        for it in range(n_iter):
+            if cfg.lr_schedule != "constant":
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, (epoch - 1) * n_iter + it, n_iter)
+            batch = to_tensors(sampler.sample(rng), cfg.device)
+            loss, terms = self.objective(self.model(batch), batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm)
+            self.optimizer.step()
+            total += float(loss.detach())
+            for k, v in terms.items():
+                term_sums[k] = term_sums.get(k, 0.0) + v
+        row = {"epoch": epoch, "train_loss": total / n_iter}
+        if len(term_sums) > 1:
+            row.update({f"train_{k}": v / n_iter for k, v in term_sums.items()})
+        return row
+
     def fit(self, sampler: Sampler, validation: Optional[Validation] = None, resume: bool = True) -> TrainResult:
         cfg = self.cfg
         if cfg.threads:
@@ -261,25 +285,7 @@ class Trainer:
         )
         epoch = start_epoch - 1
         for epoch in bar:
-            self.model.train()
-            total, term_sums = 0.0, {}
-            for it in range(n_iter):
-                if cfg.lr_schedule != "constant":
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = learning_rate(cfg, (epoch - 1) * n_iter + it, n_iter)
-                batch = to_tensors(sampler.sample(rng), cfg.device)
-                loss, terms = self.objective(self.model(batch), batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad_norm)
-                self.optimizer.step()
-                total += float(loss.detach())
-                for k, v in terms.items():
-                    term_sums[k] = term_sums.get(k, 0.0) + v
-            row = {"epoch": epoch, "train_loss": total / n_iter}
-            if len(term_sums) > 1:
-                row.update({f"train_{k}": v / n_iter for k, v in term_sums.items()})
+            row = self._train_epoch(sampler, rng, epoch, n_iter)
             if validation is not None and epoch % cfg.validate_every == 0:
                 score = validation.score(self.model, cfg.device)
                 row["val_rmse"] = score
