@@ -316,6 +316,20 @@ def test_overwrite_replaces_a_folder_output_smfusion_wrote(tmp_path):
         ".smfusion-output"] + [f"synthetic-0000{k}-of-00003.tfrecord.gz" for k in range(3)]
 
 
+def test_overwrite_replaces_a_file_output_recorded_in_the_ledger(tmp_path):
+    """casm-twin's writer does not take the flag: the CLI's user_output context applies it, and records the file."""
+    argv = ["casm-twin", "--out", str(tmp_path / "twin.nc"), "--cells", "2", "--start", "2015-04-01",
+            "--end", "2015-04-30"]
+    assert run_cli(argv).returncode == 0
+    assert (tmp_path / ".smfusion-files").is_file()
+    before = tree_hash(tmp_path)
+    proc = run_cli(argv)
+    assert proc.returncode == 2 and "--overwrite" in one_error_line(proc) and tree_hash(tmp_path) == before
+    proc = run_cli(argv + ["--seed", "1", "--overwrite"])
+    assert proc.returncode == 0, proc.stderr
+    assert tree_hash(tmp_path) != before
+
+
 def test_check_passes_a_good_config(world):
     proc = run_cli(["check", str(world / "mini.yaml")])
     assert proc.returncode == 0 and proc.stderr == "" and "inputs OK" in proc.stdout

@@ -9,6 +9,7 @@ line with exit code 1. ``--debug`` (anywhere on the command line) or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import errno
 import math
@@ -157,8 +158,12 @@ def _check_predict_period(run_dir: str, start: str, end: str) -> None:
     raise_for_problems(check_period(load_config(Path(run_dir) / "config.yaml"), start, end))
 
 
-def preflight(args: argparse.Namespace) -> None:
-    """Refuse, before any work, a period that ends before it starts and an output that may not be written."""
+def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """Refuse, before any work, a period that ends before it starts and an output that may not be written.
+
+    Returns the context (:func:`smfusion.io.atomic.user_output`) in which the
+    verb runs, so its writer applies the same rules when it writes.
+    """
     start, end = getattr(args, "start", None), getattr(args, "end", None)
     if start is not None and end is not None and start > end:
         from smfusion.errors import ConfigError
@@ -168,7 +173,8 @@ def preflight(args: argparse.Namespace) -> None:
         _check_predict_period(args.run_dir, start, end)
     spec = OUTPUTS.get(getattr(args, "command", None) or "")
     if spec is None or getattr(args, spec[0], None) is None:
-        return
+        return contextlib.nullcontext()
+    from smfusion.io.atomic import user_output
     from smfusion.io.ownership import check_output
 
     out = getattr(args, spec[0])
@@ -177,8 +183,9 @@ def preflight(args: argparse.Namespace) -> None:
     if getattr(args, "config", None):
         protect += _config_paths(args.config)
     protect.append(_data_dir())
-    check_output(out, overwrite=bool(getattr(args, "overwrite", False)), protect=protect, kind=kind,
-                 can_overwrite=hasattr(args, "overwrite"))
+    overwrite = bool(getattr(args, "overwrite", False))
+    check_output(out, overwrite=overwrite, protect=protect, kind=kind, can_overwrite=hasattr(args, "overwrite"))
+    return user_output(out, overwrite, [p for p in protect if p])
 
 
 # -- running a verb with one-line errors -------------------------------------
@@ -219,8 +226,8 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     if not debug:
         warnings.showwarning = _show_warning
     try:
-        preflight(args)
-        return int(args.func(args) or 0)
+        with preflight(args):
+            return int(args.func(args) or 0)
     except BaseException as exc:  # noqa: BLE001 (every failure ends as one line)
         if isinstance(exc, SystemExit):
             raise

@@ -29,7 +29,7 @@ def _site_ds(value: float = 0.2) -> xr.Dataset:
 
 
 def _temps(folder: Path) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if ".smfusion-" in n)
+    return sorted(n for n in os.listdir(folder) if ".smfusion-" in n and n.endswith((".tmp", ".old", ".trash")))
 
 
 def _dead_pid() -> int:
@@ -234,3 +234,22 @@ def test_ledger_makes_any_file_smfusion_wrote_recognisable(tmp_path):
     assert not (run / LEDGER).exists()
     cf.write_netcdf(_site_ds(), tmp_path / "p.nc")  # describes itself: no record
     assert "p.nc" not in json.loads((tmp_path / LEDGER).read_text())
+
+
+def test_user_output_context_applies_the_overwrite_rules_to_writers_that_do_not_pass_them(tmp_path):
+    from smfusion.io.atomic import user_output
+
+    out = tmp_path / "p.csv"
+    with user_output(out, overwrite=False):
+        write_text(out, "a\n")  # a writer that leaves overwrite unset
+    assert is_smfusion_output(out)  # recorded in the ledger: a user-named output
+    with user_output(out, overwrite=False), pytest.raises(OutputError, match="exists"):
+        write_text(out, "b\n")
+    with user_output(out, overwrite=True):
+        write_text(out, "c\n")
+    assert out.read_text() == "c\n"
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_text("x\n")
+    with user_output(theirs, overwrite=True), pytest.raises(OutputError, match="cannot tell"):
+        write_text(theirs, "y\n")
+    assert theirs.read_text() == "x\n"

@@ -233,10 +233,10 @@ def merge_labels(
     from tqdm.auto import tqdm
 
     out = Path(out)
-    inputs = [p for p in (examples, ismn, meta_dir) if p is not None and "*" not in str(p)]
-    check_output(out, overwrite=overwrite, protect=inputs, kind="dir")
     shards = list_shards(examples)
     _check_outputs(shards, examples, out)
+    inputs = [p for p in (examples, ismn, meta_dir) if p is not None and "*" not in str(p)]
+    check_output(out, overwrite=overwrite, protect=inputs, kind="dir")
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(atomic_path(out, overwrite=overwrite, protect=inputs))  # the temp folder
         out.mkdir()

@@ -14,14 +14,15 @@ replaced depends on ``overwrite`` (see :mod:`smfusion.io.ownership`):
 Temporaries are named ``.<name>.smfusion-<host>-<pid>-<random>.tmp`` beside the
 target; those left by dead processes of this host are removed on the next write
 to the same target. A folder output gets the marker ``.smfusion-output``
-listing its entries, and a file written outside a run directory an entry
-(sha256) in the folder's ``.smfusion-files`` ledger, so a later ``overwrite``
-recognises them.
+listing its entries, and a user-named output file (``overwrite`` given) an
+entry (sha256) in its folder's ``.smfusion-files`` ledger, so a later
+``overwrite`` recognises them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as _dt
 import json
 import os
@@ -37,7 +38,7 @@ from smfusion.io.ownership import (HINT_OVERWRITE, LEDGER, MARKER, check_not_inp
                                    file_sha256, is_empty_dir, is_run_dir, is_smfusion_output, read_ledger,
                                    run_dir_above, run_dir_within, self_describing)
 
-__all__ = ["atomic_path", "write_text", "clean_stale", "temp_name", "discard", "MARKER"]
+__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "temp_name", "discard", "MARKER"]
 
 _NAME_MAX = 100  # characters of the target name kept in a temporary's name
 
@@ -105,6 +106,22 @@ def clean_stale(path: str | Path) -> list[Path]:
     return done
 
 
+_USER_OUTPUTS: contextvars.ContextVar[dict] = contextvars.ContextVar("smfusion_user_outputs", default={})
+
+
+@contextlib.contextmanager
+def user_output(path: str | Path, overwrite: bool, protect: Iterable[str | Path] = ()) -> Iterator[None]:
+    """Within the block, a write to ``path`` that leaves ``overwrite`` unset is treated as a user-named output
+    (``overwrite`` and ``protect`` as given): the CLI wraps each verb so that every writer applies the
+    ``--overwrite`` rules at write time too, whether or not it passes the flag down."""
+    key = str(Path(path).absolute())
+    token = _USER_OUTPUTS.set({**_USER_OUTPUTS.get(), key: (bool(overwrite), tuple(protect))})
+    try:
+        yield
+    finally:
+        _USER_OUTPUTS.reset(token)
+
+
 def _check_target(path: Path, overwrite: Optional[bool], protect: list) -> None:
     check_not_input(path, protect)
     if not (path.exists() or path.is_symlink()) or is_empty_dir(path):
@@ -136,12 +153,11 @@ def _write_marker(folder: Path) -> None:
 
 
 def _record(path: Path) -> None:
-    """Note the file ``path`` in its folder's ledger, so a later ``overwrite`` recognises it.
+    """Note the user-named output file ``path`` in its folder's ledger, so a later ``overwrite`` recognises it.
 
-    Only for files outside run directories (smfusion's own rewrites there need
-    no record) that do not describe themselves (NetCDF/HDF5 with
-    ``smfusion_version``). Best effort: a lost record only makes a later
-    ``overwrite`` refuse.
+    Not for files inside run directories or that describe themselves
+    (NetCDF/HDF5 with ``smfusion_version``). Best effort: a lost record only
+    makes a later ``overwrite`` refuse.
     """
     folder = path.parent
     if ".smfusion-" in folder.name or run_dir_above(path) is not None or self_describing(path):
@@ -193,6 +209,9 @@ def atomic_path(path: str | Path, suffix: str | None = None, *, overwrite: Optio
     """
     path = Path(path)
     protect = list(protect)
+    if overwrite is None and str(path.absolute()) in _USER_OUTPUTS.get():
+        overwrite, extra = _USER_OUTPUTS.get()[str(path.absolute())]
+        protect += list(extra)
     _make_parent(path)
     _check_target(path, overwrite, protect)
     clean_stale(path)
@@ -206,8 +225,8 @@ def atomic_path(path: str | Path, suffix: str | None = None, *, overwrite: Optio
     except BaseException:
         _remove(tmp)
         raise
-    if path.is_file() and not path.is_symlink():
-        _record(path)
+    if overwrite is not None and path.is_file() and not path.is_symlink():
+        _record(path)  # a user-named output: recognisable by a later --overwrite
 
 
 def discard(path: str | Path) -> None:
