@@ -177,6 +177,25 @@ def _validate_parser(sub) -> None:
     v.set_defaults(func=_validate)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from smfusion.htmlreport import build_report
+
+    index = build_report(args.run_dir, args.out, validation=args.validation, sites=args.sites,
+                         progress=not args.quiet)
+    print(f"wrote {index} (open it in a browser; no server needed)")
+    return 0
+
+
+def _report_parser(sub) -> None:
+    r = sub.add_parser("report", help="static HTML report of a run (index.html + images) from its files")
+    r.add_argument("run_dir")
+    r.add_argument("--out", required=True, help="output folder (created; refused if it holds other files)")
+    r.add_argument("--validation", default=None, help="station validation table from smfusion validate")
+    r.add_argument("--sites", nargs="*", default=[], help="test sites to show as time series besides best/median/worst")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_report)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from smfusion.demo import run_demo
 
@@ -259,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     fs.set_defaults(func=_fusion_shards)
 
     _validate_parser(sub)
+    _report_parser(sub)
 
     d = sub.add_parser("demo", help="train and evaluate the demo LSTM on the real CONUS data (< 10 min)")
     d.add_argument("--run-dir", default="runs/demo")
