@@ -49,15 +49,36 @@ def _prediction(args) -> Path:
     return out
 
 
+def _label(station: str, all_ids) -> str:
+    """ISMN ids 'NET:STATION:SENSOR:DEPTHS' -> 'STATION' (+ the sensor's last letters when a station has two)."""
+    parts = station.split(":")
+    if len(parts) < 4:
+        return station
+    same = [s for s in all_ids if s.split(":")[1] == parts[1]]
+    return parts[1] + (f" ({parts[2][-1]})" if len(set(same)) > 1 else "")
+
+
 def _show(res, title: str) -> None:
     print(f"\n--- {title}")
     t = res.table[COLS].copy()
-    t["station"] = t["station"].str.replace(r"^SCAN:", "", regex=True).str.slice(0, 34)
+    ids = list(dict.fromkeys(t["station"]))
+    t["station"] = [_label(s, ids) for s in t["station"]]
     print(t.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    s = res.summary.pivot(index="product", columns="metric", values="median")
-    print("median over stations: " + "; ".join(
-        f"{p}: R {s.loc[p, 'R']:.3f}, ubRMSE {s.loc[p, 'ubRMSE']:.4f}, bias {s.loc[p, 'bias']:+.4f}"
-        for p in dict.fromkeys(res.summary["product"])))
+    s = res.summary.set_index(["product", "metric"])
+    for p in dict.fromkeys(res.summary["product"]):
+        cells = [f"{m} {s.loc[(p, m), 'median']:.3f} [{s.loc[(p, m), 'ci_lower']:.3f}, {s.loc[(p, m), 'ci_upper']:.3f}]"
+                 for m in ("R", "anomaly_R", "ubRMSE", "bias")]
+        print(f"median over {int(s.loc[(p, 'R'), 'n_stations'])} stations [95% bootstrap], {p}: " + "; ".join(cells))
+
+
+def _versus(res, a: str, b: str) -> None:
+    """Per station: does product a correlate at least as well as b (same dates)?"""
+    t = res.table.set_index(["product", "station"])
+    for st in dict.fromkeys(res.table["station"]):
+        ra, rb = t.loc[(a, st), "R"], t.loc[(b, st), "R"]
+        ua, ub = t.loc[(a, st), "ubRMSE"], t.loc[(b, st), "ubRMSE"]
+        print(f"  {st}: R {a} {ra:.3f} vs {b} {rb:.3f} ({'>=' if ra >= rb else '<'}); "
+              f"ubRMSE {ua:.4f} vs {ub:.4f} ({'lower' if ua < ub else 'not lower'})")
 
 
 def part_a(args, data) -> None:
@@ -84,6 +105,9 @@ def part_a(args, data) -> None:
             res = validate_series(stations, products, opts)
             what = "days where SMAP_AM exists (common dates)" if common else "each product on all of its days"
             _show(res, f"{period[0]} .. {period[1]}, {what}")
+            if common:
+                print("model against SMAP_AM at each station, on the same days:")
+                _versus(res, "smfusion demo", "SMAP_AM")
     d = res.table["distance_km"].to_numpy()
     print(f"\nlimits: station-to-cell distance {np.nanmin(d):.1f}-{np.nanmax(d):.1f} km (36 km cells: the cell "
           "is not the station's footprint); the depth of the USCRN daily series is not stated (near-surface, "
@@ -110,8 +134,10 @@ def part_b(data) -> None:
     _show(res, "2017-01-01 .. 2018-12-31, each product on all of its pairs")
     rec = validate(("SMAP_L3_AM recommended", g / "SMAP_L3" / "SMAP_V8_AM"), base / "ISMN_TESTDATA_HAWAII",
                    opts=ValidationOptions(**{**opts.__dict__, "quality": "recommended", "min_samples": 1}))
-    print(f"\nwith the SMAP retrieval_qual_flag 'recommended' filter: pairs per sensor "
-          f"{rec.table['n'].tolist()} (the Hawaii points are flagged not recommended almost everywhere)")
+    n_rec = rec.table["n"].tolist()
+    print(f"\nwith the SMAP retrieval_qual_flag 'recommended' filter: pairs per sensor {n_rec}"
+          + (" (no SMAP point nearest a sensor has a recommended retrieval on a matched date)"
+             if not any(n_rec) else ""))
     dist = {p: res.table.loc[res.table['product'] == p, 'distance_km'] for p in dict.fromkeys(res.table['product'])}
     print("limits: " + "; ".join(f"{p} point {d.min():.1f}-{d.max():.1f} km from the sensors" for p, d in dist.items())
           + "; SMAP 36 km cells over a small, steep island and its coast; Kainaliu (Kona coast) has 2 AM "

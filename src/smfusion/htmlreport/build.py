@@ -118,7 +118,7 @@ def _maps(ctx: _Ctx) -> Section:
     path, src = ctx.png("map_coverage")
     figures.map_points(f.predictions["lat"].values, f.predictions["lon"].values, cov,
                        f"Coverage of the central {_COVERAGE_LEVEL:.0%} interval per cell", path, land=land,
-                       cmap="coolwarm_r", label="fraction of obs inside", vmin=0.5, vmax=1.0)
+                       cmap="coolwarm_r", label="fraction of obs inside", vmin=0.0, vmax=1.0)
     return s.add(figure_html(src, f"Fraction of observed days inside prediction +- 1.645 x total std per cell "
                                   f"(nominal {_COVERAGE_LEVEL}); spread = "
                                   + ", ".join(k for k in ("ensemble_std", "aleatoric_std")

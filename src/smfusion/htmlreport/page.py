@@ -53,7 +53,10 @@ def table_html(df: pd.DataFrame, digits: int = 4, index: bool = True, scroll: bo
 
 def dict_html(items: Mapping) -> str:
     """Key/value pairs as a definition list (values as text)."""
-    rows = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items.items())
+    def text(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(text(v))}</dd>" for k, v in items.items())
     return f'<dl class="kv">{rows}</dl>'
 
 
