@@ -63,6 +63,26 @@ def test_ease2_grid_product_nearest_valid_and_containing_cell():
     assert product_at_stations(prod, st, max_distance_km=10.0)["cell_id"].values[0] == ""
 
 
+def test_grid_product_file_netcdf_and_zarr(tmp_path):
+    from smfusion.io import cf
+
+    grid = get_grid("M36")
+    r0, c0 = latlon_to_rowcol(grid, 36.0, -97.0)
+    rows, cols = np.arange(r0 - 2, r0 + 3), np.arange(c0 - 2, c0 + 3)
+    x, _ = rowcol_to_xy(grid, np.full(cols.size, r0), cols)
+    _, y = rowcol_to_xy(grid, rows, np.full(rows.size, c0))
+    data = np.random.default_rng(2).uniform(0.1, 0.4, (4, 5, 5)).astype(np.float32)
+    ds = xr.Dataset({"sm": (("time", "y", "x"), data, {"units": "m3 m-3"}),
+                     "sm_ensemble_std": (("time", "y", "x"), data * 0.1, {"units": "m3 m-3"})},
+                    coords={"time": pd.date_range("2017-01-01", periods=4), "y": y, "x": x},
+                    attrs={"ease2_grid": "M36"})
+    st = _stations([36.0], [-97.0], pd.date_range("2017-01-01", periods=4), np.zeros((1, 4)))
+    for path in (cf.write_netcdf(ds, tmp_path / "g.nc"), cf.write_zarr(ds, tmp_path / "g.zarr")):
+        out = product_at_stations(path, st, spatial="cell")
+        assert out.attrs["variable"] == "sm" and out.attrs["layout"] == "ease2"  # not the std layer
+        np.testing.assert_allclose(out["value"].values[0], data[:, 2, 2])
+
+
 def test_latlon_grid_product():
     lat = np.arange(30.0, 40.0, 0.5)
     lon = np.arange(-100.0, -90.0, 0.5)
@@ -70,11 +90,11 @@ def test_latlon_grid_product():
     data[:, 12, 6] = np.nan  # the nearest point has no data: the next nearest is taken
     prod = xr.Dataset({"swvl1": (("time", "lat", "lon"), data)},
                       coords={"time": pd.date_range("2017-01-01", periods=3), "lat": lat, "lon": lon})
-    st = _stations([36.05], [-97.0], pd.date_range("2017-01-01", periods=3), np.zeros((1, 3)))
+    st = _stations([36.05], [-97.1], pd.date_range("2017-01-01", periods=3), np.zeros((1, 3)))
     out = product_at_stations(prod, st, max_distance_km=100.0)
-    assert out["cell_id"].values[0] in ("36.0000,-96.5000", "36.5000,-97.0000", "35.5000,-97.0000",
-                                        "36.0000,-97.5000")
-    assert out["distance_km"].values[0] < 60.0
+    assert out["cell_id"].values[0] == "36.0000,-97.5000"
+    assert out["distance_km"].values[0] == pytest.approx(haversine_km(36.05, -97.1, 36.0, -97.5))
+    np.testing.assert_array_equal(out["value"].values[0], data[:, 12, 5])
 
 
 def test_nearest_matching_window_and_overpass_times():
