@@ -1,4 +1,12 @@
-"""A tiny trained run (real CONUS data, 2 members, noise runs), a tiny spatial-CV run, and a validation table."""
+"""A tiny trained run (real CONUS data, 2 members, noise runs), a tiny spatial-CV run, a validation table,
+and a headless-Chromium opener for the report tests."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -70,11 +78,6 @@ def validation_table(tiny_run, shared_data, tmp_path_factory):
 
 # ------------------------------------------------------------------ headless Chromium
 
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 _PROBE = """
@@ -117,8 +120,14 @@ def _with_selenium(index: Path, shot: Path, profile: Path):
 
 
 def _direct(index: Path, shot: Path, profile: Path):
-    """Without chromedriver: a probe page loads the report in a same-origin iframe and prints its findings."""
+    """Without chromedriver: Chromium's own console log (the report has no script, so any console message
+    is a fault), a probe page that loads the report in a same-origin iframe and prints what it finds, and
+    a screenshot."""
     chrome = _chromium()
+    base = [chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files"]
+    log = subprocess.run(base + ["--enable-logging=stderr", "--v=0", "--log-level=0", "--virtual-time-budget=10000",
+                                 "--dump-dom", index.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    errors = [ln for ln in log.stderr.splitlines() if ":CONSOLE" in ln]
     probe_page = index.parent / "_probe.html"
     probe_page.write_text(
         "<!DOCTYPE html><html><body><iframe id='f' src='index.html' style='width:1300px;height:900px'></iframe>"
@@ -127,9 +136,7 @@ def _direct(index: Path, shot: Path, profile: Path):
         "document.getElementById('out').textContent = 'PROBE' + JSON.stringify(r) + 'PROBE'; };</script>"
         "</body></html>")
     try:
-        base = [chrome, *CHROME_FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files"]
-        run = subprocess.run(base + ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-                                     "--dump-dom", probe_page.resolve().as_uri()],
+        run = subprocess.run(base + ["--virtual-time-budget=10000", "--dump-dom", probe_page.resolve().as_uri()],
                              capture_output=True, text=True, timeout=120)
         out = run.stdout.split("PROBE")
         probe = json.loads(out[1].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
@@ -137,7 +144,6 @@ def _direct(index: Path, shot: Path, profile: Path):
                                f"--screenshot={shot}", index.resolve().as_uri()], capture_output=True, timeout=120)
     finally:
         probe_page.unlink()
-    errors = [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln and ("error" in ln.lower() or "Uncaught" in ln)]
     return {**probe, "console_errors": errors, "driver": "chromium --headless"}
 
 
@@ -148,14 +154,9 @@ def open_in_browser(tmp_path):
         pytest.skip("no Chromium: apt-get install chromium chromium-driver (.ci/run does)")
 
     def _open(index: Path, shot: Path):
-        profile = tmp_path / "chrome-profile"
-        try:
-            import selenium  # noqa: F401
-
-            if shutil.which("chromedriver"):
-                return _with_selenium(index, shot, profile)
-        except ImportError:
-            pass
+        profile = Path(tempfile.mkdtemp(prefix="chrome-profile-", dir=tmp_path))  # a fresh profile each time
+        if importlib.util.find_spec("selenium") is not None and shutil.which("chromedriver"):
+            return _with_selenium(index, shot, profile)
         return _direct(index, shot, profile)
 
     return _open

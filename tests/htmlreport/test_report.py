@@ -4,7 +4,6 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from smfusion.cli import main
@@ -75,7 +74,20 @@ def test_report_refuses_foreign_folder_and_bad_table(tiny_run, tmp_path):
     bad.write_text("station,R\nx,0.5\n")
     with pytest.raises(DataError, match="lacks columns"):
         build_report(tiny_run, tmp_path / "r", validation=bad, progress=False)
-    # rebuilding into its own folder is fine
-    build_report(tiny_run, tmp_path / "again", progress=False)
-    build_report(tiny_run, tmp_path / "again", progress=False)
-    assert np.isfinite(1.0)
+    # rebuilding into its own folder is fine, and leaves no stale image behind
+    first = build_report(tiny_run, tmp_path / "again", progress=False)
+    (tmp_path / "again" / "img" / "stale.png").write_bytes(b"x")
+    assert build_report(tiny_run, tmp_path / "again", progress=False) == first
+    assert not (tmp_path / "again" / "img" / "stale.png").exists()
+
+
+def test_browser_check_catches_a_broken_page(tmp_path, open_in_browser):
+    """The checks above can fail: a missing image and a console error are seen."""
+    page = tmp_path / "broken" / "index.html"
+    page.parent.mkdir()
+    page.write_text('<!DOCTYPE html><html><body><section id="a"></section><img src="missing.png">'
+                    '<script>console.error("boom")</script></body></html>')
+    seen = open_in_browser(page, tmp_path / "broken.png")
+    assert seen["sections"] == ["a"]
+    assert seen["images"][0]["width"] == 0
+    assert any("boom" in str(e) for e in seen["console_errors"])
