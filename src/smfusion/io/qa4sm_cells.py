@@ -104,9 +104,9 @@ def read_points(folder: str | Path, gpis: Sequence[int], files: Sequence[str], v
     """Series (site, time) of ``variables`` at the given gpis (``files``: their cell file names).
 
     One site per requested gpi, in order (gpi -1: all NaN). Times are decoded
-    from days since 1858-11-17; ``start``/``end`` (inclusive) cut them. Flag
-    variables (``flag_masks`` or ``flag_meanings`` attributes) keep their
-    values with NaN for fill; the others get valid-range masking.
+    from days since 1858-11-17; ``start``/``end`` (inclusive dates) cut them.
+    Values are float: fill values and values outside ``valid_min``/``valid_max``
+    (where a variable has them) are NaN; flags keep their integer values.
     """
     folder = Path(folder)
     gpis = np.asarray(gpis, dtype=np.int64)
