@@ -68,6 +68,7 @@ def world(tmp_path_factory, mini_db):
     (w / "mydata.zarr").mkdir()
     (w / "mydata.zarr" / "notes.txt").write_text("a week of field notes")
     (w / "afile.txt").write_text("not a folder")
+    (w / "mine.csv").write_text("my,table\n")
     xr.Dataset({"x": ("t", [1.0, 2.0])}).to_netcdf(w / "foreign.nc")
     return w
 
@@ -182,6 +183,11 @@ CASES = [
     Case("out_folder_holding_run", ML + ["--out", "{w}", "--overwrite"], ["contains the run directory"]),
     Case("out_parent_is_file", PRED + ["--out", "{w}/afile.txt/p.nc"], ["is a file, not a folder"]),
     Case("out_unwritable", PRED + ["--out", "{tmp}/readonly/p.nc"], ["not writable"], prep=unwritable),
+    Case("validate_table_over_user_csv", ["validate", "{w}/pred.nc", "--stations", "{tmp}/st.csv", "--out",
+                                          "{w}/mine.csv"], ["exists"], where="mine.csv"),
+    Case("validate_sibling_over_user_json", ["validate", "{w}/pred.nc", "--stations", "{tmp}/st.csv", "--out",
+                                             "{tmp}/t.csv"], ["exists"], where="t.json",
+         prep=lambda w, tmp: (tmp / "t.json").write_text("{}")),
     Case("shards_into_user_folder", ["fusion-shards", "--out", "{w}/mydata.zarr"], ["exists"]),
     Case("shards_into_user_folder_overwrite", ["fusion-shards", "--out", "{w}/mydata.zarr", "--overwrite"],
          ["did not write"]),

@@ -120,8 +120,13 @@ OUTPUTS: dict[str, tuple[str, str | Callable[[str], str]]] = {
     "predict-points": ("out", "file"),
     "merge-labels": ("out", "dir"),
     "fusion-shards": ("out", "dir"),
+    "validate": ("out", "file"),
 }
-INPUT_ARGS = ("run_dir", "config", "examples", "ismn", "input", "run")
+# files a verb writes beside its --out
+SIBLINGS: dict[str, Callable[[Path], list[Path]]] = {
+    "validate": lambda p: [p.with_suffix(".summary.csv"), p.with_suffix(".json")],
+}
+INPUT_ARGS = ("run_dir", "config", "examples", "ismn", "input", "run", "prediction", "stations", "reference")
 
 
 def _config_paths(config: str) -> list[str]:
@@ -179,13 +184,20 @@ def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
 
     out = getattr(args, spec[0])
     kind = spec[1](out) if callable(spec[1]) else spec[1]
-    protect = [getattr(args, a) for a in INPUT_ARGS if getattr(args, a, None)]
+    protect = []
+    for name in INPUT_ARGS:
+        value = getattr(args, name, None)
+        values = value if isinstance(value, list) else [value]
+        protect += [v.split("=", 1)[-1] if name == "reference" else v for v in values if v]
     if getattr(args, "config", None):
         protect += _config_paths(args.config)
-    protect.append(_data_dir())
+    protect = [p for p in protect + [_data_dir()] if p]
     overwrite = bool(getattr(args, "overwrite", False))
-    check_output(out, overwrite=overwrite, protect=protect, kind=kind, can_overwrite=hasattr(args, "overwrite"))
-    return user_output(out, overwrite, [p for p in protect if p])
+    stack = contextlib.ExitStack()
+    for path in [Path(out)] + SIBLINGS.get(args.command, lambda p: [])(Path(out)):
+        check_output(path, overwrite=overwrite, protect=protect, kind=kind, can_overwrite=hasattr(args, "overwrite"))
+        stack.enter_context(user_output(path, overwrite, protect))
+    return stack
 
 
 # -- running a verb with one-line errors -------------------------------------

@@ -75,23 +75,28 @@ class _Killed(Exception):
     pass
 
 
+class _Dying(SequenceSampler):
+    """Stands for a kill: raises at the 13th minibatch (epoch 3, after the epoch-2 checkpoint)."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.calls = 0
+
+    def sample(self, rng):
+        self.calls += 1
+        if self.calls == 13:
+            raise _Killed()
+        return super().sample(rng)
+
+
 def test_resume_after_kill_gives_same_weights(tmp_path):
     arr = _sampler()
     ref = _model()
     Trainer(ref, _cfg(), out_dir=tmp_path / "ref").fit(arr)
 
-    calls = {"n": 0}
-
-    class Dying(SequenceSampler):
-        def sample(self, rng):
-            calls["n"] += 1
-            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
-                raise _Killed()
-            return super().sample(rng)
-
     killed = _model()
     with pytest.raises(_Killed):
-        Trainer(killed, _cfg(), out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
+        Trainer(killed, _cfg(), out_dir=tmp_path / "run").fit(_Dying(_toy(), 8, 20))
     assert (tmp_path / "run/checkpoints/epoch_0002.pt").exists()
     resumed = _model(seed=123)  # fresh weights: everything must come from the checkpoint
     res = Trainer(resumed, _cfg(), out_dir=tmp_path / "run").fit(arr)
@@ -145,17 +150,8 @@ def test_cosine_schedule_by_hand_and_resume(tmp_path):
     cfg = _cfg(lr_schedule="cosine", clip_grad_norm=0.5)
     ref = _model()
     Trainer(ref, cfg, out_dir=tmp_path / "ref").fit(_sampler())
-    calls = {"n": 0}
-
-    class Dying(SequenceSampler):
-        def sample(self, rng):
-            calls["n"] += 1
-            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
-                raise _Killed()
-            return super().sample(rng)
-
     with pytest.raises(_Killed):
-        Trainer(_model(), cfg, out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
+        Trainer(_model(), cfg, out_dir=tmp_path / "run").fit(_Dying(_toy(), 8, 20))
     resumed = _model(seed=5)
     Trainer(resumed, cfg, out_dir=tmp_path / "run").fit(_sampler())
     for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
