@@ -21,7 +21,7 @@ HEADER = ["sensor_id", "timestamp_ms", "time_utc", "center_lat", "center_long", 
 
 def _row(sensor, timestamp_ms, lat, lon, pred, obs) -> list:
     time = np.datetime64(int(timestamp_ms), "ms").astype(str)
-    return [int(sensor), int(timestamp_ms), time, f"{lat:.5f}", f"{lon:.5f}", f"{pred:.5f}",
+    return [sensor, int(timestamp_ms), time, f"{lat:.5f}", f"{lon:.5f}", f"{pred:.5f}",
             "" if not np.isfinite(obs) else f"{obs:.5f}"]
 
 
@@ -69,7 +69,7 @@ def predict_points_file(
             bar.update(len(pts))
             buf.clear()
 
-        for ex in read_examples(input_path, need):
+        for ex in read_examples(input_path, need, keys=P.decode_keys(groups)):
             buf.append(ex)
             if len(buf) >= chunk:
                 flush()
