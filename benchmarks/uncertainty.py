@@ -90,28 +90,6 @@ def recalibrated(val: dict, obs_val: np.ndarray, test: dict, method: str) -> dic
     return {row: test[row].with_recalibration(fit_recalibration(val[row], obs_val, method)) for row in test}
 
 
-def materialise(pred):
-    """The (recalibrated) ensemble mixture as one member, so folds with different fits can be concatenated."""
-    from smfusion.training.predictive import Predictive
-
-    loc, scale, w = pred.mixture()
-    return Predictive(pred.moments()["mean"][None], loc[None], scale[None], w[None])
-
-
-def concat(preds: list):
-    from smfusion.training.predictive import Predictive
-
-    k = max(p.loc.shape[-1] for p in preds)
-
-    def pad(a, fill):
-        return np.concatenate([a, np.full(a.shape[:-1] + (k - a.shape[-1],), fill)], -1)
-
-    return Predictive(np.concatenate([p.means for p in preds], 1),
-                      np.concatenate([pad(p.loc, 0.0) for p in preds], 1),
-                      np.concatenate([pad(p.scale, 1.0) for p in preds], 1),
-                      np.concatenate([pad(p.weight, 0.0) for p in preds], 1))
-
-
 def temporal(cfg, out: Path, n_jobs: int, method: str) -> dict:
     from smfusion.evaluation.calibration import calibration_scores
     from smfusion.evaluation.metrics import pearson_r, ubrmse
@@ -141,12 +119,13 @@ def temporal(cfg, out: Path, n_jobs: int, method: str) -> dict:
     return res
 
 
-def spatial_cv(cfg, out: Path, n_jobs: int, method: str, k: int, members: int, block_deg: float, kind: str,
+def spatial_cv(cfg, out: Path, n_jobs: int, k: int, members: int, block_deg: float, kind: str,
                val_fraction: float) -> dict:
     from smfusion.data.adapters import adapter_for
     from smfusion.data.spatial_cv import make_folds
     from smfusion.evaluation.calibration import calibration_scores
     from smfusion.runs import Run
+    from smfusion.training.predictive import concat_rows
 
     ad = adapter_for(cfg)
     data = ad.load()
@@ -169,13 +148,15 @@ def spatial_cv(cfg, out: Path, n_jobs: int, method: str, k: int, members: int, b
         tb = fa.eval_batches(data, runs["gaussian"].split.test, cfg.periods.test.as_tuple())
         vb = fa.validation_batches(data, runs["gaussian"].split)
         dists = row_distributions(runs, data, {"test": tb, "validation": vb}, unc.noise_runs or 10, unc.noise)
-        recal = recalibrated(dists["validation"], fa.observations(data, vb)[..., 0], dists["test"], method)
+        # variance scaling in CV even with --method isotonic: folds' isotonic maps differ, so pooled
+        # scores would need one map
+        recal = recalibrated(dists["validation"], fa.observations(data, vb)[..., 0], dists["test"], "variance")
         for row in ROWS:
-            pooled[row]["raw"].append(materialise(dists["test"][row]))
-            pooled[row]["recalibrated"].append(materialise(recal[row]))
+            pooled[row]["raw"].append(dists["test"][row])
+            pooled[row]["recalibrated"].append(recal[row])
         obs_all.append(fa.observations(data, tb)[..., 0])
     obs = np.concatenate(obs_all, 0)
-    res = {row: {w: calibration_scores(concat(p), obs) for w, p in d.items()} for row, d in pooled.items()}
+    res = {row: {w: calibration_scores(concat_rows(p), obs) for w, p in d.items()} for row, d in pooled.items()}
     res["_folds"] = [{"fold": f["fold"], "n_test": len(f["test"]), "blocks": f["groups"]} for f in folds]
     return res
 
@@ -235,7 +216,7 @@ def main() -> None:
     out = Path(args.out)
     t0 = time.perf_counter()
     res = temporal(cfg, out, args.jobs, args.method)
-    cv = None if args.no_cv else spatial_cv(cfg, out, args.jobs, args.method, args.cv_k, args.cv_members,
+    cv = None if args.no_cv else spatial_cv(cfg, out, args.jobs, args.cv_k, args.cv_members,
                                             args.block_deg, args.cv_kind, args.cv_validation_fraction)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"temporal": res, "cv": cv}, indent=1, default=float))
@@ -250,8 +231,8 @@ def main() -> None:
     if cv:
         print(f"Spatial CV: {len(cv['_folds'])} {args.cv_kind} folds ({args.block_deg} deg lat/lon blocks), ensembles of "
               f"{args.cv_members}, global target scaling, {args.cv_validation_fraction:.0%} of each fold's training "
-              f"cells held out for the recalibration (validation period); coverage on the held-out cells over the "
-              f"test year, pooled over cell-days / median over cells")
+              f"cells held out for the recalibration (validation period; variance scaling); coverage on the held-out "
+              f"cells over the test year, pooled over cell-days / median over cells")
     print("coverage columns: pooled over cell-days / median over cells (nominal 0.68, 0.95); CRPS m3/m3, mean over"
           " cell-days; ss_r: corr(RMSE, predicted std) over 10 equal-count bins; R_med, ubRMSE: median over cells")
     print(table(res, cv))

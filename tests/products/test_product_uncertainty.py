@@ -68,3 +68,23 @@ def test_evaluate_prints_the_calibration_section(run_dir, capsys):
     assert "Calibration of the predictive distribution of SMAP_AM" in text and "cov95" in text
     assert "recalibrated (variance)" in text and "ensemble spread only" in text
     assert (run_dir / "metrics" / "calibration.json").is_file() and (run_dir / "plots" / "reliability.png").is_file()
+
+
+def test_spatial_cv_prints_calibration_on_held_out_cells(conus_root, tmp_path):
+    from smfusion.evaluation.cv import run_cv
+
+    cfg = parse_config({
+        "name": "cv_unc",
+        "data": {"root": str(conus_root), "dynamic": ["APCP_FORA", "TMP_2_FORA"], "static": ["Sand"],
+                 "target": ["SMAP_AM"], "sites": list(range(0, 400, 25))},
+        "periods": {"train": ["2015-04-01", "2016-01-31"], "validation": ["2016-02-01", "2016-03-31"],
+                    "test": ["2016-04-01", "2016-09-30"], "warmup_days": 40},
+        "split": {"validation_fraction": 0.3},
+        "model": {"name": "mlp", "hidden_size": 8, "dropout": 0.0, "num_layers": 2, "head": "gaussian"},
+        "training": {"epochs": 1, "batch_size": 4, "seq_len": 20, "iterations_per_epoch": 5, "ensemble": 2,
+                     "loss": "gaussian_nll", "progress": False, "threads": 1},
+        "cv": {"kind": "block", "k": 2, "block_deg": 10.0},
+    })
+    res = run_cv(cfg, tmp_path / "cv")
+    assert "Calibration of SMAP_AM on held-out units" in res.text and "recalibration variance" in res.text
+    assert (tmp_path / "cv" / "calibration.json").is_file()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from smfusion.training.ensembles import combine_members, ensemble_mixture, mixture_moments
-from smfusion.training.predictive import (Predictive, Recalibration, fit_recalibration, mixture_cdf,
+from smfusion.training.predictive import (Predictive, Recalibration, concat_rows, fit_recalibration, mixture_cdf,
                                           mixture_quantile, quantile_suffix)
 
 
@@ -96,3 +96,16 @@ def test_quantiles_cdf_and_selection():
     np.testing.assert_allclose(sub.layers()["_std"], layers["_std"][:3])
     assert set(Predictive(pred.means[:1]).layers()) == {""}  # no spread: no spread layers
     assert [quantile_suffix(q) for q in (0.05, 0.5, 0.975)] == ["_q05", "_q50", "_q97p5"]
+
+
+def test_rows_recalibrated_apart_join_into_one_distribution():
+    rng = np.random.default_rng(4)
+    a, _ = _gaussian_ensemble(rng, n_points=50)
+    b, _ = _gaussian_ensemble(rng, n_points=30, members=2)
+    ra, rb = Recalibration("variance", 1.5, 2.0), Recalibration("variance", 0.5, 3.0)
+    joined = concat_rows([a.with_recalibration(ra), b.with_recalibration(rb)])
+    assert joined.means.shape == (1, 80) and joined.loc.shape == (1, 80, 4)
+    y = rng.normal(size=80)
+    np.testing.assert_allclose(joined.cdf(y)[:50], a.with_recalibration(ra).cdf(y[:50]))
+    np.testing.assert_allclose(joined.cdf(y)[50:], b.with_recalibration(rb).cdf(y[50:]))
+    np.testing.assert_allclose(joined.moments()["total_var"][50:], b.with_recalibration(rb).moments()["total_var"])

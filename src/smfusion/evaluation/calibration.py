@@ -36,10 +36,11 @@ from scipy.special import ndtr
 
 from smfusion.evaluation.metrics import spread_skill
 from smfusion.io.atomic import write_text
-from smfusion.training.predictive import Predictive, mixture_cdf
+from smfusion.training.predictive import Predictive, Recalibration, concat_rows, mixture_cdf
 
 __all__ = ["crps_gaussian", "crps_mixture", "crps_numeric", "crps", "pit_values", "coverage_from_pit",
-           "calibration_scores", "format_scores", "plot_reliability", "calibration_section", "LEVELS"]
+           "calibration_scores", "format_scores", "plot_reliability", "calibration_section", "cv_calibration_section",
+           "LEVELS"]
 
 LEVELS = (0.5, 0.68, 0.9, 0.95)
 INV_SQRT_PI = 1.0 / np.sqrt(np.pi)
@@ -235,4 +236,29 @@ def calibration_section(run, data: Any, batches, obs: np.ndarray, noisy: Optiona
     if not payload:
         return ""
     write_text(Path(run_dir) / "metrics" / "calibration.json", json.dumps(payload, indent=1, default=float))
+    return "\n\n" + "\n\n".join(text)
+
+
+def cv_calibration_section(held: list[tuple[dict, np.ndarray]], targets: list[str], run_dir: Path) -> str:
+    """Calibration on held-out units of spatial CV: ``held`` = per fold (target -> Predictive of its held-out
+    units, recalibrated as the fold's run says; observations (row, time, target)), pooled over folds.
+    Writes ``calibration.json`` in ``run_dir``; '' when the runs have no spread."""
+    text, payload = [], {}
+    for t, var in enumerate(targets):
+        preds = [d[var] for d, _ in held]
+        if all(p.n_members == 1 and not p.probabilistic and p.noise_var is None for p in preds):
+            continue
+        try:
+            pooled = concat_rows(preds)
+        except ValueError:  # isotonic maps differ between folds: score the variance-scaled distributions
+            pooled = concat_rows([p.with_recalibration(Recalibration(
+                "variance", p.recal.epistemic_factor, p.recal.aleatoric_factor)) for p in preds])
+        obs = np.concatenate([o[..., t] for _, o in held], 0)
+        methods = sorted({p.recal.method for p in preds})
+        label = f"held-out units, recalibration {'/'.join(methods)}"
+        payload[var] = {label: calibration_scores(pooled, obs)}
+        text.append(format_scores(payload[var], f"Calibration of {var} on held-out units (all folds pooled)"))
+    if not payload:
+        return ""
+    write_text(Path(run_dir) / "calibration.json", json.dumps(payload, indent=1, default=float))
     return "\n\n" + "\n\n".join(text)

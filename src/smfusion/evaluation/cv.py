@@ -25,6 +25,7 @@ from smfusion.config import RunConfig, dump_config
 from smfusion.data.adapters import adapter_for
 from smfusion.data.spatial_cv import make_folds, save_folds
 from smfusion.errors import ConfigError
+from smfusion.evaluation.calibration import cv_calibration_section
 from smfusion.evaluation.metrics import bias, pearson_r, rmse, ubrmse
 from smfusion.io.atomic import write_text
 from smfusion.runs import Run
@@ -64,7 +65,7 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
     write_text(run_dir / "config.yaml", dump_config(cfg))
     save_folds(run_dir / "folds.json", folds, meta=cv.model_dump())
     period = (cfg.periods.test or cfg.periods.train).as_tuple()
-    rows = []
+    rows, held = [], []
     for f in folds:
         fcfg = cfg.model_copy(deep=True)
         fcfg.split = fcfg.split.model_copy(update={"kind": "sites", "train_sites": [int(s) for s in f["train"]],
@@ -74,6 +75,7 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
         b = run.adapter.eval_batches(data, np.asarray(f["test"]), period)
         pred = run.predict_members(data, None, None, batches=b).mean(axis=0)[..., 0]
         obs = run.adapter.observations(data, b)[..., 0]
+        held.append((run.predict_distribution(data, None, None, batches=b), run.adapter.observations(data, b)))
         m = station_metrics(obs, pred)
         where = {int(s): i for i, s in enumerate(stations)}
         for i, s in enumerate(b.rows):
@@ -87,7 +89,8 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
                "pooled_median": pooled, "n_stations": int(len(table))}
     write_text(run_dir / "metrics.csv", table.to_csv(index=False))
     write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=float))
-    return CVResult(table, summary, _text(summary, per_fold, pooled))
+    text = _text(summary, per_fold, pooled) + cv_calibration_section(held, cfg.data.target, run_dir)
+    return CVResult(table, summary, text)
 
 
 def _protocol(cfg: RunConfig, period, n_stations: int, n_folds: int) -> str:

@@ -37,7 +37,7 @@ from smfusion.io.atomic import write_text
 from smfusion.training.ensembles import combine_members, ensemble_mixture
 
 __all__ = ["Predictive", "Recalibration", "mixture_cdf", "mixture_logpdf", "mixture_quantile", "fit_recalibration",
-           "quantile_suffix", "layer_attrs"]
+           "quantile_suffix", "layer_attrs", "concat_rows"]
 
 TINY = 1e-9  # smallest component scale (physical units)
 
@@ -193,6 +193,13 @@ class Predictive:
                     np.float32)
         return out
 
+    def materialised(self) -> "Predictive":
+        """The variance-scaled ensemble mixture as one member (the PIT map kept), e.g. to put predictions
+        recalibrated by different fits side by side (:func:`concat_rows`)."""
+        loc, scale, w = self.mixture()
+        recal = Recalibration(self.recal.method, pit_x=self.recal.pit_x, pit_y=self.recal.pit_y)
+        return Predictive(self.moments()["mean"][None], loc[None], scale[None], w[None], recal=recal)
+
     def select(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Predictive":
         """The same distribution with ``fn`` applied to every array with the point axes first (a row or
         time selection such as ``lambda a: a[mask]``, or a composite over days along axis 1); the member
@@ -203,6 +210,22 @@ class Predictive:
         return replace(self, means=member_array(self.means), loc=member_array(self.loc),
                        scale=member_array(self.scale), weight=member_array(self.weight),
                        noise_var=None if self.noise_var is None else fn(self.noise_var))
+
+
+def concat_rows(preds: list[Predictive]) -> Predictive:
+    """Materialised predictions (:meth:`Predictive.materialised`) of disjoint rows joined along the row axis;
+    fewer components are padded with zero weight. Their PIT maps must agree (none, or one shared fit)."""
+    mats = [p.materialised() for p in preds]
+    if any(m.recal.pit_x != mats[0].recal.pit_x for m in mats):
+        raise ValueError("cannot join predictions with different isotonic PIT maps")
+    k = max(m.loc.shape[-1] for m in mats)
+
+    def pad(a, fill):
+        return np.concatenate([a, np.full(a.shape[:-1] + (k - a.shape[-1],), fill)], -1)
+
+    return Predictive(np.concatenate([m.means for m in mats], 1), np.concatenate([pad(m.loc, 0.0) for m in mats], 1),
+                      np.concatenate([pad(m.scale, 1.0) for m in mats], 1),
+                      np.concatenate([pad(m.weight, 0.0) for m in mats], 1), recal=mats[0].recal)
 
 
 def quantile_suffix(q: float) -> str:
