@@ -1,11 +1,13 @@
-"""Calibration of an ensemble's spread against observations.
+"""Calibration of a Gaussian (mean, std) spread against observations, from plain arrays.
 
 The spread itself (epistemic, aleatoric, total std) is computed where the
 predictions are made, :mod:`smfusion.training.ensembles` (re-exported here).
 
 :func:`calibration` scores a Gaussian (mean, total std) forecast with the
 coverage of its central 68% and 95% intervals and a binned spread-skill
-table (:mod:`smfusion.evaluation.metrics`).
+table (:mod:`smfusion.evaluation.metrics`). What ``smfusion evaluate`` prints
+(any predictive distribution: coverage, CRPS, PIT, recalibration) is
+:mod:`smfusion.evaluation.calibration`.
 """
 
 from __future__ import annotations

@@ -242,13 +242,14 @@ def layer_attrs(suffix: str, var: str, units: str, standard_name: str = "", reca
             "_aleatoric_std": "aleatoric standard deviation (mean of the members' predictive variances"
                               " and input noise)"}
     if suffix in what:
-        attrs = {"long_name": f"{what[suffix]} of {var}", "units": units}
+        attrs = {"long_name": f"{what[suffix]} of {var}"}
         if standard_name:
             attrs["standard_name"] = f"{standard_name} standard_error"
     else:
         level = float(suffix[2:].replace("p", ".")) / 100.0
-        attrs = {"long_name": f"{level:g} quantile of the predictive distribution of {var}", "units": units,
-                 "quantile": level}
+        attrs = {"long_name": f"{level:g} quantile of the predictive distribution of {var}", "quantile": level}
+    if units:
+        attrs["units"] = units
     if recal != "none":
         attrs["comment"] = f"recalibrated on held-out validation data ({recal})"
     return attrs
