@@ -196,7 +196,7 @@ def checks(res: dict, cv: dict | None, row: str) -> list[str]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/uncertainty_conus.yaml")
     p.add_argument("--out", default="runs/uncertainty")
@@ -208,7 +208,7 @@ def main() -> None:
     p.add_argument("--cv-members", type=int, default=2)
     p.add_argument("--block-deg", type=float, default=8.0)
     p.add_argument("--cv-validation-fraction", type=float, default=0.2)
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     from smfusion.config import load_config
 
@@ -240,7 +240,8 @@ def main() -> None:
     for line in checks(res, cv, "Gaussian ensemble"):
         print("  " + line)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
