@@ -180,5 +180,5 @@ def _transfer(cfg: RunConfig, source: Trained, adapter: Adapter, model: torch.nn
 
     t = cfg.transfer
     transfer_weights(source.members[index % len(source.members)], model, source.adapter.input_names(),
-                     adapter.input_names(), reinit=t.reinit, input_layer=t.input_layer)
+                     adapter.input_names(), reinit=t.reinit, input_layer=t.input_layer, input_map=t.input_map)
     return freeze(model, t.freeze)
