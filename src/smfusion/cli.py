@@ -47,6 +47,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from smfusion.products.predict import predict_to_file
 
+    if args.era or (getattr(args, "product", False) and args.grid and args.layout == "grid"):
+        return _predict_chain(args)
+    if args.run_dir is None or args.start is None or args.end is None:
+        raise SmfusionError("predict: give RUN_DIR, --start and --end (or --era RUN START END ... with --product)")
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 
@@ -57,6 +61,31 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     path = predict_to_file(args.run_dir, args.start, args.end, args.out)
     print(f"wrote {path}")
+    return 0
+
+
+def _predict_chain(args: argparse.Namespace) -> int:
+    """``--era`` (several runs, one product) or ``--grid`` (area-weighted onto any EASE-2 grid): products/chain.py."""
+    from smfusion.products.chain import predict_chain
+
+    if not args.product:
+        raise SmfusionError("predict --era / --grid: add --product (a chained product is a long-term product)")
+    if args.era:
+        if args.run_dir is not None or args.start or args.end:
+            raise SmfusionError("predict --era: the eras give the runs and periods; drop RUN_DIR, --start, --end")
+        eras = [tuple(e) for e in args.era]
+    else:
+        if args.run_dir is None or args.start is None or args.end is None:
+            raise SmfusionError("predict --grid: give RUN_DIR, --start and --end")
+        eras = [(args.run_dir, args.start, args.end)]
+    path = predict_chain(eras, args.out, layout=args.layout, grid=args.grid, composite_days=args.composite_days,
+                         noise_runs=args.noise_runs, noise=args.noise, chunk_days=args.chunk_days,
+                         chunk_sites=args.chunk_sites, min_valid_fraction=args.min_valid_fraction)
+    print(f"wrote {path}")
+    if args.check:
+        from smfusion.evaluation.product_check import check_product
+
+        print(check_product(path, eras[0][0]).text)
     return 0
 
 
@@ -145,16 +174,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-plots", action="store_true")
     e.set_defaults(func=_evaluate)
 
-    pr = sub.add_parser("predict", help="predict a period with a trained run into a NetCDF file")
-    pr.add_argument("run_dir")
-    pr.add_argument("--start", required=True)
-    pr.add_argument("--end", required=True)
+    pr = sub.add_parser("predict", help="predict a period with a trained run (or a chain of runs) into a NetCDF file")
+    pr.add_argument("run_dir", nargs="?", default=None)
+    pr.add_argument("--start", default=None)
+    pr.add_argument("--end", default=None)
     pr.add_argument("--out", required=True)
+    pr.add_argument("--era", nargs=3, action="append", metavar=("RUN_DIR", "START", "END"),
+                    help="--product: one era of a chained product (repeat, contiguous; docs/casm.md); "
+                         "the product has a `source` layer")
+    pr.add_argument("--min-valid-fraction", type=float, default=0.5,
+                    help="--grid: least share of an output cell covered by valid input cells")
+    pr.add_argument("--check", action="store_true",
+                    help="--era/--grid: print skill per era and the homogeneity check against the data's truth/target")
     pr.add_argument("--product", action="store_true",
                     help="long-term product (docs/casm.md): sm, sm_epistemic_std, sm_aleatoric_std, sm_climatology")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
-    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid (default: the data's, else M36)")
-    pr.add_argument("--composite-days", type=int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
+    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid, any (M36, M25, M09, N25...), "
+                    "area-weighted from the run's grid (default: the data's own grid, else M36)")
+    pr.add_argument("--composite-days", type=int, default=1, help="--product: N-day steps (CASM: 3); tb runs composite the inputs of the passes "
+                    "in each window and then predict, other runs average their daily output")
     pr.add_argument("--noise-runs", type=int, default=None, help="--product: noisy runs per member (default: config)")
     pr.add_argument("--noise", type=float, default=None, help="--product: input noise x training std (default: config)")
     pr.add_argument("--chunk-days", type=int, default=366, help="--product: days per streamed time chunk")
