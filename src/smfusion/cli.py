@@ -158,22 +158,7 @@ def _train_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="smfusion", description="Machine-learning soil-moisture products.")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
-    _train_args(t)
-    t.set_defaults(func=_train)
-    # earlier names of `train` for two methods, kept as aliases (the config says the method)
-    for alias in ("multiscale", "train-points"):
-        _train_args(sub.add_parser(alias, help="alias of `smfusion train`")).set_defaults(func=_train)
-
-    e = sub.add_parser("evaluate", help="score a trained run on its test period, beside baselines")
-    e.add_argument("run_dir")
-    e.add_argument("--no-plots", action="store_true")
-    e.set_defaults(func=_evaluate)
-
+def _predict_parser(sub) -> None:
     pr = sub.add_parser("predict", help="predict a period with a trained run (or a chain of runs) into a NetCDF file")
     pr.add_argument("run_dir", nargs="?", default=None)
     pr.add_argument("--start", default=None)
@@ -198,6 +183,25 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--chunk-days", type=int, default=366, help="--product: days per streamed time chunk")
     pr.add_argument("--chunk-sites", type=int, default=512, help="--product: sites per streamed chunk")
     pr.set_defaults(func=_predict)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smfusion", description="Machine-learning soil-moisture products.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a run from a YAML config (any method), then evaluate it")
+    _train_args(t)
+    t.set_defaults(func=_train)
+    # earlier names of `train` for two methods, kept as aliases (the config says the method)
+    for alias in ("multiscale", "train-points"):
+        _train_args(sub.add_parser(alias, help="alias of `smfusion train`")).set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="score a trained run on its test period, beside baselines")
+    e.add_argument("run_dir")
+    e.add_argument("--no-plots", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    _predict_parser(sub)
 
     c = sub.add_parser("cv", help="spatial cross-validation (config cv: section); scored on held-out sites/stations only")
     _config_args(c)

@@ -40,8 +40,8 @@ def test_windows_and_snapping():
 
 def test_polarization_ratio_feature_follows_its_pair():
     t = pd.date_range("2002-01-01", periods=3)
-    ds = xr.Dataset({"h": (("site", "time"), [[200.0, np.nan, 180.0]]), "v": (("site", "time"), [[250.0, 240.0, 260.0]])},
-                    coords={"site": [0], "time": t})
+    ds = xr.Dataset({"h": (("site", "time"), [[200.0, np.nan, 180.0]]),
+                     "v": (("site", "time"), [[250.0, 240.0, 260.0]])}, coords={"site": [0], "time": t})
     cfg = FeaturesConfig(polarization_ratio={"pr": ("h", "v")})
     out = add_features(ds, cfg)
     np.testing.assert_allclose(out["pr"].values[0], [50 / 450, np.nan, 80 / 440], rtol=1e-6)

@@ -89,7 +89,8 @@ def test_chained_product_has_no_gap_or_overlap_and_the_right_source(runs, capsys
     assert p["source"].attrs["flag_meanings"] == "amsre smos"
     assert {"sm_epistemic_std", "sm_aleatoric_std", "sm_climatology"} <= set(p.data_vars)
     # compositing from the passes: each era's values are its run's prediction on the composited inputs
-    for run_dir, (a, b) in ((runs["smos"], ("2015-03-29", "2015-06-29")), (runs["amsre"], ("2009-06-01", "2009-08-30"))):
+    for run_dir, (a, b) in ((runs["smos"], ("2015-03-29", "2015-06-29")),
+                            (runs["amsre"], ("2009-06-01", "2009-08-30"))):
         run = Run.load(run_dir)
         run.adapter.set_composite(3, "2009-06-01")
         ref = run.predict(a, b)["sm_smap"].values

@@ -198,7 +198,8 @@ def read_tb_files(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> 
     parts = [p.drop_vars([c for c in ("row", "col", "lat", "lon") if c in p.coords]).assign_coords(
         site=np.arange(rows.size)) for p in parts if p is not None]
     times = pd.date_range(start, end, freq="D") if start and end else None
-    ds = xr.merge(parts, join="outer", compat="no_conflicts") if parts else xr.Dataset(coords={"site": np.arange(rows.size)})
+    ds = (xr.merge(parts, join="outer", compat="no_conflicts") if parts
+          else xr.Dataset(coords={"site": np.arange(rows.size)}))
     if times is None:
         if "time" not in ds.dims:
             raise DataError("no file of any sensor in the period", field="data.tb_files")

@@ -53,7 +53,11 @@ def check_eras(eras: Sequence) -> list[Era]:
     for e in eras:
         if not isinstance(e, Era):
             run, start, end, *name = e
-            e = Era(Path(run), pd.Timestamp(start), pd.Timestamp(end), name[0] if name else "")
+            try:
+                e = Era(Path(run), pd.Timestamp(start), pd.Timestamp(end), name[0] if name else "")
+            except ValueError:
+                raise ConfigError(f"era of {run}: START and END must be dates YYYY-MM-DD, got {start!r} {end!r}") \
+                    from None
         if e.end < e.start:
             raise ConfigError(f"era of {e.run_dir}: ends before it starts ({e.start.date()} .. {e.end.date()})")
         out.append(e)
@@ -76,7 +80,8 @@ def era_periods(eras: list[Era], days: int) -> list[tuple[pd.Timestamp, pd.Times
         k0 = -(-(e.start - t0).days // days)
         k1 = (e.end - t0).days // days
         if k1 < k0:
-            raise ConfigError(f"era of {e.run_dir} ({e.start.date()} .. {e.end.date()}) holds no {days}-day window start")
+            raise ConfigError(f"era of {e.run_dir} ({e.start.date()} .. {e.end.date()}) holds no {days}-day "
+                              "window start")
         a = t0 + pd.Timedelta(days=k0 * days)
         b = min(t0 + pd.Timedelta(days=(k1 + 1) * days - 1), t_end)
         out.append((a, b))
