@@ -56,7 +56,7 @@ def _predict(args: argparse.Namespace) -> int:
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites)
         print(f"wrote {path}")
         return 0
-    path = predict_to_file(args.run_dir, args.start, args.end, args.out)
+    path = predict_to_file(args.run_dir, args.start, args.end, args.out, overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -87,7 +87,7 @@ def _predict_points(args: argparse.Namespace) -> int:
     else:
         from smfusion.products.points import predict_points_file
 
-        path, n = predict_points_file(args.input, args.run, args.out)
+        path, n = predict_points_file(args.input, args.run, args.out, overwrite=args.overwrite)
     print(f"wrote {n} predictions to {path}")
     return 0
 
