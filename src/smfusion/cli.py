@@ -184,7 +184,7 @@ def _report(args: argparse.Namespace) -> int:
     from smfusion.evaluation.htmlreport import build_report
 
     index = build_report(args.run_dir, args.out, validation=args.validation, sites=args.sites,
-                         progress=not args.quiet)
+                         progress=not args.quiet, overwrite=args.overwrite)
     print(f"wrote {index} (open it in a browser; no server needed)")
     return 0
 
@@ -192,7 +192,8 @@ def _report(args: argparse.Namespace) -> int:
 def _report_parser(sub) -> None:
     r = sub.add_parser("report", help="static HTML report of a run (index.html + images) from its files")
     r.add_argument("run_dir")
-    r.add_argument("--out", required=True, help="output folder (created; refused if it holds other files)")
+    r.add_argument("--out", required=True, help="output folder (written whole; an existing one needs --overwrite)")
+    r.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
     r.add_argument("--validation", default=None, help="station validation table from smfusion validate")
     r.add_argument("--sites", nargs="*", default=[], help="test sites to show as time series besides best/median/worst")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

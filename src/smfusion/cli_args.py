@@ -121,6 +121,7 @@ OUTPUTS: dict[str, tuple[str, str | Callable[[str], str]]] = {
     "merge-labels": ("out", "dir"),
     "fusion-shards": ("out", "dir"),
     "validate": ("out", "file"),
+    "report": ("out", "dir"),
 }
 # files a verb writes beside its --out
 SIBLINGS: dict[str, Callable[[Path], list[Path]]] = {
