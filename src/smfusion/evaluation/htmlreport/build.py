@@ -77,11 +77,26 @@ def _protocol(ctx: _Ctx) -> Section:
 def _metrics(ctx: _Ctx) -> Section:
     f = ctx.files
     s = Section("metrics", "Test metrics beside the baselines")
+    pooled = _pooled_table(f.metrics)
+    if f.summary is None and pooled is not None:  # a point run: metrics pooled over each split's examples
+        s.add("<p>Pooled over every example of the split (sensors split into train / validation / test); "
+              "the model's rows beside its baselines (protocol above).</p>")
+        return s.add(table_html(pooled))
     if f.summary is None:
         return s.add(note_html(f"No metrics table: {f.missing.get('summary')}."))
     s.add("<p>Median over test sites of each per-site metric; first row: this run's model, then the baselines "
           "and reference rows the evaluation wrote (protocol above).</p>")
     return s.add(table_html(f.summary))
+
+
+def _pooled_table(metrics: dict | None) -> pd.DataFrame | None:
+    """The (split, row) table of a point run's ``metrics.json`` (None for other runs)."""
+    if not metrics or not any(k in metrics for k in ("validation", "test")):
+        return None
+    rows = {(split, name): vals for split in ("validation", "test") for name, vals in metrics.get(split, {}).items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["split", "row"]
+    return table.rename(columns={"ubrmse": "ubRMSE", "rmse": "RMSE", "r": "R"})
 
 
 def _maps(ctx: _Ctx) -> Section:
