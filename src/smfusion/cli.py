@@ -52,7 +52,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.era or (getattr(args, "product", False) and args.grid and args.layout == "grid"):
         return _predict_chain(args)
     if args.run_dir is None or args.start is None or args.end is None:
-        raise ConfigError("predict: give RUN_DIR, --start and --end (or --era RUN START END ... with --product)")
+        raise ConfigError("predict: RUN_DIR, --start and --end are required (or --era RUN START END ... with --product)")
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 

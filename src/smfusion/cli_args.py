@@ -198,7 +198,7 @@ def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
         value = getattr(args, name, None)
         values = value if isinstance(value, list) else [value]
         if name == "era":  # [[RUN_DIR, START, END], ...]
-            values = [e[0] for e in values]
+            values = [e[0] for e in value or []]
         protect += [v.split("=", 1)[-1] if name == "reference" else v for v in values if v]
     if getattr(args, "config", None):
         protect += _config_paths(args.config)

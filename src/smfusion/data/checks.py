@@ -6,9 +6,10 @@ Each data reader has its own check (a *hook*), registered with
 never downloads. ``smfusion check CONFIG`` prints them; the pipeline calls
 :func:`raise_for_problems` before it reads or trains (docs/errors.md).
 
-Hooks: ``hydrodl`` (files, variables, sites, periods, values), ``twin`` and
+Hooks: ``hydrodl`` (files, variables, sites, periods, values), ``twin``, ``casm_twin`` and
 ``points`` (the CONUS sample they draw on, periods), ``tfrecord`` (shards
-present), ``gridded`` (files present, forcing dates cover the periods). A
+present), ``gridded`` (files present, forcing dates cover the periods), ``tb_files``
+(every sensor's files present). A
 reader without a hook gets a warning; its files are checked when they are read.
 """
 
@@ -312,4 +313,50 @@ def check_gridded(cfg: RunConfig) -> list[Problem]:
     if w0 < first:
         out.append(Problem("periods.warmup_days", f"the warm-up starts {w0.date()}, before the forcing "
                            f"({first.date()}): it is shortened", "", "warning"))
+    return out
+
+
+@register_check("casm_twin")
+def check_casm_twin(cfg: RunConfig) -> list[Problem]:
+    """The CASM twin: its file (``casm_twin.path``) or the CONUS sample it is generated from; periods inside
+    its span."""
+    import xarray as xr
+
+    tw = cfg.data.casm_twin
+    if tw is not None and tw.path is not None:
+        path = Path(tw.path).expanduser()
+        if not path.is_file():
+            return [Problem("data.casm_twin.path", f"{path} does not exist",
+                            "write it with smfusion casm-twin --out, or drop path to generate the twin")]
+        try:
+            with xr.open_dataset(path) as f:
+                times = pd.DatetimeIndex(f["time"].values)
+        except (OSError, ValueError, KeyError) as exc:
+            return [Problem(str(path), f"cannot read the twin's time axis ({type(exc).__name__})")]
+        first, last = times.min(), times.max()
+    else:
+        problems: list[Problem] = []
+        if _hydrodl_root(cfg, problems) is None:
+            return problems
+        first, last = pd.Timestamp(tw.start if tw else "2002-01-01"), pd.Timestamp(tw.end if tw else "2020-12-31")
+    return _period_problems(cfg, first, last) if cfg.periods is not None else []
+
+
+@register_check("tb_files")
+def check_tb_files(cfg: RunConfig) -> list[Problem]:
+    """Real TB files: every sensor section names at least one existing file."""
+    from smfusion.data.tb_files import expand_paths
+
+    tf = cfg.data.tb_files
+    if tf is None:
+        return [Problem("data.tb_files", "reader 'tb_files' needs a data.tb_files section")]
+    out = []
+    for name in ("smos", "amsr2", "amsre", "smap"):
+        section = getattr(tf, name)
+        if section is None:
+            continue
+        try:
+            expand_paths(section.paths, f"data.tb_files.{name}.paths")
+        except SmfusionError as exc:
+            out.append(Problem.from_error(exc))
     return out
