@@ -237,7 +237,7 @@ def main(argv=None) -> int:
     all_runs = {mode: train_runs(out, twin_path, mode, args.members) for mode in ("residual", "absolute")}
     t_train = time.perf_counter() - t0
     print("CASM on the SYNTHETIC twin through smfusion train / predict (issue 14, phase 2)")
-    print(__doc__.split("Protocol (printed with the tables):")[1].split("Usage:")[0].rstrip())
+    print("Protocol:\n" + __doc__.split("Protocol (printed with the tables):")[1].split("Usage:")[0].strip("\n"))
     print(f"Twin: {twin.sizes['site']} cells, seed {twin.attrs['seed']}; {args.members} members per run; "
           f"training {t_train:.0f} s")
     pd.set_option("display.width", 200)
