@@ -221,7 +221,8 @@ CASES = [
     Case("k_above_sites", TRAIN_BAD, ["split.k 5 exceeds the 3 sites"], where="bad.yaml",
          prep=config(lambda t: t.replace("  target: [SMAP_AM]", "  target: [SMAP_AM]\n  sites: [0, 1, 2]")
                      + "split: {kind: kfold, k: 5}\n")),
-    Case("test_period_past_data_train", TRAIN_BAD, ["ends after the last day of the data, 2018-03-31"],
+    Case("test_period_past_data_train", TRAIN_BAD, ["outside the data, 2015-04-01 .. 2018-03-31"],
+         where="periods.test",
          prep=config(replace("test: [2016-04-01, 2017-03-31]", "test: [2016-04-01, 2019-03-31]"))),
     Case("test_period_past_data_check", CHECK_BAD, ["outside the data"], where="periods.test",
          prep=config(replace("test: [2016-04-01, 2017-03-31]", "test: [2016-04-01, 2019-03-31]"))),
@@ -381,8 +382,6 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(world, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="phase 2: load_trained (training/run.py) must load model.pt through"
-                                       " training.trainer.load_weights, which names the file")
 def test_corrupt_model_pt_is_one_line_naming_it(world, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(world / "run", run)

@@ -7,6 +7,7 @@ import sys
 
 from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int, positive_float,
                                 positive_int, run)
+from smfusion.errors import ConfigError
 
 
 def _config(args: argparse.Namespace):
@@ -48,6 +49,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from smfusion.products.predict import predict_to_file
 
+    if args.era or (getattr(args, "product", False) and args.grid and args.layout == "grid"):
+        return _predict_chain(args)
+    if args.run_dir is None or args.start is None or args.end is None:
+        raise ConfigError("predict: RUN_DIR, --start and --end are required (or --era RUN START END ... with --product)")
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 
@@ -57,7 +62,8 @@ def _predict(args: argparse.Namespace) -> int:
                                recalibration=args.recalibration)
         print(f"wrote {path}")
         return 0
-    path = predict_to_file(args.run_dir, args.start, args.end, args.out, recalibration=args.recalibration)
+    path = predict_to_file(args.run_dir, args.start, args.end, args.out, overwrite=args.overwrite,
+                           recalibration=args.recalibration)
     print(f"wrote {path}")
     return 0
 
@@ -77,6 +83,31 @@ def _recalibrate(args: argparse.Namespace) -> int:
 def _recalibration_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recalibration", choices=["none", "variance", "isotonic"], default=None,
                    help="post-hoc recalibration of the spread layers (default: the run's uncertainty.recalibration)")
+
+
+def _predict_chain(args: argparse.Namespace) -> int:
+    """``--era`` (several runs, one product) or ``--grid`` (area-weighted onto any EASE-2 grid): products/chain.py."""
+    from smfusion.products.chain import predict_chain
+
+    if not args.product:
+        raise ConfigError("predict --era / --grid: add --product (a chained product is a long-term product)")
+    if args.era:
+        if args.run_dir is not None or args.start or args.end:
+            raise ConfigError("predict --era: the eras give the runs and periods; drop RUN_DIR, --start, --end")
+        eras = [tuple(e) for e in args.era]
+    else:
+        if args.run_dir is None or args.start is None or args.end is None:
+            raise ConfigError("predict --grid: give RUN_DIR, --start and --end")
+        eras = [(args.run_dir, args.start, args.end)]
+    path = predict_chain(eras, args.out, layout=args.layout, grid=args.grid, composite_days=args.composite_days,
+                         noise_runs=args.noise_runs, noise=args.noise, chunk_days=args.chunk_days,
+                         chunk_sites=args.chunk_sites, min_valid_fraction=args.min_valid_fraction)
+    print(f"wrote {path}")
+    if args.check:
+        from smfusion.evaluation.product_check import check_product
+
+        print(check_product(path, eras[0][0]).text)
+    return 0
 
 
 def _cv(args: argparse.Namespace) -> int:
@@ -105,7 +136,7 @@ def _predict_points(args: argparse.Namespace) -> int:
     else:
         from smfusion.products.points import predict_points_file
 
-        path, n = predict_points_file(args.input, args.run, args.out)
+        path, n = predict_points_file(args.input, args.run, args.out, overwrite=args.overwrite)
     print(f"wrote {n} predictions to {path}")
     return 0
 
@@ -202,7 +233,7 @@ def _report(args: argparse.Namespace) -> int:
     from smfusion.evaluation.htmlreport import build_report
 
     index = build_report(args.run_dir, args.out, validation=args.validation, sites=args.sites,
-                         progress=not args.quiet)
+                         progress=not args.quiet, overwrite=args.overwrite)
     print(f"wrote {index} (open it in a browser; no server needed)")
     return 0
 
@@ -210,7 +241,8 @@ def _report(args: argparse.Namespace) -> int:
 def _report_parser(sub) -> None:
     r = sub.add_parser("report", help="static HTML report of a run (index.html + images) from its files")
     r.add_argument("run_dir")
-    r.add_argument("--out", required=True, help="output folder (created; refused if it holds other files)")
+    r.add_argument("--out", required=True, help="output folder (written whole; an existing one needs --overwrite)")
+    r.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
     r.add_argument("--validation", default=None, help="station validation table from smfusion validate")
     r.add_argument("--sites", nargs="*", default=[], help="test sites to show as time series besides best/median/worst")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -237,6 +269,37 @@ def _train_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+def _predict_parser(sub) -> None:
+    pr = sub.add_parser("predict", help="predict a period with a trained run (or a chain of runs) into a NetCDF file")
+    pr.add_argument("run_dir", nargs="?", default=None)
+    pr.add_argument("--start", type=date, default=None, help="first day, YYYY-MM-DD")
+    pr.add_argument("--end", type=date, default=None, help="last day, YYYY-MM-DD")
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    pr.add_argument("--era", nargs=3, action="append", metavar=("RUN_DIR", "START", "END"),
+                    help="--product: one era of a chained product (repeat, contiguous; docs/casm.md); "
+                         "the product has a `source` layer")
+    pr.add_argument("--min-valid-fraction", type=fraction, default=0.5,
+                    help="--grid: least share of an output cell covered by valid input cells")
+    pr.add_argument("--check", action="store_true",
+                    help="--era/--grid: print skill per era and the homogeneity check against the data's truth/target")
+    pr.add_argument("--product", action="store_true",
+                    help="long-term product (docs/casm.md, docs/uncertainty.md): sm, sm_std, sm_epistemic_std, "
+                         "sm_aleatoric_std, quantiles, sm_climatology")
+    _recalibration_arg(pr)
+    pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
+    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid, any (M36, M25, M09, N25...), "
+                    "area-weighted from the run's grid (default: the data's own grid, else M36)")
+    pr.add_argument("--composite-days", type=positive_int, default=1,
+                    help="--product: N-day steps (CASM: 3); tb runs composite the inputs of the passes "
+                    "in each window and then predict, other runs average their daily output")
+    pr.add_argument("--noise-runs", type=non_negative_int, default=None, help="--product: noisy runs per member (default: config)")
+    pr.add_argument("--noise", type=non_negative_float, default=None, help="--product: input noise x training std (default: config)")
+    pr.add_argument("--chunk-days", type=positive_int, default=366, help="--product: days per streamed time chunk")
+    pr.add_argument("--chunk-sites", type=positive_int, default=512, help="--product: sites per streamed chunk")
+    pr.set_defaults(func=_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="smfusion", description="Machine-learning soil-moisture products.")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error (or set SMFUSION_DEBUG=1)")
@@ -261,24 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="default: the run's uncertainty.recalibration")
     rc.set_defaults(func=_recalibrate)
 
-    pr = sub.add_parser("predict", help="predict a period with a trained run into a NetCDF file")
-    pr.add_argument("run_dir")
-    pr.add_argument("--start", required=True, type=date, help="first day, YYYY-MM-DD")
-    pr.add_argument("--end", required=True, type=date, help="last day, YYYY-MM-DD")
-    pr.add_argument("--out", required=True)
-    pr.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    pr.add_argument("--product", action="store_true",
-                    help="long-term product (docs/casm.md, docs/uncertainty.md): sm, sm_std, sm_epistemic_std, "
-                         "sm_aleatoric_std, quantiles, sm_climatology")
-    _recalibration_arg(pr)
-    pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
-    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid (default: the data's, else M36)")
-    pr.add_argument("--composite-days", type=positive_int, default=1, help="--product: mean over blocks of N days (CASM: 3)")
-    pr.add_argument("--noise-runs", type=non_negative_int, default=None, help="--product: noisy runs per member (default: config)")
-    pr.add_argument("--noise", type=non_negative_float, default=None, help="--product: input noise x training std (default: config)")
-    pr.add_argument("--chunk-days", type=positive_int, default=366, help="--product: days per streamed time chunk")
-    pr.add_argument("--chunk-sites", type=positive_int, default=512, help="--product: sites per streamed chunk")
-    pr.set_defaults(func=_predict)
+    _predict_parser(sub)
 
     c = sub.add_parser("cv", help="spatial cross-validation (config cv: section); scored on held-out sites/stations only")
     _config_args(c)

@@ -121,12 +121,13 @@ OUTPUTS: dict[str, tuple[str, str | Callable[[str], str]]] = {
     "merge-labels": ("out", "dir"),
     "fusion-shards": ("out", "dir"),
     "validate": ("out", "file"),
+    "report": ("out", "dir"),
 }
 # files a verb writes beside its --out
 SIBLINGS: dict[str, Callable[[Path], list[Path]]] = {
     "validate": lambda p: [p.with_suffix(".summary.csv"), p.with_suffix(".json")],
 }
-INPUT_ARGS = ("run_dir", "config", "examples", "ismn", "input", "run", "prediction", "stations", "reference")
+INPUT_ARGS = ("run_dir", "config", "examples", "ismn", "input", "run", "prediction", "stations", "reference", "era")
 
 
 def _config_paths(config: str) -> list[str]:
@@ -174,8 +175,16 @@ def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
         from smfusion.errors import ConfigError
 
         raise ConfigError(f"--start {start} is after --end {end}", hint="give a period that starts before it ends")
-    if getattr(args, "command", None) == "predict" and start is not None and end is not None:
+    if getattr(args, "command", None) == "predict" and start is not None and end is not None and args.run_dir:
         _check_predict_period(args.run_dir, start, end)
+    for run_dir, era_start, era_end in getattr(args, "era", None) or []:  # predict --era: each run's period
+        try:
+            era_start, era_end = date(era_start), date(era_end)
+        except argparse.ArgumentTypeError as exc:
+            from smfusion.errors import ConfigError
+
+            raise ConfigError(f"--era {run_dir}: {exc}") from None
+        _check_predict_period(run_dir, era_start, era_end)
     spec = OUTPUTS.get(getattr(args, "command", None) or "")
     if spec is None or getattr(args, spec[0], None) is None:
         return contextlib.nullcontext()
@@ -188,6 +197,8 @@ def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     for name in INPUT_ARGS:
         value = getattr(args, name, None)
         values = value if isinstance(value, list) else [value]
+        if name == "era":  # [[RUN_DIR, START, END], ...]
+            values = [e[0] for e in value or []]
         protect += [v.split("=", 1)[-1] if name == "reference" else v for v in values if v]
     if getattr(args, "config", None):
         protect += _config_paths(args.config)

@@ -190,11 +190,10 @@ class Run(Trained):
         if noise_runs and noisy is None:
             noisy = self.predict_members(data, None, None, noise_runs=noise_runs, noise=noise, seed=seed,
                                          batches=b)[1]
-        off, slope = self.affine(b)
         outs = [_head_outputs(m, b, getattr(m, "predict_chunk_sites", b.chunk)) for m in self.members]
         tf = transform or (lambda a: a)
         means = np.stack([tf(self._physical(o["y_hat"], b)) for o in outs])
-        mixtures = _member_mixtures(outs, off, slope, tf)
+        mixtures = _member_mixtures(outs, lambda: self.affine(b), tf)
         noise_var = None
         if noisy is not None:
             runs = np.stack([np.stack([tf(np.asarray(noisy[i, r])) for r in range(noisy.shape[1])])
@@ -287,11 +286,13 @@ def _head_outputs(model, b: Batches, step: int) -> dict[str, np.ndarray]:
     return {key: np.concatenate(v) for key, v in parts.items()}
 
 
-def _member_mixtures(outs: list[dict], off: np.ndarray, slope: np.ndarray, tf) -> list[Optional[np.ndarray]]:
+def _member_mixtures(outs: list[dict], affine: Callable, tf) -> list[Optional[np.ndarray]]:
     """Members' Gaussian mixtures (loc, scale, weight), each (member, row, time, target, K) in physical
-    units, K the largest member's (others padded with zero-weight components); None x 3 for point heads."""
+    units (``affine()``: offset and slope of the target transform), K the largest member's (others padded
+    with zero-weight components); None x 3 for point heads."""
     if not any("log_var" in o for o in outs):
         return [None, None, None]
+    off, slope = affine()
     o2, s2 = off[..., None], np.abs(slope)[..., None]
     per = []
     for o in outs:

@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from smfusion.config.base import Period, _Strict, unique
+from smfusion.config.tb import CasmTwinConfig, TBFilesConfig
 
 class TwinConfig(_Strict):
     """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
@@ -75,6 +76,8 @@ class DataConfig(_Strict):
     adapter: Optional[str] = None
     twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
     gridded: Optional[GriddedConfig] = None  # reader gridded (required)
+    casm_twin: Optional[CasmTwinConfig] = None  # reader casm_twin (defaults when absent; SYNTHETIC)
+    tb_files: Optional[TBFilesConfig] = None  # reader tb_files (required): real TB files on EASE-2 cells
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
     subset: str = "CONUSv4f1"
     dynamic: list[str] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from smfusion.config.base import _format_errors, _Strict
 from smfusion.config.data import DataConfig, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
 from smfusion.config.methods import (CVConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
+from smfusion.config.tb import TBConfig
 from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
 
 class RunConfig(_Strict):
@@ -42,6 +43,7 @@ class RunConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)  # lagged / antecedent inputs
     transfer: Optional[TransferConfig] = None  # fine-tune from a trained run
     uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
+    tb: Optional[TBConfig] = None  # brightness-temperature adapter (data.adapter: tb; docs/casm.md)
 
     @model_validator(mode="after")
     def _check_casm(self) -> "RunConfig":
@@ -53,6 +55,12 @@ class RunConfig(_Strict):
                 low = 1 if section == "lags" else 2
                 if not steps or min(steps) < low:
                     raise ValueError(f"features.{section}.{var}: give values >= {low}")
+        for name, pair in self.features.polarization_ratio.items():
+            missing = [v for v in pair if v not in dyn]
+            if missing:
+                raise ValueError(f"features.polarization_ratio.{name} names {missing}, not in data.dynamic")
+            if name in dyn:
+                raise ValueError(f"features.polarization_ratio.{name}: the name is already a dynamic input")
         sea = self.seasonal
         for var in sea.inputs or []:
             if var not in dyn:
@@ -95,6 +103,8 @@ class RunConfig(_Strict):
                 TrainingConfig.model_validate({**self.training.model_dump(), **var.training})
             except ValidationError as exc:
                 raise ValueError(f"variants.{v}: {_format_errors(exc)}") from None
+        if self.data.reader == "tb_files" and self.data.tb_files is None:
+            raise ValueError("data.reader 'tb_files' needs a data.tb_files section (grid, cells, sensor files)")
         if self.data.reader == "gridded" and self.data.gridded is None:
             raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
         if self.data.reader in ("twin", "gridded") and self.multiscale is None:

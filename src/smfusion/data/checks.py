@@ -6,8 +6,11 @@ Each data reader has its own check (a *hook*), registered with
 never downloads. ``smfusion check CONFIG`` prints them; the pipeline calls
 :func:`raise_for_problems` before it reads or trains (docs/errors.md).
 
-Only the ``hydrodl`` reader has a hook so far; the other readers' inputs are
-checked when they are read.
+Hooks: ``hydrodl`` (files, variables, sites, periods, values), ``twin``, ``casm_twin`` and
+``points`` (the CONUS sample they draw on, periods), ``tfrecord`` (shards
+present), ``gridded`` (files present, forcing dates cover the periods), ``tb_files``
+(every sensor's files present). A
+reader without a hook gets a warning; its files are checked when they are read.
 """
 
 from __future__ import annotations
@@ -241,3 +244,119 @@ def check_hydrodl(cfg: RunConfig) -> list[Problem]:
         return problems + [Problem.from_error(exc)]
     return problems + _target_problems(cfg, ds)
 
+
+
+def _conus_period_problems(cfg: RunConfig) -> list[Problem]:
+    """The CONUS sample a twin or point-table config draws on: present, and the periods inside its dates."""
+    from smfusion.io.hydrodl import available_dates
+
+    problems: list[Problem] = []
+    root = _hydrodl_root(cfg, problems)
+    if root is None or cfg.periods is None:
+        return problems
+    years = available_dates(root, cfg.data.subset)
+    first, last = min(v[0] for v in years.values()), max(v[-1] for v in years.values())
+    return problems + _period_problems(cfg, first, last)
+
+
+@register_check("twin")
+def check_twin(cfg: RunConfig) -> list[Problem]:
+    """The twin is generated from the real CONUS forcing and soils: they must cover every period."""
+    return _conus_period_problems(cfg)
+
+
+@register_check("points")
+def check_points(cfg: RunConfig) -> list[Problem]:
+    """The CONUS point table: the sample's files, and the periods inside its dates."""
+    return _conus_period_problems(cfg)
+
+
+@register_check("tfrecord")
+def check_tfrecord(cfg: RunConfig) -> list[Problem]:
+    """Labelled shards: ``data.root`` names a folder (or glob) holding at least one TFRecord file."""
+    from smfusion.io.tfrecord import list_shards
+
+    if not cfg.data.root:
+        return [Problem("data.root", "reader 'tfrecord' needs the folder of labelled shards",
+                        "set data.root in the config")]
+    try:
+        list_shards(cfg.data.root)
+    except SmfusionError as exc:
+        return [Problem.from_error(exc)]
+    return []
+
+
+@register_check("gridded")
+def check_gridded(cfg: RunConfig) -> list[Problem]:
+    """Real-format multiscale inputs: the forcing file, the SMAP and ISMN folders exist, and the forcing's
+    dates cover every period (warm-up included)."""
+    import xarray as xr
+
+    from smfusion.data.loading import span
+
+    g = cfg.data.gridded
+    if g is None:
+        return [Problem("data.gridded", "reader 'gridded' needs a data.gridded section")]
+    out = [Problem(f"data.gridded.{key}", f"{path} does not exist", "fix the path in the config")
+           for key, path in (("forcing", g.forcing), ("smap_dir", g.smap_dir), ("ismn_dir", g.ismn_dir))
+           if not Path(path).expanduser().exists()]
+    if out or cfg.periods is None:
+        return out
+    try:
+        with xr.open_dataset(Path(g.forcing).expanduser()) as f:
+            times = pd.DatetimeIndex(f["time"].values)
+    except (OSError, ValueError, KeyError) as exc:
+        return [Problem(str(g.forcing), f"cannot read the forcing's time axis ({type(exc).__name__})")]
+    first, last = times.min(), times.max()
+    w0, _ = (pd.Timestamp(t) for t in span(cfg))
+    out += _period_problems(cfg, first, last)
+    if w0 < first:
+        out.append(Problem("periods.warmup_days", f"the warm-up starts {w0.date()}, before the forcing "
+                           f"({first.date()}): it is shortened", "", "warning"))
+    return out
+
+
+@register_check("casm_twin")
+def check_casm_twin(cfg: RunConfig) -> list[Problem]:
+    """The CASM twin: its file (``casm_twin.path``) or the CONUS sample it is generated from; periods inside
+    its span."""
+    import xarray as xr
+
+    tw = cfg.data.casm_twin
+    if tw is not None and tw.path is not None:
+        path = Path(tw.path).expanduser()
+        if not path.is_file():
+            return [Problem("data.casm_twin.path", f"{path} does not exist",
+                            "write it with smfusion casm-twin --out, or drop path to generate the twin")]
+        try:
+            with xr.open_dataset(path) as f:
+                times = pd.DatetimeIndex(f["time"].values)
+        except (OSError, ValueError, KeyError) as exc:
+            return [Problem(str(path), f"cannot read the twin's time axis ({type(exc).__name__})")]
+        first, last = times.min(), times.max()
+    else:
+        problems: list[Problem] = []
+        if _hydrodl_root(cfg, problems) is None:
+            return problems
+        first, last = pd.Timestamp(tw.start if tw else "2002-01-01"), pd.Timestamp(tw.end if tw else "2020-12-31")
+    return _period_problems(cfg, first, last) if cfg.periods is not None else []
+
+
+@register_check("tb_files")
+def check_tb_files(cfg: RunConfig) -> list[Problem]:
+    """Real TB files: every sensor section names at least one existing file."""
+    from smfusion.data.tb_files import expand_paths
+
+    tf = cfg.data.tb_files
+    if tf is None:
+        return [Problem("data.tb_files", "reader 'tb_files' needs a data.tb_files section")]
+    out = []
+    for name in ("smos", "amsr2", "amsre", "smap"):
+        section = getattr(tf, name)
+        if section is None:
+            continue
+        try:
+            expand_paths(section.paths, f"data.tb_files.{name}.paths")
+        except SmfusionError as exc:
+            out.append(Problem.from_error(exc))
+    return out

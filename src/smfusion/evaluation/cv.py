@@ -56,6 +56,9 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
         raise ConfigError(f"cv: '{adapter.name}' runs are split by sensor within train (split.kind kfold, "
                           "one fold per config); spatial CV here is for series runs")
     adapter.check()
+    from smfusion.data.checks import check_config, raise_for_problems
+
+    raise_for_problems(check_config(cfg))  # before any fold trains
     data = adapter.load()
     units = adapter.cv_units(data)
     stations, cv = units["ids"], cfg.cv

@@ -71,7 +71,10 @@ def describe_seasonal(cfg) -> str:
     sea = cfg.seasonal
     text = f"target {sea.target_mode}, dynamic inputs {sea.input_mode}"
     if "anomaly" in (sea.target_mode, sea.input_mode):
-        text += f" (anomalies from a {sea.window}-day day-of-year climatology of the training period)"
+        text += f" (anomalies from a {sea.window}-day day-of-year climatology of the training period"
+        if sea.input_mode == "anomaly" and sea.input_period is not None:
+            text += f"; inputs' of {sea.input_period.start} .. {sea.input_period.end}"
+        text += ")"
     return text
 
 
@@ -151,6 +154,7 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     plots_enabled = cfg.evaluation.plots if plots_on is None else plots_on
     text += calibration_section(run, ds, batches, run.adapter.observations(ds, batches), noisy, run_dir, ours,
                                 plots=plots_enabled)
+    text += _homogeneity(run, ds, pred[target].values, obs, sites, times, ours)
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
             tab.assign(row=label).to_csv(tmp)
@@ -163,6 +167,19 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
         obs_da = xr.DataArray(obs, dims=("site", "time"), coords={"site": sites, "time": times})
         _plots(run_dir / "plots", tables[ours], obs_da, pred[target], tables)
     return Report(text=text, summary=summ, protocol=protocol, tables=tables)
+
+
+def _homogeneity(run: Run, ds, pred: np.ndarray, obs: np.ndarray, sites, times, label: str) -> str:
+    """CASM runs (adapter tb) and data with a truth: trend of the test prediction minus the target and the truth."""
+    truth = ds.attrs.get("truth")
+    if run.adapter.name != "tb" and truth not in ds:
+        return ""
+    from smfusion.evaluation.product_check import homogeneity_lines
+
+    refs = {run.cfg.data.target[0]: obs}
+    if truth in ds and truth not in refs:
+        refs[truth] = ds[truth].sel(site=sites, time=times).transpose("site", "time").values
+    return "\n" + homogeneity_lines(pred, refs, times, label)
 
 
 def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):

@@ -38,7 +38,7 @@ from smfusion.io.ownership import (HINT_OVERWRITE, LEDGER, MARKER, check_not_inp
                                    file_sha256, is_empty_dir, is_run_dir, is_smfusion_output, read_ledger,
                                    run_dir_above, run_dir_within, self_describing)
 
-__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "temp_name", "discard", "MARKER"]
+__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "clean_stale_in", "temp_name", "discard", "MARKER"]
 
 _NAME_MAX = 100  # characters of the target name kept in a temporary's name
 
@@ -104,6 +104,21 @@ def clean_stale(path: str | Path) -> list[Path]:
         _remove(stale)
         done.append(stale)
     return done
+
+
+_ANY_TEMP_RE = re.compile(r"^\.(?P<target>.+)\.smfusion-[A-Za-z0-9]+-\d+-[0-9a-f]+.*\.(tmp|old|trash)$")
+
+
+def clean_stale_in(folder: str | Path) -> list[Path]:
+    """:func:`clean_stale` for every target in ``folder`` that has a temporary there (e.g. a run
+    directory's parts after a kill mid-``--restart``, whose targets are already gone)."""
+    folder = Path(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    targets = {m["target"] for n in names if (m := _ANY_TEMP_RE.match(n))}
+    return [p for t in sorted(targets) for p in clean_stale(folder / t)]
 
 
 _USER_OUTPUTS: contextvars.ContextVar[dict] = contextvars.ContextVar("smfusion_user_outputs", default={})

@@ -215,6 +215,58 @@ def _period(start: str | None, end: str | None, all_dates: pd.DatetimeIndex, sub
     return t0, t1
 
 
+def _read_years(folders, days, dynamic, target, site_idx, bounds, asked, n_site, crd, sub: Path):
+    """The dynamic and target blocks of every year folder inside ``bounds`` (checked), and the time axis."""
+    t0, t1 = bounds
+    blocks: dict[str, list[np.ndarray]] = {v: [] for v in (*dynamic, *target)}
+    times: list[pd.DatetimeIndex] = []
+    found_target = {v: False for v in target}
+    for year, folder in folders.items():
+        dates = days[year]
+        keep = np.ones(dates.size, dtype=bool)
+        if t0 is not None:
+            keep &= dates >= t0
+        if t1 is not None:
+            keep &= dates <= t1
+        if not keep.any():
+            continue
+        times.append(dates[keep])
+        for var in (*dynamic, *target):
+            path = folder / f"{var}.csv"
+            if var in target and not path.is_file():
+                blocks[var].append(np.full((site_idx.size, int(keep.sum())), np.nan))
+                continue
+            arr = _read_matrix(path, var, dates)
+            _check_shape(arr, path, var, n_site, dates.size, crd)
+            block = arr[site_idx][:, keep]
+            if var in found_target:
+                found_target[var] = True
+            else:
+                _check_values(block, path, var, site_idx, dates[keep])
+            blocks[var].append(block)
+    if not times:
+        raise DataError(f"no data between {asked[0]} and {asked[1]}", path=sub, field="time")
+    for var, ok in found_target.items():
+        if not ok:
+            raise DataError(f"target variable not present in any year between {asked[0]} and {asked[1]}", path=sub,
+                            field=var)
+    time = pd.DatetimeIndex(np.concatenate([t.values for t in times]))
+    if not time.is_monotonic_increasing or time.has_duplicates:
+        raise DataError("year folders overlap or are out of order", path=sub, field="timeStr")
+    if pd.date_range(time[0], time[-1], freq="D").size != time.size:
+        raise DataError("time axis has gaps between year folders", path=sub, field="timeStr")
+    return blocks, time
+
+
+def _read_static(path: Path, var: str, site_idx: np.ndarray, n_site: int, crd: Path) -> np.ndarray:
+    arr = _read_matrix(path, var)
+    _check_shape(arr, path, var, n_site, 1, crd)
+    if np.isnan(arr[site_idx, 0]).all():
+        raise DataError("no valid value (all -9999) at the requested sites", path=path, field=var,
+                        hint="an input variable needs data; restore the file or drop the variable")
+    return arr[site_idx, 0].astype(np.float32)
+
+
 def read_hydrodl(
     root: str | Path,
     dynamic: Sequence[str] = FORCINGS,
@@ -249,58 +301,14 @@ def read_hydrodl(
     crd = root / subset / "crd.csv"
     site_idx = _site_index(sites, n_site, crd)
 
-    blocks: dict[str, list[np.ndarray]] = {v: [] for v in (*dynamic, *target)}
-    times: list[pd.DatetimeIndex] = []
-    found_target = {v: False for v in target}
-    for year, folder in folders.items():
-        dates = days[year]
-        keep = np.ones(dates.size, dtype=bool)
-        if t0 is not None:
-            keep &= dates >= t0
-        if t1 is not None:
-            keep &= dates <= t1
-        if not keep.any():
-            continue
-        times.append(dates[keep])
-        for var in (*dynamic, *target):
-            path = folder / f"{var}.csv"
-            if var in target and not path.is_file():
-                blocks[var].append(np.full((site_idx.size, int(keep.sum())), np.nan))
-                continue
-            arr = _read_matrix(path, var, dates)
-            _check_shape(arr, path, var, n_site, dates.size, crd)
-            block = arr[site_idx][:, keep]
-            if var in found_target:
-                found_target[var] = True
-            else:
-                _check_values(block, path, var, site_idx, dates[keep])
-            blocks[var].append(block)
-    if not times:
-        raise DataError(f"no data between {start} and {end}", path=root / subset, field="time")
-    for var, ok in found_target.items():
-        if not ok:
-            raise DataError(
-                f"target variable not present in any year between {start} and {end}", path=root / subset, field=var
-            )
-    time = pd.DatetimeIndex(np.concatenate([t.values for t in times]))
-    if not time.is_monotonic_increasing or time.has_duplicates:
-        raise DataError("year folders overlap or are out of order", path=root / subset, field="timeStr")
-    expected = pd.date_range(time[0], time[-1], freq="D")
-    if expected.size != time.size:
-        raise DataError("time axis has gaps between year folders", path=root / subset, field="timeStr")
-
+    blocks, time = _read_years(folders, days, dynamic, target, site_idx, (t0, t1), (start, end), n_site, crd,
+                               root / subset)
     data_vars: dict[str, tuple] = {}
     for var, parts in blocks.items():
         data_vars[var] = (("site", "time"), np.concatenate(parts, axis=1).astype(np.float32), dict(ATTRS.get(var, {})))
-    const_dir = root / subset / "const"
     for var in static:
-        path = const_dir / f"{var}.csv"
-        arr = _read_matrix(path, var)
-        _check_shape(arr, path, var, n_site, 1, crd)
-        if np.isnan(arr[site_idx, 0]).all():
-            raise DataError("no valid value (all -9999) at the requested sites", path=path, field=var,
-                            hint="an input variable needs data; restore the file or drop the variable")
-        data_vars[var] = (("site",), arr[site_idx, 0].astype(np.float32), dict(ATTRS.get(var, {})))
+        data_vars[var] = (("site",), _read_static(root / subset / "const" / f"{var}.csv", var, site_idx, n_site, crd),
+                          dict(ATTRS.get(var, {})))
 
     ds = xr.Dataset(
         data_vars,

@@ -88,7 +88,7 @@ def _site_chunk(run: Run, ds: xr.Dataset, sites: np.ndarray, period, noise_runs:
     out = chunk_layers(run, ds, sites, period, names, noise_runs, noise, seed,
                        transform=(lambda a: composite(a, days, axis=1)) if days > 1 else None,
                        recalibration=recalibration)
-    times = pd.date_range(*period, freq="D").values
+    times = ds["time"].sel(time=slice(*period)).values  # the data's steps (daily, or an adapter's N-day windows)
     for var, name in names.items():
         seasonal = getattr(run.adapter, "seasonal", None)
         clim = seasonal.clims.get(var) if seasonal is not None else None
@@ -153,7 +153,7 @@ def _to_grid(values: np.ndarray, r: np.ndarray, c: np.ndarray, ny: int, nx: int)
 
 
 def predict_product(
-    run_dir: str | Path,
+    run_dir: str | Path | Run,
     start: str,
     end: str,
     out: str | Path,
@@ -173,7 +173,8 @@ def predict_product(
 
     ``noise_runs``/``noise`` default to the run's ``uncertainty`` section, ``recalibration`` (none, variance,
     isotonic) to its ``uncertainty.recalibration``.
-    ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4.
+    ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4. ``run_dir`` may be a loaded
+    :class:`~smfusion.runs.Run` (products/chain.py sets its adapter's input compositing).
     """
     if layout not in ("site", "grid"):
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
@@ -183,7 +184,7 @@ def predict_product(
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
     _fixed_mmap_threshold()
-    run = Run.load(run_dir)
+    run = run_dir if isinstance(run_dir, Run) else Run.load(run_dir)
     if run.layout != "site":
         raise ConfigError(f"predict --product: '{run.adapter.name}' runs predict examples, not a domain;"
                           " use smfusion predict-points")
@@ -246,7 +247,7 @@ def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_d
                                          cfg.uncertainty.seed + 1000 * ci + si, days, recal))
                 bar.update(1)
             layers = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
-            piece = dom.piece(layers, pd.date_range(a, b, freq=f"{days}D"))
+            piece = dom.piece(layers, ds["time"].sel(time=slice(a, b)).values[::days])
             piece.to_zarr(scratch, mode="w" if ci == 0 else "a", zarr_format=2, consolidated=False,
                           **({} if ci == 0 else {"append_dim": "time"}))
             del ds, parts, layers, piece

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from smfusion.config import TrainingConfig
 from smfusion.data.adapters.base import Batches, Sampler
-from smfusion.errors import DataError, SmfusionWarning
+from smfusion.errors import ConfigError, DataError, SmfusionWarning
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.training.objectives import MaskedObjective, Objective
 
@@ -162,8 +162,10 @@ class Trainer:
         objective: Optional[Objective] = None,
         parameters: Optional[list[nn.Parameter]] = None,
         desc: str = "train",
+        config_key: Optional[str] = None,
     ):
         self.model = model.to(cfg.device)
+        self.config_key = config_key  # stored in every checkpoint; a resume refuses another config's
         self.cfg = cfg
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.desc = desc
@@ -216,6 +218,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng_numpy": rng.bit_generator.state,
             "rng_torch": torch.get_rng_state(),
+            "config_key": self.config_key,
             **state,
         }
         with atomic_path(self.ckpt_dir / f"epoch_{epoch:04d}.pt") as tmp:
@@ -269,6 +272,11 @@ class Trainer:
         swa = {"n": 0, "state": None}  # running mean of the weights of the last swa_epochs epochs
         payload = self.load_latest_valid() if resume else None
         if payload is not None:
+            written_by = payload.get("config_key")
+            if self.config_key is not None and written_by is not None and written_by != self.config_key:
+                raise ConfigError(f"checkpoint of epoch {payload['epoch']} was written by another config "
+                                  f"({written_by}, this one is {self.config_key})", path=self.ckpt_dir,
+                                  hint=HINT_RESTART)
             self._restore(payload, rng)
             history, best = payload["history"], payload["best"]
             swa = payload.get("swa", swa)

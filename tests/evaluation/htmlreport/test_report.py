@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from smfusion.cli import main
-from smfusion.errors import DataError
+from smfusion.errors import DataError, OutputError
 from smfusion.evaluation.htmlreport import SECTION_IDS, build_report
 
 pytestmark = pytest.mark.realdata
@@ -67,17 +67,21 @@ def test_report_refuses_foreign_folder_and_bad_table(tiny_run, tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(DataError, match="not empty"):
+    with pytest.raises(OutputError, match="exists"):
         build_report(tiny_run, foreign, progress=False)
-    assert (foreign / "notes.txt").read_text() == "keep me"
+    with pytest.raises(OutputError, match="did not write"):
+        build_report(tiny_run, foreign, progress=False, overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "keep me" and sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     bad = tmp_path / "bad.csv"
     bad.write_text("station,R\nx,0.5\n")
     with pytest.raises(DataError, match="lacks columns"):
         build_report(tiny_run, tmp_path / "r", validation=bad, progress=False)
-    # rebuilding into its own folder is fine, and leaves no stale image behind
+    # rebuilding into its own folder takes --overwrite, and leaves no stale image behind
     first = build_report(tiny_run, tmp_path / "again", progress=False)
     (tmp_path / "again" / "img" / "stale.png").write_bytes(b"x")
-    assert build_report(tiny_run, tmp_path / "again", progress=False) == first
+    with pytest.raises(OutputError, match="exists"):
+        build_report(tiny_run, tmp_path / "again", progress=False)
+    assert build_report(tiny_run, tmp_path / "again", progress=False, overwrite=True) == first
     assert not (tmp_path / "again" / "img" / "stale.png").exists()
 
 

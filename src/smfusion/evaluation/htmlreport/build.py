@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -20,12 +19,11 @@ import numpy as np
 import pandas as pd
 
 from smfusion import __version__
-from smfusion.errors import DataError
 from smfusion.evaluation.htmlreport import figures
 from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, pre_html, render_page, table_html
 from smfusion.evaluation.htmlreport.runfiles import RunFiles, load_land_points, load_run_files
 from smfusion.evaluation.htmlreport.sections_extra import cv_section, stations_section
-from smfusion.io.atomic import write_text
+from smfusion.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,6 @@ __all__ = ["build_report", "SECTION_IDS"]
 
 #: Section anchors in page order (the browser test checks each).
 SECTION_IDS = ("protocol", "metrics", "maps", "timeseries", "scatter", "calibration", "cv", "stations")
-_MARKER = ".smfusion-report"
 _COVERAGE_LEVEL = 0.9
 
 
@@ -80,11 +77,26 @@ def _protocol(ctx: _Ctx) -> Section:
 def _metrics(ctx: _Ctx) -> Section:
     f = ctx.files
     s = Section("metrics", "Test metrics beside the baselines")
+    pooled = _pooled_table(f.metrics)
+    if f.summary is None and pooled is not None:  # a point run: metrics pooled over each split's examples
+        s.add("<p>Pooled over every example of the split (sensors split into train / validation / test); "
+              "the model's rows beside its baselines (protocol above).</p>")
+        return s.add(table_html(pooled))
     if f.summary is None:
         return s.add(note_html(f"No metrics table: {f.missing.get('summary')}."))
     s.add("<p>Median over test sites of each per-site metric; first row: this run's model, then the baselines "
           "and reference rows the evaluation wrote (protocol above).</p>")
     return s.add(table_html(f.summary))
+
+
+def _pooled_table(metrics: dict | None) -> pd.DataFrame | None:
+    """The (split, row) table of a point run's ``metrics.json`` (None for other runs)."""
+    if not metrics or not any(k in metrics for k in ("validation", "test")):
+        return None
+    rows = {(split, name): vals for split in ("validation", "test") for name, vals in metrics.get(split, {}).items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["split", "row"]
+    return table.rename(columns={"ubrmse": "ubRMSE", "rmse": "RMSE", "r": "R"})
 
 
 def _maps(ctx: _Ctx) -> Section:
@@ -219,31 +231,22 @@ def _calibration(ctx: _Ctx) -> Section:
 _BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, _calibration, cv_section, stations_section)
 
 
-def _prepare_out(out: Path) -> None:
-    """Create ``out``; refuse a non-empty folder that a previous report did not create."""
-    if out.exists() and not out.is_dir():
-        raise DataError("report output exists and is not a folder", path=out)
-    if out.is_dir() and any(out.iterdir()) and not (out / _MARKER).is_file():
-        raise DataError("report folder is not empty and was not written by smfusion report: choose another",
-                        path=out)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "img").is_dir():
-        shutil.rmtree(out / "img")
-    write_text(out / _MARKER, "written by smfusion report\n")
-
-
 def build_report(run_dir: str | Path, out: str | Path, *, validation: str | Path | None = None,
-                 sites: Sequence[str] = (), progress: bool = True) -> Path:
-    """Write ``out/index.html`` and ``out/img/`` for the run; return the index path."""
+                 sites: Sequence[str] = (), progress: bool = True, overwrite: bool = False) -> Path:
+    """Write the folder ``out`` (``index.html``, ``img/``) for the run; return the index path.
+
+    The folder is built beside ``out`` and renamed into place when complete
+    (:func:`smfusion.io.atomic.atomic_path`): an existing ``out`` is refused
+    unless ``overwrite``, and then replaced only when smfusion wrote it.
+    """
     from tqdm.auto import tqdm
 
     out = Path(out)
     files = load_run_files(run_dir, validation)
-    _prepare_out(out)
-    ctx = _Ctx(files, out, sites)
-    sections = []
-    for build in tqdm(_BUILDERS, desc="report", unit="section", disable=not progress):
-        sections.append(build(ctx))
-    title = f"smfusion run report: {files.config.get('name', Path(run_dir).name)}"
-    subtitle = f"{Path(run_dir).resolve()} - target {files.target or '?'} - built by smfusion {__version__}"
-    return write_text(out / "index.html", render_page(title, subtitle, sections))
+    with atomic_path(out, overwrite=overwrite, protect=[run_dir] + ([validation] if validation else [])) as tmp:
+        ctx = _Ctx(files, tmp, sites)
+        sections = [build(ctx) for build in tqdm(_BUILDERS, desc="report", unit="section", disable=not progress)]
+        title = f"smfusion run report: {files.config.get('name', Path(run_dir).name)}"
+        subtitle = f"{Path(run_dir).resolve()} - target {files.target or '?'} - built by smfusion {__version__}"
+        (tmp / "index.html").write_text(render_page(title, subtitle, sections))
+    return out / "index.html"
