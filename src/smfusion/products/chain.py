@@ -10,7 +10,7 @@ brightness temperatures of the passes in each window averaged and then
 predicted (CASM's 3-day compositing); other runs average their daily output.
 
 The eras are concatenated along time. Layers: those of the runs (``sm``,
-``sm_epistemic_std``, ``sm_aleatoric_std``, ``sm_climatology``; a layer a run
+``sm_std``, ``sm_epistemic_std``, ``sm_aleatoric_std``, quantiles, ``sm_climatology``; a layer a run
 lacks is NaN in its era) and ``source``: the index of the era that gave each
 value (``flag_values``/``flag_meanings`` name the eras; -1 where ``sm`` is
 missing). ``layout="grid"`` writes (time, y, x) on ``grid`` (default: the
