@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from smfusion.config.base import _format_errors, _Strict
 from smfusion.config.data import DataConfig, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
-from smfusion.config.methods import (CVConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
+from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
 
@@ -42,6 +42,7 @@ class RunConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)  # lagged / antecedent inputs
     transfer: Optional[TransferConfig] = None  # fine-tune from a trained run
     uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
+    descriptors: DescriptorsConfig = Field(default_factory=DescriptorsConfig)  # climate indices, location (ungauged)
 
     @model_validator(mode="after")
     def _check_casm(self) -> "RunConfig":
@@ -113,6 +114,12 @@ class RunConfig(_Strict):
                 "normalization.target 'site' needs training observations at every scored site:"
                 " use split.kind temporal without validation_fraction (a validation period works)"
             )
+        sequence_only = [what for what, on in (("descriptors", self.descriptors.active),
+                                               ("normalization.target 'predicted'",
+                                                self.normalization.target == "predicted")) if on]
+        if sequence_only and (self.multiscale is not None or self.data.reader in ("tfrecord", "points")):
+            raise ValueError(f"{' and '.join(sequence_only)}: for sequence runs only (no multiscale section, "
+                             "no point reader)")
         for name in self.normalization.log1p:
             if name not in self.data.dynamic and name not in self.data.static:
                 raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")

@@ -1,0 +1,136 @@
+"""Issue 13 benchmark: prediction at unseen places, regional cross-validation on the real CONUS sample.
+
+Protocol: the 412 CONUS cells split into the project's 5 contiguous regional folds (balanced k-means
+on EASE-Grid 2.0 coordinates, seed 0, each ~20% of the cells); each fold trains on the other 4 regions
+over 2015-04-01..2016-03-31 and is scored on its held-out cells only over the test year
+2016-04-01..2017-03-31 (unseen cells AND unseen year) and over the training year (unseen cells).
+The same recipe trained on all cells (temporal split) gives the seen-cell score of the same cells.
+Median over each fold's held-out cells of the per-cell R, ubRMSE, RMSE and bias vs SMAP_AM.
+
+Each ablation row is a set of overrides of ``configs/conus_ungauged.yaml`` (``ROWS``); ``final`` is
+the file itself. Trained folds are kept under ``--run-root/<row>/`` and reused on a re-run.
+
+    python benchmarks/ungauged.py                      # every row (hours on 2 cores)
+    python benchmarks/ungauged.py --rows issue,final   # some rows
+    python benchmarks/ungauged.py --report             # print the rows already trained, train nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import yaml
+
+CONFIG = "configs/conus_ungauged.yaml"
+STATIC_SOIL = ["Bulk", "Capa", "Clay", "Sand", "Silt"]
+FLAGS = ["flag_albedo", "flag_extraOrd", "flag_landcover", "flag_roughness", "flag_vegDense", "flag_waterbody"]
+CLIMATE = ["p_mean", "pet_mean", "aridity", "p_seasonality", "frac_snow", "high_prec_freq", "high_prec_dur",
+           "low_prec_freq", "low_prec_dur", "t_mean"]
+OFF = {"descriptors": {"climate": [], "location": "none"}, "normalization": {"target": "global"}}
+
+# name -> (what the row changes, overrides of the final config). Rows are listed in the order the
+# ablation tried them; docs/ungauged.md says which were kept.
+ROWS: dict[str, tuple[str, dict]] = {
+    "issue": ("the issue's recipe: conus_lstm member, global target scaling, 12 statics", OFF),
+    "climate": ("+ 10 climate indices of the training-period forcing",
+                {**OFF, "descriptors": {"climate": CLIMATE, "location": "none"}}),
+    "predicted": ("+ target scaled by mean/std predicted from statics",
+                  {**OFF, "descriptors": {"climate": CLIMATE, "location": "none"},
+                   "normalization": {"target": "predicted"}}),
+    "final": ("the final recipe (configs/conus_ungauged.yaml)", {}),
+}
+REQUIRED = {"ratio": 1.10, "R": 0.80}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def row_config(name: str, config: str, args):
+    from smfusion.config import parse_config
+
+    raw = merge(yaml.safe_load(Path(config).read_text()), ROWS[name][1])
+    if args.ensemble:
+        raw["training"]["ensemble"] = args.ensemble
+    if args.epochs:
+        raw["training"]["epochs"] = args.epochs
+        raw["training"]["swa_epochs"] = min(raw["training"].get("swa_epochs") or 0, args.epochs) or None
+    raw["training"]["threads"] = args.threads
+    raw["training"]["progress"] = False
+    if name != "final" and not args.all_baselines:
+        raw["cv"]["baselines"] = []
+    return parse_config(raw, source=f"{config} + row {name}")
+
+
+def fold_lines(name: str, summary: dict) -> list[str]:
+    """Per-fold and median rows of the model (and member 0, baselines, temporal) on the test period."""
+    test = summary["periods"]["test"]
+    ratio = summary.get("ubrmse_ratio", {})
+    out = []
+    for label, r in test.items():
+        for f, v in list(r["per_fold"].items()) + [("all", r["pooled"])]:
+            rr = ratio.get(f) if label == "model" and f != "all" else (
+                summary.get("ubrmse_ratio_pooled") if label == "model" else None)
+            out.append(f"{name:<10} {label[:62]:<62} {str(f):>4} {v['R']:7.4f} {v['ubRMSE']:7.4f} {v['RMSE']:7.4f} "
+                       f"{v['bias']:8.4f} " + (f"{rr:6.3f}" if rr is not None else "     -"))
+    return out
+
+
+def checks(summary: dict) -> str:
+    test = summary["periods"]["test"]["model"]["per_fold"]
+    ratio = summary.get("ubrmse_ratio", {})
+    bad_r = [f for f, v in test.items() if v["R"] < REQUIRED["R"]]
+    bad_u = [f for f, r in ratio.items() if r > REQUIRED["ratio"]]
+    return (f"R >= {REQUIRED['R']} in every fold: {'ok' if not bad_r else f'MISSED in folds {bad_r}'}; "
+            f"held-out/temporal ubRMSE <= {REQUIRED['ratio']} in every fold: "
+            f"{'ok' if ratio and not bad_u else f'MISSED in folds {bad_u}'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=CONFIG)
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {list(ROWS)}")
+    p.add_argument("--run-root", default="runs/ungauged")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ensemble", type=int, default=None, help="members per fold (default: the config's)")
+    p.add_argument("--epochs", type=int, default=None, help="screening: fewer epochs than the config")
+    p.add_argument("--all-baselines", action="store_true", help="baselines in every row (default: final only)")
+    p.add_argument("--report", action="store_true", help="only print rows whose summary.json exists")
+    args = p.parse_args()
+
+    from smfusion.evaluation.cv import run_cv
+
+    head = (f"{'row':<10} {'scored':<62} {'fold':>4} {'R':>7} {'ubRMSE':>7} {'RMSE':>7} {'bias':>8} "
+            f"{'ratio':>6}")
+    for name in args.rows.split(","):
+        run_dir = Path(args.run_root) / name
+        if args.report:
+            if not (run_dir / "summary.json").is_file():
+                continue
+            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = {**summary, "ubrmse_ratio": {int(k): v for k, v in summary.get("ubrmse_ratio", {}).items()},
+                       "periods": {p_: {lab: {**r, "per_fold": {int(k): v for k, v in r["per_fold"].items()}}
+                                        for lab, r in rows.items()} for p_, rows in summary["periods"].items()}}
+        else:
+            cfg = row_config(name, args.config, args)
+            t0 = time.perf_counter()
+            summary = run_cv(cfg, run_dir).summary
+            print(f"\n{name}: {ROWS[name][0]} -- {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"\n{name}: {ROWS[name][0]}\nProtocol: {summary['protocol']}\n{head}")
+        print("\n".join(fold_lines(name, summary)))
+        if "train" in summary["periods"]:
+            v = summary["periods"]["train"]["model"]["pooled"]
+            print(f"{name:<10} training year, held-out cells (model, all folds): R {v['R']:.4f} ubRMSE "
+                  f"{v['ubRMSE']:.4f} RMSE {v['RMSE']:.4f} bias {v['bias']:.4f}")
+        print(f"{name:<10} {checks(summary)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
