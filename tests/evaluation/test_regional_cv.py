@@ -172,3 +172,31 @@ def test_cv_refuses_site_normalisation(tmp_path):
     cfg = _cfg(normalization={"target": "site"}, cv={"temporal_reference": False})
     with pytest.raises(ConfigError, match="normalization.target 'site'"):
         run_cv(cfg, tmp_path / "cv")
+
+
+def test_static_noise_perturbs_training_statics_only():
+    cfg = _cfg(descriptors={"climate": ["p_mean"], "location": "none", "static_noise": 0.5})
+    adapter = adapter_for(cfg)
+    data = adapter.load()
+    split = adapter.split(data)
+    adapter.fit(data, split)
+    noisy = adapter.train_batches(data, split, cfg.training).sample(np.random.default_rng(0))
+    again = adapter.train_batches(data, split, cfg.training).sample(np.random.default_rng(0))
+    clean_cfg = _cfg(descriptors={"climate": ["p_mean"], "location": "none"})
+    clean = adapter_for(clean_cfg)
+    clean.fit(data, split)
+    ref = clean.train_batches(data, split, clean_cfg.training).sample(np.random.default_rng(0))
+    np.testing.assert_array_equal(noisy["x_dynamic"], ref["x_dynamic"])  # same sites and windows
+    np.testing.assert_array_equal(noisy["y"], ref["y"])
+    diff = noisy["x_static"] - ref["x_static"]
+    assert 0.35 < diff.std() < 0.65 and np.array_equal(again["x_static"], noisy["x_static"])  # seeded
+    b = adapter.eval_batches(data, split.test[:3], cfg.periods.test.as_tuple())
+    np.testing.assert_array_equal(b.inputs["x_static"], clean.eval_batches(data, split.test[:3],
+                                                                           cfg.periods.test.as_tuple()).inputs["x_static"])
+
+
+def test_descriptors_are_refused_for_multiscale_runs():
+    with pytest.raises(ConfigError, match="sequence runs only"):
+        parse_config({"data": {"reader": "twin", "dynamic": ["P"], "target": ["sm"]},
+                      "periods": {"train": ["2015-04-01", "2016-03-31"]}, "multiscale": {},
+                      "descriptors": {"climate": ["p_mean"]}}, source="x")

@@ -113,7 +113,9 @@ class DescriptorsConfig(_Strict):
     CAMELS-style ``climate`` indices of each cell's forcing over the training period, and a smooth
     ``location`` encoding (``xyz`` unit vector, or ``fourier`` features of the EASE-Grid 2.0 coordinates
     at ``wavelengths_km``). The variables name the forcing (units read from their attributes);
-    ``albedo`` enters the Priestley-Taylor PET. Sequence runs only."""
+    ``albedo`` enters the Priestley-Taylor PET. ``static_noise``: std of Gaussian noise added to every
+    normalised static input of each training minibatch (a regulariser against keying on a training
+    site's exact statics; prediction sees the statics as they are). Sequence runs only."""
 
     climate: list[ClimateIndex] = Field(default_factory=list)
     location: Literal["none", "xyz", "fourier"] = "none"
@@ -123,9 +125,11 @@ class DescriptorsConfig(_Strict):
     shortwave: str = "DSWRF_FORA"
     longwave: str = "DLWRF_FORA"
     albedo: float = Field(0.23, ge=0.0, lt=1.0)
+    static_noise: float = Field(0.0, ge=0.0)
 
     @property
     def active(self) -> bool:
+        """Whether descriptor variables are added to the data (``static_noise`` alone adds none)."""
         return bool(self.climate) or self.location != "none"
 
     @field_validator("climate")

@@ -114,9 +114,9 @@ class RunConfig(_Strict):
                 "normalization.target 'site' needs training observations at every scored site:"
                 " use split.kind temporal without validation_fraction (a validation period works)"
             )
-        sequence_only = [what for what, on in (("descriptors", self.descriptors.active),
-                                               ("normalization.target 'predicted'",
-                                                self.normalization.target == "predicted")) if on]
+        desc = self.descriptors.active or self.descriptors.static_noise > 0
+        sequence_only = [what for what, on in (("descriptors", desc), ("normalization.target 'predicted'",
+                                                                        self.normalization.target == "predicted")) if on]
         if sequence_only and (self.multiscale is not None or self.data.reader in ("tfrecord", "points")):
             raise ValueError(f"{' and '.join(sequence_only)}: for sequence runs only (no multiscale section, "
                              "no point reader)")

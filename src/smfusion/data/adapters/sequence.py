@@ -38,11 +38,18 @@ VALIDATION_CHUNK_SITES = 512
 class SequenceSampler(Sampler):
     """``batch_size`` random sites, each a random ``seq_len``-day window (:func:`sample_batch`)."""
 
-    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int):
+    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int, static_noise: float = 0.0):
         self.arrays, self.batch_size, self.seq_len = arrays, batch_size, seq_len
+        self.static_noise = static_noise
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return sample_batch(self.arrays, self.batch_size, self.seq_len, rng)
+        """A minibatch; with ``static_noise`` > 0 each site's normalised statics get Gaussian noise of that std
+        (one draw per site and minibatch: the model cannot key on a training site's exact statics)."""
+        batch = sample_batch(self.arrays, self.batch_size, self.seq_len, rng)
+        if self.static_noise > 0:
+            xs = batch["x_static"]
+            batch["x_static"] = xs + np.float32(self.static_noise) * rng.standard_normal(xs.shape, dtype=np.float32)
+        return batch
 
     def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
         """hydroDL's rule (:func:`smfusion.data.sampling.iterations_per_epoch`)."""
@@ -145,7 +152,8 @@ class SequenceAdapter(Adapter):
         if self._train_arrays is None:
             train_ds = select_period(ds.sel(site=split.train), self.cfg.periods.train.as_tuple())
             self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
-        return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len)
+        return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len,
+                               static_noise=self.cfg.descriptors.static_noise)
 
     def arrays(self, prepared: xr.Dataset) -> Arrays:
         """Normalised arrays of a Dataset that already went through :func:`prepare` (with predicted target
