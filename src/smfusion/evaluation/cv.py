@@ -89,7 +89,7 @@ def _check(cfg: RunConfig, adapter) -> None:
                           "or 'predicted' (statistics predicted from the statics)")
     if cfg.seasonal.target_mode == "anomaly":
         raise ConfigError("cv: seasonal.target_mode 'anomaly' needs the target climatology at every scored site")
-    if cfg.cv.temporal_reference and cfg.periods.test is None:
+    if cfg.cv.temporal_reference and cfg.periods.test is None:  # (also checked when run_cv(temporal=True))
         raise ConfigError("cv.temporal_reference needs periods.test (the seen-cell score is on the test period)")
     if cfg.cv.baselines and cfg.multiscale is not None:
         raise ConfigError("cv.baselines are for sequence runs (site targets), not multiscale stations")
@@ -103,9 +103,11 @@ def _periods(cfg: RunConfig) -> dict[str, tuple[str, str]]:
     return out
 
 
-def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Optional[Sequence[int]] = None
-           ) -> CVResult:
-    """Train every fold of ``cfg.cv`` (or only ``folds_only``) and score held-out units (see the module doc)."""
+def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Optional[Sequence[int]] = None,
+           temporal: Optional[bool] = None) -> CVResult:
+    """Train every fold of ``cfg.cv`` (or only ``folds_only``) and score held-out units (see the module doc);
+    ``temporal`` overrides ``cv.temporal_reference`` (e.g. to train folds in several processes, then score
+    all of them, trained runs being reused)."""
     run_dir = default_run_dir(cfg, run_dir)
     adapter = adapter_for(cfg)
     _check(cfg, adapter)
@@ -129,7 +131,7 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Opt
         fitted: dict = {}  # baselines fitted once per fold, scored over each period
         for pname, period in periods.items():
             rows += _score_fold(run, data, f, pname, period, fitted)
-    if cv.temporal_reference:
+    if cv.temporal_reference if temporal is None else temporal:
         run = Run.load(train(temporal_config(cfg), run_dir / "temporal", data=data))
         rows += _score_temporal(run, data, todo, cfg.periods.test.as_tuple())
     table = pd.DataFrame(rows)
