@@ -40,7 +40,7 @@ def merge(base: dict, over: dict) -> dict:
 # every setting an ablation row changes, as the issue's recipe has it; rows override some of them
 ISSUE = {"descriptors": {"climate": [], "location": "none", "static_noise": 0.0},
          "normalization": {"target": "global"}, "model": {"hidden_size": 64, "dropout": 0.5},
-         "training": {"weight_decay": 0.0, "ensemble": 1}}
+         "training": {"weight_decay": 0.0, "ensemble": 1, "seed": 0}}
 
 
 def row(**over) -> dict:
@@ -57,6 +57,14 @@ ROWS: dict[str, tuple[str, dict]] = {
                   row(descriptors={"climate": CLIMATE}, normalization={"target": "predicted"})),
     "noise": ("+ climate indices, noise 0.25 on the statics of training minibatches",
               row(descriptors={"climate": CLIMATE, "static_noise": 0.25})),
+    "location": ("+ climate indices, noise 0.25, location as a unit vector (xyz)",
+                 row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"})),
+    "noise05": ("+ climate indices, noise 0.5 on the statics",
+                row(descriptors={"climate": CLIMATE, "static_noise": 0.5})),
+    "noise_s1": ("the noise row again with training seed 1 (the spread between seeds)",
+                 row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"seed": 1})),
+    "wd": ("+ climate indices, noise 0.25, weight decay 1e-4",
+           row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"weight_decay": 1e-4})),
     "final": ("the final recipe (configs/conus_ungauged.yaml)", {}),
 }
 REQUIRED = {"ratio": 1.10, "R": 0.80}
