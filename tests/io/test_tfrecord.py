@@ -8,8 +8,11 @@ import struct
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smfusion.errors import DataError
+from smfusion.io import crc32c as crcmod
 from smfusion.io import tfrecord as tfr
 
 
@@ -28,7 +31,7 @@ def test_crc32c_lane_path_matches_bytewise():
     rng = np.random.default_rng(0)
     for n in (2047, 2048, 2049, 5000, 40_000):
         data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        ref = tfr._crc_update_py(0xFFFFFFFF, data) ^ 0xFFFFFFFF
+        ref = crcmod._crc_update_py(0xFFFFFFFF, data) ^ 0xFFFFFFFF
         assert tfr.crc32c_portable(data) == ref == tfr.crc32c(data)  # crc32c may use the C library
     # continuation: crc(a + b) == crc(b, crc(a))
     a, b = b"hello ", b"world" * 1000
@@ -132,7 +135,7 @@ def test_garbage_protobuf_and_missing_field(tmp_path):
     with pytest.raises(DataError, match=r"record 1: not a tf.train.Example"):
         list(tfr.read_examples(path))
     path = _write(tmp_path, [tfr.encode_example({"a": np.float32([1])})] * 2, "m.tfrecord")
-    with pytest.raises(DataError, match=r"record 0: missing field") as exc:
+    with pytest.raises(DataError, match=r"record 0: missing required field") as exc:
         list(tfr.read_examples(path, required=["a", "sm_0_5"]))
     assert "sm_0_5" in str(exc.value) and "m.tfrecord" in str(exc.value)
 
@@ -146,3 +149,45 @@ def test_iterable_dataset_worker_sharding(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     got = [int(v) for v in loader]
     assert sorted(got) == sorted(10 * k + j for k in range(4) for j in range(3))  # each record once
+
+
+def test_decode_selected_keys_and_append_features(tmp_path):
+    ex = {"big": np.arange(10_000, dtype=np.int64), "a": np.float32([1.5]), "s": [b"x"]}
+    raw = tfr.encode_example(ex)
+    got = tfr.decode_example(raw, keys={"a", "s", "absent"})
+    assert set(got) == {"a", "s"} and got["s"] == [b"x"]
+    # appending a serialized Example merges it (protobuf rule): a new key added, a repeated key replaced
+    merged = tfr.append_features(raw, {"label": np.float32([0.25]), "a": np.float32([2.0])})
+    assert merged.startswith(raw)
+    back = tfr.decode_example(merged)
+    assert back["label"][0] == 0.25 and back["a"][0] == 2.0 and np.array_equal(back["big"], ex["big"])
+    path = tfr.write_records(tmp_path / "m.tfrecord.gz", [merged])
+    (one,) = list(tfr.read_examples(path, required=["label"], keys=["label"]))
+    assert set(one) == {"label"}
+
+
+def test_list_shards_file_folder_glob(tmp_path):
+    for k in range(3):
+        tfr.write_examples(tmp_path / f"data-{k:05d}-of-00003.tfrecord.gz", [{"i": np.int64([k])}])
+    (tmp_path / "notes.txt").write_text("x")
+    assert [p.name for p in tfr.list_shards(tmp_path)] == [f"data-{k:05d}-of-00003.tfrecord.gz" for k in range(3)]
+    assert len(tfr.list_shards(str(tmp_path / "data-0000[01]-*.tfrecord.gz"))) == 2
+    with pytest.raises(DataError, match="no file matches"):
+        tfr.list_shards(str(tmp_path / "nothing-*.gz"))
+
+
+_FUZZ_GOOD = tfr.encode_example({"a": np.float32(np.arange(50)), "s": [b"abc"], "i": np.arange(30)})
+_FUZZ_RAW = gzip.compress(b"".join(tfr.frame_record(_FUZZ_GOOD) for _ in range(4)), mtime=0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupt_shard_errors_are_one_line(tmp_path, garbler, data):
+    path = tmp_path / "c.tfrecord.gz"
+    path.write_bytes(garbler(data, _FUZZ_RAW, max_edits=3, max_chunk=8))
+    try:
+        got = list(tfr.read_examples(path))
+    except DataError as exc:
+        assert "\n" not in str(exc) and "c.tfrecord.gz" in str(exc)
+    else:
+        assert len(got) <= 4

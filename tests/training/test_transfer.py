@@ -81,3 +81,20 @@ def test_only_unfrozen_parts_train(name, frozen):
             assert not torch.equal(v, start[k]), k
     with pytest.raises(ConfigError, match="nothing to train"):
         freeze(dst, list(dst.parts))
+
+
+def test_input_map_starts_new_columns_from_their_analogue_split_among_them():
+    torch.manual_seed(0)
+    src = build_model("mlp", n_dynamic=3, n_static=0, n_target=1, hidden_size=6, dropout=0.0, num_layers=2)
+    dst = build_model("mlp", n_dynamic=4, n_static=0, n_target=1, hidden_size=6, dropout=0.0, num_layers=2)
+    s_in, d_in = ["tb_h_smos", "tb_v_smos", "pr_smos"], ["tb_h_a06", "tb_h_a10", "tb_v_a06", "other"]
+    transfer_weights(src, dst, s_in, d_in, input_map={"tb_h_a06": "tb_h_smos", "tb_h_a10": "tb_h_smos",
+                                                     "tb_v_a06": "tb_v_smos"})
+    ws, wd = src.input_layer[0].weight.detach(), dst.input_layer[0].weight.detach()
+    np.testing.assert_allclose(wd[:, 0], ws[:, 0] / 2)  # H shared by two new columns
+    np.testing.assert_allclose(wd[:, 1], ws[:, 0] / 2)
+    np.testing.assert_allclose(wd[:, 2], ws[:, 1])
+    assert (wd[:, 3] == 0).all()
+    np.testing.assert_allclose(dst.head.weight.detach(), src.head.weight.detach())
+    with pytest.raises(ConfigError, match="input_map"):
+        transfer_weights(src, dst, s_in, d_in, input_map={"tb_h_a06": "nope"})

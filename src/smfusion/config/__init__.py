@@ -15,11 +15,13 @@ from smfusion.config.load import dump_config, load_config, parse_config
 from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.run import RunConfig
+from smfusion.config.tb import AmsrFiles, CasmTwinConfig, SmapFiles, SmosFiles, TBConfig, TBFilesConfig
 from smfusion.config.training import EarlyStopping, Member, ModelConfig, TrainingConfig, Variant
 
 __all__ = [
     "Period", "DataConfig", "FusionConfig", "GriddedConfig", "NormConfig", "PeriodsConfig", "SplitConfig",
     "TwinConfig", "dump_config", "load_config", "parse_config", "CVConfig", "DescriptorsConfig", "EvaluationConfig", "FeaturesConfig",
     "MultiscaleConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping",
-    "Member", "ModelConfig", "TrainingConfig", "Variant",
+    "Member", "ModelConfig", "TrainingConfig", "Variant", "AmsrFiles", "CasmTwinConfig", "SmapFiles", "SmosFiles",
+    "TBConfig", "TBFilesConfig",
 ]

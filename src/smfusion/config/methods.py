@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from smfusion.config.base import _Strict
+from smfusion.config.base import Period, _Strict
 
 class EvaluationConfig(_Strict):
     """Baseline rows scored beside the model (series runs; a baseline that does not apply to the run,
@@ -154,7 +154,11 @@ class SeasonalConfig(_Strict):
     climatology (fitted on the training period and sites) and adds it back at
     prediction; ``input_mode: anomaly`` does the same for the dynamic inputs
     (``inputs``; None: all of them). ``window`` (odd, days) and ``min_count``
-    as in :class:`smfusion.data.climatology.Climatology`.
+    as in :class:`smfusion.data.climatology.Climatology`. ``input_period``: the
+    period the input climatologies are fitted on (None: ``periods.train``);
+    inputs only, no target, so any period where the inputs exist, e.g. a
+    source sensor's whole era (CASM computes each sensor's seasonal cycle over
+    its record).
     """
 
     target_mode: Literal["absolute", "anomaly"] = "absolute"
@@ -162,6 +166,12 @@ class SeasonalConfig(_Strict):
     inputs: Optional[list[str]] = None
     window: int = Field(31, ge=1, le=365)
     min_count: int = Field(5, ge=1)
+    input_period: Optional[Period] = None
+
+    @field_validator("input_period", mode="before")
+    @classmethod
+    def _parse_period(cls, v):
+        return Period.parse(v)
 
     @field_validator("window")
     @classmethod
@@ -172,10 +182,12 @@ class SeasonalConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    """Lagged and antecedent inputs derived from dynamic variables (data/features.py)."""
+    """Lagged, antecedent and polarization-ratio inputs derived from dynamic variables (data/features.py)."""
 
     lags: dict[str, list[int]] = Field(default_factory=dict)  # variable -> lags k >= 1 (value of day t - k)
     antecedent: dict[str, list[int]] = Field(default_factory=dict)  # variable -> windows w >= 2 (mean of t-w+1..t)
+    # new variable -> [H-pol TB, V-pol TB]: PR = (V - H) / (V + H)
+    polarization_ratio: dict[str, tuple[str, str]] = Field(default_factory=dict)
 
 
 class TransferConfig(_Strict):
@@ -187,6 +199,9 @@ class TransferConfig(_Strict):
     reinit: list[str] = Field(default_factory=list)
     input_layer: Literal["remap", "reinit"] = "remap"
     source_scaler: bool = True  # inputs/target shared with the source keep the source's normalisation
+    # remap: this run's input -> the source input whose input-layer column it starts from (another sensor's
+    # analogue, e.g. tb_h_amsr2_06: tb_h_smos); a source column shared by k inputs is split among them (/ k)
+    input_map: dict[str, str] = Field(default_factory=dict)
 
 
 class UncertaintyConfig(_Strict):

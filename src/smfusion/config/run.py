@@ -12,6 +12,7 @@ from smfusion.config.base import _format_errors, _Strict
 from smfusion.config.data import DataConfig, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
 from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
+from smfusion.config.tb import TBConfig
 from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
 
 class RunConfig(_Strict):
@@ -42,6 +43,7 @@ class RunConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)  # lagged / antecedent inputs
     transfer: Optional[TransferConfig] = None  # fine-tune from a trained run
     uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
+    tb: Optional[TBConfig] = None  # brightness-temperature adapter (data.adapter: tb; docs/casm.md)
     descriptors: DescriptorsConfig = Field(default_factory=DescriptorsConfig)  # climate indices, location (ungauged)
 
     @model_validator(mode="after")
@@ -54,6 +56,12 @@ class RunConfig(_Strict):
                 low = 1 if section == "lags" else 2
                 if not steps or min(steps) < low:
                     raise ValueError(f"features.{section}.{var}: give values >= {low}")
+        for name, pair in self.features.polarization_ratio.items():
+            missing = [v for v in pair if v not in dyn]
+            if missing:
+                raise ValueError(f"features.polarization_ratio.{name} names {missing}, not in data.dynamic")
+            if name in dyn:
+                raise ValueError(f"features.polarization_ratio.{name}: the name is already a dynamic input")
         sea = self.seasonal
         for var in sea.inputs or []:
             if var not in dyn:
@@ -96,6 +104,8 @@ class RunConfig(_Strict):
                 TrainingConfig.model_validate({**self.training.model_dump(), **var.training})
             except ValidationError as exc:
                 raise ValueError(f"variants.{v}: {_format_errors(exc)}") from None
+        if self.data.reader == "tb_files" and self.data.tb_files is None:
+            raise ValueError("data.reader 'tb_files' needs a data.tb_files section (grid, cells, sensor files)")
         if self.data.reader == "gridded" and self.data.gridded is None:
             raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
         if self.data.reader in ("twin", "gridded") and self.multiscale is None:
@@ -114,12 +124,21 @@ class RunConfig(_Strict):
                 "normalization.target 'site' needs training observations at every scored site:"
                 " use split.kind temporal without validation_fraction (a validation period works)"
             )
+        sites = self.data.sites
+        if sites is not None and self.split.kind == "kfold" and self.split.k > len(sites):
+            raise ValueError(f"split.k {self.split.k} exceeds the {len(sites)} sites of data.sites")
+        if sites is not None and self.split.kind == "sites":
+            outside = sorted(set(self.split.train_sites + self.split.test_sites) - set(sites))
+            if outside:
+                raise ValueError(f"split lists site {outside[0]}, which is not in data.sites")
         desc = self.descriptors.active or self.descriptors.static_noise > 0
         sequence_only = [what for what, on in (("descriptors", desc), ("normalization.target 'predicted'",
                                                                         self.normalization.target == "predicted")) if on]
-        if sequence_only and (self.multiscale is not None or self.data.reader in ("tfrecord", "points")):
+        other = self.multiscale is not None or self.data.reader in ("tfrecord", "points") or self.data.adapter in (
+            "tb", "points", "multiscale")
+        if sequence_only and other:
             raise ValueError(f"{' and '.join(sequence_only)}: for sequence runs only (no multiscale section, "
-                             "no point reader)")
+                             "no point reader, not the tb adapter)")
         for name in self.normalization.log1p:
             if name not in self.data.dynamic and name not in self.data.static:
                 raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")

@@ -1,11 +1,14 @@
-"""Lagged and antecedent input features, a transform of the canonical Dataset.
+"""Lagged, antecedent and polarization-ratio input features, a transform of the canonical Dataset.
 
 For a dynamic variable ``v`` (dims site, time, daily steps):
 
 * lag ``k``: ``v_lag{k}[t] = v[t - k]`` (NaN for the first ``k`` days);
 * antecedent window ``w``: ``v_mean{w}[t] = mean(v[t - w + 1 .. t])`` over the
   finite values in the window (NaN if none; the first ``w - 1`` days use the
-  days available).
+  days available);
+* polarization ratio of a pair of brightness temperatures (H, V):
+  ``PR[t] = (V[t] - H[t]) / (V[t] + H[t])`` (NaN where either is missing;
+  independent of the emitting temperature to first order).
 
 They let a per-day model (the MLP) see the recent past; compute them on a
 period that starts ``max(k, w)`` days before the first scored day (the
@@ -37,6 +40,7 @@ def feature_names(cfg: FeaturesConfig, of: Optional[Iterable[str]] = None) -> li
     keep = None if of is None else set(of)
     names = [lag_name(v, k) for v, ks in cfg.lags.items() for k in ks if keep is None or v in keep]
     names += [mean_name(v, w) for v, ws in cfg.antecedent.items() for w in ws if keep is None or v in keep]
+    names += [n for n, pair in cfg.polarization_ratio.items() if keep is None or set(pair) <= keep]
     return names
 
 
@@ -62,8 +66,9 @@ def _trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
 
 
 def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
-    """``ds`` with the lag and antecedent-mean variables of ``cfg`` added as (site, time) variables."""
-    if not cfg.lags and not cfg.antecedent:
+    """``ds`` with the lag, antecedent-mean and polarization-ratio variables of ``cfg`` added as (site, time)
+    variables."""
+    if not cfg.lags and not cfg.antecedent and not cfg.polarization_ratio:
         return ds
     out = ds.copy()
     for v, ks in cfg.lags.items():
@@ -77,4 +82,11 @@ def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
             out[mean_name(v, w)] = (("site", "time"), _trailing_mean(x, int(w)).astype(np.float32),
                                    {"long_name": f"mean {v} over the last {w} days",
                                     "units": ds[v].attrs.get("units", "1")})
+    for name, (h, v) in cfg.polarization_ratio.items():
+        th = np.asarray(ds[h].transpose("site", "time").values, dtype=np.float64)
+        tv = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pr = (tv - th) / (tv + th)
+        out[name] = (("site", "time"), np.where(np.isfinite(pr), pr, np.nan).astype(np.float32),
+                     {"long_name": f"polarization ratio ({v} - {h}) / ({v} + {h})", "units": "1"})
     return out

@@ -43,6 +43,7 @@ def get_reader(name: str) -> Reader:
     """The reader registered as ``name``: built-in, or declared under the ``smfusion.readers`` entry points."""
     if name not in _READERS:
         import smfusion.data.gridded  # noqa: F401  (registers 'gridded')
+        import smfusion.data.tb_files  # noqa: F401  (registers 'tb_files')
 
     if name not in _READERS:
         from importlib.metadata import entry_points
@@ -89,8 +90,9 @@ def check_sites(ds: xr.Dataset, target: list[str]) -> None:
 
 
 def span(cfg: RunConfig) -> tuple[str, str]:
-    """First and last day any period of ``cfg`` needs, warm-up included."""
-    periods = [p for p in (cfg.periods.train, cfg.periods.validation, cfg.periods.test) if p is not None]
+    """First and last day any period of ``cfg`` needs (input climatology period too), warm-up included."""
+    periods = [p for p in (cfg.periods.train, cfg.periods.validation, cfg.periods.test, cfg.seasonal.input_period)
+               if p is not None]
     t0 = min(pd.Timestamp(p.start) for p in periods) - pd.Timedelta(days=cfg.periods.warmup_days)
     t1 = max(pd.Timestamp(p.end) for p in periods)
     return t0.strftime("%Y-%m-%d"), t1.strftime("%Y-%m-%d")

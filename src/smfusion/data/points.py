@@ -1,15 +1,25 @@
 """Point examples (one per sensor and time) for the fusion model: loading, splitting, scaling.
 
-A :class:`PointSet` holds raw (physical-unit) inputs per source, image
-``(N, C, P, P)`` or scalar ``(N, C)``, time deltas in days ``(N, 1)``, the
-label, and the two raw values the baselines use (SMAP, model soil moisture).
-Two readers fill it: TFRecord shards in the fusion schema
-(:func:`points_from_shards`) and the CONUS SMAP + NLDAS sample as a point
-table (:func:`conus_points`).
+A :class:`PointSet` holds per input group (:data:`smfusion.io.fusion_schema.GROUPS`)
+the model values (stored value / the field's divisor), image ``(N, C, P, P)``
+or scalar ``(N, C)``, the group's time delta in days ``(N, 1)``, whether the
+group is present in each example, the label, and the raw values the baselines
+use (SMAP, GLDAS soil moisture, both / 255). Two readers fill it: TFRecord
+shards in the published layout (:func:`points_from_shards`) and the CONUS
+SMAP + NLDAS sample as a point table (:func:`conus_points`, REAL data).
+
+Reading rules: the required fields (``sensor_id``, ``timestamp``,
+``center_lat``, ``center_long``, and ``size`` when an image group is asked)
+missing raise a one-line DataError naming the field and shard; a group with
+any field missing in an example is *masked* there (values NaN, ``present``
+False; the model zeroes its embedding); fields no group uses are not decoded.
+The label is ``sm_0_5``, or ``sm_5_5`` where ``sm_0_5`` is absent or 0 (the
+published no-data value); unlabelled examples are skipped when training.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -17,71 +27,65 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from smfusion.config import SplitConfig
-from smfusion.data.loading import SiteSplit
 from smfusion.data.normalize import Scaler
+from smfusion.data.points_conus import API_WARMUP_DAYS, CONUS_GROUPS, conus_points
 from smfusion.data.splits import holdout_sites, kfold_split
 from smfusion.errors import ConfigError, DataError
-from smfusion.io.fusion_schema import LABEL, LANDCOVER_CODES, SOURCES, Source, example_fields, sources_for
+from smfusion.io.fusion_schema import (BYTES, FIELDS, GROUPS, IMAGE, LABEL, LABEL_FALLBACK, LANDCOVER_CODES,
+                                       REQUIRED, Group, channel_names, decode_codes, field_values, groups_for,
+                                       label_value)
 from smfusion.io.tfrecord import list_shards, read_examples
 
+__all__ = ["PointSet", "SensorSplit", "API_WARMUP_DAYS", "CONUS_GROUPS", "CONUS_SOURCES", "conus_points", "channel_names",
+           "model_sources", "points_from_examples", "points_from_shards", "required_fields", "decode_keys",
+           "split_by_sensor", "fit_scaler", "model_inputs", "concat"]
+
+log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
-
-#: The CONUS point table's sources, named after the fusion groups they stand in for.
-CONUS_SOURCES: dict[str, Source] = {
-    "smap": Source("smap", ("sm",), kind="scalar"),  # latest earlier SMAP_AM retrieval, dt < 0
-    "gldas": Source("gldas", ("api", "APCP_FORA", "TMP_2_FORA", "SPFH_2_FORA", "DSWRF_FORA", "DLWRF_FORA"),
-                    kind="scalar", timed=False),  # NLDAS-2 forcing of the day + antecedent precipitation index
-    "soilgrids": Source("soilgrids", ("Bulk", "Clay", "Sand", "Silt", "Capa"), kind="scalar", timed=False),
-    "modis": Source("modis", ("NDVI",), kind="scalar", timed=False),
-}
-API_DECAY = 0.9  # antecedent precipitation index: api_t = 0.9 * api_{t-1} + P_t (mm/day)
+CONUS_SOURCES = CONUS_GROUPS  # former name
+_VECTORS = ("y", "sensor", "timestamp", "lat", "lon", "smap", "model_sm")
 
 
-def source_table(reader: str) -> dict[str, Source]:
-    return CONUS_SOURCES if reader == "points" else SOURCES
-
-
-def channel_names(src: Source) -> list[str]:
-    if src.categorical:
-        return [f"{src.name}_{src.bands[0]}_{code}" for code in LANDCOVER_CODES]
-    return src.fields()
+def group_table(reader: str) -> dict[str, Group]:
+    return CONUS_GROUPS if reader == "points" else GROUPS
 
 
 def model_sources(reader: str, groups: Sequence[str]) -> list[dict]:
-    """Source specs for ``build_model("fusion", ..., sources=...)``."""
-    table = source_table(reader)
+    """Source specs for ``build_model("fusion", ..., sources=...)``, in schema order."""
+    table = group_table(reader)
     unknown = [g for g in groups if g not in table]
     if unknown:
         raise ConfigError(f"fusion.groups: unknown group(s) {unknown} for reader '{reader}'; known: {list(table)}")
-    return [{"name": s.name, "kind": s.kind, "channels": len(channel_names(s)), "timed": s.timed}
-            for s in table.values() if s.name in groups]
+    return [{"name": g.name, "kind": g.kind, "channels": len(channel_names(g)), "timed": g.timed}
+            for g in table.values() if g.name in groups]
 
 
 @dataclass
 class PointSet:
-    """Raw point examples; see the module docstring."""
+    """Point examples; see the module docstring."""
 
     x: dict[str, np.ndarray]
     dt: dict[str, np.ndarray]
     y: np.ndarray
-    sensor: np.ndarray
-    timestamp: np.ndarray
+    sensor: np.ndarray  # str ids (shards) or int cell ids (CONUS table)
+    timestamp: np.ndarray  # ms since 1970 UTC
     lat: np.ndarray
     lon: np.ndarray
-    smap: np.ndarray  # raw SMAP value (baseline "SMAP alone")
-    model_sm: np.ndarray  # raw model soil moisture (baseline "GLDAS alone", rescaled)
-    sources: list[Source] = field(default_factory=list)
+    smap: np.ndarray  # SMAP soil moisture (baseline "SMAP alone")
+    model_sm: np.ndarray  # land-model soil moisture (baseline "GLDAS alone", rescaled)
+    sources: list[Group] = field(default_factory=list)
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # group -> (N,) bool; absent key: all present
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def is_present(self, group: str) -> np.ndarray:
+        return self.present.get(group, np.ones(len(self), dtype=bool))
+
     def subset(self, idx: np.ndarray) -> "PointSet":
         return replace(
-            self,
-            x={k: v[idx] for k, v in self.x.items()},
-            dt={k: v[idx] for k, v in self.dt.items()},
-            **{k: getattr(self, k)[idx] for k in ("y", "sensor", "timestamp", "lat", "lon", "smap", "model_sm")},
-        )
+            self, x={k: v[idx] for k, v in self.x.items()}, dt={k: v[idx] for k, v in self.dt.items()},
+            present={k: v[idx] for k, v in self.present.items()}, **{k: getattr(self, k)[idx] for k in _VECTORS})
 
     def with_groups(self, groups: Sequence[str]) -> "PointSet":
         """The same points with only the sources of ``groups`` (baseline values kept)."""
@@ -89,8 +93,10 @@ class PointSet:
         if missing:
             raise DataError(f"point set was loaded without group(s) {missing}")
         srcs = [s for s in self.sources if s.name in groups]
-        return replace(self, x={s.name: self.x[s.name] for s in srcs},
-                       dt={k: v for k, v in self.dt.items() if k in groups}, sources=srcs)
+        keep = {s.name for s in srcs}
+        return replace(self, x={k: v for k, v in self.x.items() if k in keep},
+                       dt={k: v for k, v in self.dt.items() if k in keep},
+                       present={k: v for k, v in self.present.items() if k in keep}, sources=srcs)
 
     def of_sensors(self, sensors: np.ndarray) -> "PointSet":
         return self.subset(np.flatnonzero(np.isin(self.sensor, sensors)))
@@ -99,91 +105,147 @@ class PointSet:
 # --------------------------------------------------------------------------- TFRecord shards
 
 
-def _scalar(ex: dict, name: str, dtype=float):
+def _text(ex: dict, name: str) -> str:
     v = ex[name]
-    if isinstance(v, list):
-        return v[0].decode() if v else ""
-    return dtype(v[0]) if len(v) else np.nan
+    return v[0].decode("utf-8", "replace") if isinstance(v, list) and v else str(v)
+
+
+class _Crop:
+    """Reads one example's fields as model values: centre crop of images, scalars, codes."""
+
+    def __init__(self, ex: dict, size: int, patch: int, path, index: int):
+        self.ex, self.size, self.patch, self.path, self.i = ex, size, patch, path, index
+        self.o, self.c = (size - patch) // 2, size // 2
+        self.valid = None
+        if "mask" in ex and size:
+            m = field_values(ex, "mask", size, path, index).reshape(size, size)
+            self.valid = m[self.o : self.o + patch, self.o : self.o + patch] > 0
+
+    def value(self, name: str) -> np.ndarray | float:
+        """Image field -> (P, P) crop; scalar numeric -> float; bytes with codes -> float."""
+        fld = FIELDS[name]
+        if fld.dtype == BYTES:
+            return decode_codes(name, field_values(self.ex, name, self.size, self.path, self.i))
+        v = field_values(self.ex, name, self.size, self.path, self.i)
+        if fld.shape == IMAGE:
+            return v.reshape(self.size, self.size)[self.o : self.o + self.patch, self.o : self.o + self.patch]
+        return float(v[0])
+
+    def image(self, g: Group) -> np.ndarray:
+        planes = []
+        for ch in g.channels:
+            v = self.value(ch)
+            if ch in g.categorical:
+                codes = np.asarray(LANDCOVER_CODES, dtype=np.float64)[:, None, None]
+                planes.extend((np.broadcast_to(v, (self.patch, self.patch))[None] == codes).astype(np.float32))
+                continue
+            plane = np.broadcast_to(np.asarray(v, dtype=np.float64), (self.patch, self.patch))
+            planes.append(np.where(self.valid, plane, np.nan) if self.valid is not None else plane)
+        return np.stack(planes).astype(np.float32)
+
+    def scalars(self, g: Group) -> np.ndarray:
+        out = []
+        for ch in g.channels:
+            v = self.value(ch)
+            out.append(v[self.patch // 2, self.patch // 2] if np.ndim(v) == 2 else v)
+        return np.asarray(out, dtype=np.float32)
+
+
+def _empty(g: Group, patch: int) -> np.ndarray:
+    shape = (len(channel_names(g)),) + ((patch, patch) if g.kind == "image" else ())
+    return np.full(shape, np.nan, dtype=np.float32)
 
 
 def points_from_examples(
     examples: Iterable[dict], groups: Sequence[str], patch: int, path: str | Path = "<memory>",
-    require_label: bool = True, start_index: int = 0,
+    require_label: bool = True, start_index: int = 0, stats: dict | None = None,
 ) -> PointSet:
-    """Examples decoded from fusion-schema shards -> :class:`PointSet` (centre crop ``patch``)."""
-    srcs = sources_for(groups)
-    imgs: dict[str, list] = {s.name: [] for s in srcs}
-    dts: dict[str, list] = {s.name: [] for s in srcs if s.timed}
-    cols: dict[str, list] = {k: [] for k in ("y", "sensor", "timestamp", "lat", "lon", "smap", "model_sm")}
+    """Decoded examples in the published layout -> :class:`PointSet` (centre crop ``patch``).
+
+    ``require_label``: keep only labelled examples (their number skipped is added
+    to ``stats["unlabelled"]``); see the module docstring.
+    """
+    srcs = groups_for(groups)
+    need = required_fields(groups, label=False)
+    xs: dict[str, list] = {g.name: [] for g in srcs}
+    dts: dict[str, list] = {g.name: [] for g in srcs if g.timed}
+    pres: dict[str, list] = {g.name: [] for g in srcs}
+    cols: dict[str, list] = {k: [] for k in _VECTORS}
     for i, ex in enumerate(examples, start=start_index):
-        size = int(_scalar(ex, "size", int))
-        if size < patch:
-            raise DataError(f"record {i}: patch size {size} smaller than fusion.patch_size {patch}", path=path,
+        for name in need:
+            if name not in ex:
+                raise DataError(f"record {i}: missing required field", path=path, field=name)
+        y = label_value(ex, path, i)
+        if require_label and not np.isfinite(y):
+            if stats is not None:
+                stats["unlabelled"] = stats.get("unlabelled", 0) + 1
+            continue
+        size = int(field_values(ex, "size", 0, path, i)[0]) if "size" in ex else 0
+        if size < patch and any(g.kind == "image" for g in srcs):
+            raise DataError(f"record {i}: image size {size} smaller than fusion.patch_size {patch}", path=path,
                             field="size")
-        o = (size - patch) // 2
-        c = size // 2
-        valid = np.asarray(ex["mask"]).reshape(size, size)[o : o + patch, o : o + patch] > 0
+        crop = _Crop(ex, size, patch, path, i)
+        for g in srcs:
+            ok = all(f in ex for f in g.fields())
+            pres[g.name].append(ok)
+            xs[g.name].append((crop.image(g) if g.kind == "image" else crop.scalars(g)) if ok else _empty(g, patch))
+            if g.timed:
+                dts[g.name].append(crop.value(g.time_field()) / DAY_MS if ok else np.nan)
+        cols["y"].append(y)
+        cols["sensor"].append(_text(ex, "sensor_id"))
+        cols["timestamp"].append(int(field_values(ex, "timestamp", 0, path, i)[0]))
+        cols["lat"].append(float(field_values(ex, "center_lat", 0, path, i)[0]))
+        cols["lon"].append(float(field_values(ex, "center_long", 0, path, i)[0]))
+        for key, name in (("smap", "smap_sm"), ("model_sm", "gldas_sm")):
+            cols[key].append(float(field_values(ex, name, 0, path, i)[0]) if name in ex else np.nan)
+    return _assemble(srcs, xs, dts, pres, cols, patch)
 
-        def band(name: str) -> np.ndarray:
-            a = np.asarray(ex[name], dtype=np.float32)
-            if a.size != size * size:
-                raise DataError(f"record {i}: {a.size} values, expected size*size = {size * size}", path=path,
-                                field=name)
-            return a.reshape(size, size)
 
-        for s in srcs:
-            if s.kind == "scalar":
-                imgs[s.name].append(np.asarray([band(f)[c, c] for f in s.fields()], dtype=np.float32))
-            elif s.categorical:
-                codes = band(s.fields()[0])[o : o + patch, o : o + patch]
-                onehot = (codes[None] == np.asarray(LANDCOVER_CODES, dtype=np.float32)[:, None, None])
-                imgs[s.name].append(onehot.astype(np.float32))
-            else:
-                stack = np.stack([band(f)[o : o + patch, o : o + patch] for f in s.fields()])
-                imgs[s.name].append(np.where(valid[None], stack, np.nan).astype(np.float32))
-            if s.timed:
-                dts[s.name].append([_scalar(ex, f"{s.name}_time_millis_diff", int) / DAY_MS])
-        cols["y"].append(_scalar(ex, LABEL) if LABEL in ex else np.nan)
-        if require_label and LABEL not in ex:
-            raise DataError(f"record {i}: missing field", path=path, field=LABEL)
-        cols["sensor"].append(int(_scalar(ex, "sensor_id", int)))
-        cols["timestamp"].append(int(_scalar(ex, "timestamp", int)))
-        cols["lat"].append(_scalar(ex, "center_lat"))
-        cols["lon"].append(_scalar(ex, "center_long"))
-        cols["smap"].append(band("smap_sm")[c, c])
-        cols["model_sm"].append(band("gldas_soil_moisture")[c, c])
+def _assemble(srcs, xs, dts, pres, cols, patch) -> PointSet:
     n = len(cols["y"])
-    out_x = {}
-    for s in srcs:
-        shape = (0, len(channel_names(s))) + ((patch, patch) if s.kind == "image" else ())
-        out_x[s.name] = np.stack(imgs[s.name]).astype(np.float32) if n else np.zeros(shape, np.float32)
+    x = {g.name: np.stack(xs[g.name]) if n else _empty(g, patch)[None][:0] for g in srcs}
     return PointSet(
-        x=out_x,
-        dt={k: np.asarray(v, dtype=np.float32).reshape(-1, 1) for k, v in dts.items()},
-        y=np.asarray(cols["y"], dtype=np.float32),
-        sensor=np.asarray(cols["sensor"], dtype=np.int64),
-        timestamp=np.asarray(cols["timestamp"], dtype=np.int64),
-        lat=np.asarray(cols["lat"], dtype=np.float32),
-        lon=np.asarray(cols["lon"], dtype=np.float32),
-        smap=np.asarray(cols["smap"], dtype=np.float32),
-        model_sm=np.asarray(cols["model_sm"], dtype=np.float32),
-        sources=srcs,
+        x=x, dt={k: np.asarray(v, dtype=np.float32).reshape(-1, 1) for k, v in dts.items()},
+        y=np.asarray(cols["y"], dtype=np.float32), sensor=np.asarray(cols["sensor"], dtype=str),
+        timestamp=np.asarray(cols["timestamp"], dtype=np.int64), lat=np.asarray(cols["lat"], dtype=np.float32),
+        lon=np.asarray(cols["lon"], dtype=np.float32), smap=np.asarray(cols["smap"], dtype=np.float32),
+        model_sm=np.asarray(cols["model_sm"], dtype=np.float32), sources=srcs,
+        present={k: np.asarray(v, dtype=bool) for k, v in pres.items()},
     )
 
 
-def required_fields(groups: Sequence[str], label: bool = True) -> list[str]:
-    """Fields the loader needs: the groups' fields plus SMAP and GLDAS soil moisture (baselines)."""
-    need = example_fields(groups, label=label)
-    return need + [f for f in ("smap_sm", "gldas_soil_moisture") if f not in need]
+def required_fields(groups: Sequence[str], label: bool = False) -> list[str]:
+    """Fields every example must carry: sensor_id, timestamp, position, and size for image groups.
+
+    ``label`` is accepted for compatibility: labels are never required per example
+    (unlabelled examples are skipped when training).
+    """
+    images = any(g.kind == "image" for g in groups_for(groups))
+    return list(REQUIRED) + (["size"] if images else [])
+
+
+def decode_keys(groups: Sequence[str]) -> set[str]:
+    """Every field the loader reads for ``groups`` (the rest of an example is not decoded)."""
+    keys = set(REQUIRED) | {"size", "mask", LABEL, LABEL_FALLBACK, "smap_sm", "gldas_sm"}
+    for g in groups_for(groups):
+        keys |= set(g.fields())
+    return keys
 
 
 def points_from_shards(
     paths: str | Path | Sequence[str | Path], groups: Sequence[str], patch: int, require_label: bool = True
 ) -> PointSet:
-    """Read every example of the shards into one :class:`PointSet`."""
+    """Read every example of the shards into one :class:`PointSet` (labelled ones when ``require_label``)."""
     files = list_shards(paths) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    need = required_fields(groups, label=require_label)
-    parts = [points_from_examples(read_examples(f, need), groups, patch, f, require_label) for f in files]
+    need, keys = required_fields(groups), decode_keys(groups)
+    stats = {"unlabelled": 0}
+    parts = [points_from_examples(read_examples(f, need, keys=keys), groups, patch, f, require_label, stats=stats)
+             for f in files]
+    if require_label and sum(len(p) for p in parts) == 0:
+        raise DataError(f"no example carries a label ({LABEL} or {LABEL_FALLBACK}); merge ISMN labels first "
+                        "(smfusion merge-labels)", path=files[0], field=LABEL)
+    if stats["unlabelled"]:
+        log.info("skipped %d unlabelled examples in %d shards", stats["unlabelled"], len(files))
     return concat(parts)
 
 
@@ -192,73 +254,30 @@ def concat(parts: list[PointSet]) -> PointSet:
         raise DataError("no examples")
     p0 = parts[0]
     return replace(
-        p0,
-        x={k: np.concatenate([p.x[k] for p in parts]) for k in p0.x},
+        p0, x={k: np.concatenate([p.x[k] for p in parts]) for k in p0.x},
         dt={k: np.concatenate([p.dt[k] for p in parts]) for k in p0.dt},
-        **{k: np.concatenate([getattr(p, k) for p in parts])
-           for k in ("y", "sensor", "timestamp", "lat", "lon", "smap", "model_sm")},
-    )
-
-
-# --------------------------------------------------------------------------- CONUS point table
-
-
-API_WARMUP_DAYS = 60  # the antecedent precipitation index needs this many days before the first point
-
-
-def conus_points(root: str | Path | None, start: str, end: str, groups: Sequence[str], max_lag_days: int = 7,
-                 subset: str = "CONUSv4f1", sites: Sequence[int] | None = None) -> PointSet:
-    """REAL data: one point per cell-day with a SMAP_AM retrieval and an earlier one within ``max_lag_days``.
-
-    Label: SMAP_AM of the day. Inputs (by group): ``smap`` the latest earlier
-    SMAP_AM retrieval and its (negative) lag in days; ``gldas`` NLDAS-2 forcing
-    of the day and an antecedent precipitation index (stands in for the land
-    model, also the "GLDAS alone" baseline); ``soilgrids`` soil statics;
-    ``modis`` the NDVI static. Warm-up for the index: the period's first
-    ``API_WARMUP_DAYS`` days give no points. ``sites``: cells to use (None: all).
-    """
-    from smfusion.config import DataConfig
-    from smfusion.data.loading import load_dataset
-
-    table = CONUS_SOURCES
-    forcing = list(table["gldas"].bands[1:])
-    statics = list(table["soilgrids"].bands) + list(table["modis"].bands)
-    cfg = DataConfig(reader="hydrodl", root=None if root is None else str(root), subset=subset, dynamic=forcing,
-                     static=statics, target=["SMAP_AM"], sites=None if sites is None else list(sites))
-    ds = load_dataset(cfg, start, end)
-    sm = ds["SMAP_AM"].transpose("site", "time").values.astype(np.float64)
-    n_site, n_time = sm.shape
-    valid = np.isfinite(sm)
-    idx = np.where(valid, np.arange(n_time)[None, :], -1)
-    last = np.maximum.accumulate(idx, axis=1)
-    prev = np.full_like(last, -1)
-    prev[:, 1:] = last[:, :-1]  # latest retrieval strictly before t
-    lag = np.arange(n_time)[None, :] - prev
-    rain = np.nan_to_num(ds["APCP_FORA"].transpose("site", "time").values.astype(np.float64)) * 24.0  # mm/day
-    api = np.zeros_like(rain)
-    for t in range(n_time):
-        api[:, t] = (API_DECAY * api[:, t - 1] if t else 0.0) + rain[:, t]
-    ok = valid & (prev >= 0) & (lag <= max_lag_days) & (np.arange(n_time)[None, :] >= API_WARMUP_DAYS)
-    s_idx, t_idx = np.nonzero(ok)
-    prev_val = sm[s_idx, prev[s_idx, t_idx]]
-    dyn = {v: ds[v].transpose("site", "time").values[s_idx, t_idx] for v in forcing}
-    sta = {v: ds[v].values[s_idx] for v in statics}
-    cols = {"api": api[s_idx, t_idx], **dyn, **sta, "sm": prev_val}
-    srcs = [s for s in table.values() if s.name in groups]
-    x = {s.name: np.stack([cols[b] for b in s.bands], axis=1).astype(np.float32) for s in srcs}
-    dt = {"smap": (-lag[s_idx, t_idx]).astype(np.float32).reshape(-1, 1)} if "smap" in groups else {}
-    times = ds["time"].values[t_idx].astype("datetime64[ms]").astype(np.int64)
-    return PointSet(
-        x=x, dt=dt, y=sm[s_idx, t_idx].astype(np.float32), sensor=ds["site"].values[s_idx].astype(np.int64),
-        timestamp=times, lat=ds["lat"].values[s_idx].astype(np.float32), lon=ds["lon"].values[s_idx].astype(np.float32),
-        smap=prev_val.astype(np.float32), model_sm=api[s_idx, t_idx].astype(np.float32), sources=srcs,
+        present={k: np.concatenate([p.is_present(k) for p in parts]) for k in p0.present},
+        **{k: np.concatenate([getattr(p, k) for p in parts]) for k in _VECTORS},
     )
 
 
 # --------------------------------------------------------------------------- split, scaling
 
 
-SensorSplit = SiteSplit  # train / validation / test sensor ids
+@dataclass
+class SensorSplit:
+    """Train / validation / test sensor ids (str or int); no sensor in two of them."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: np.asarray(getattr(self, k)).tolist() for k in ("train", "validation", "test")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SensorSplit":
+        return cls(*(np.asarray(d[k]) if d[k] else np.zeros(0, dtype=str) for k in ("train", "validation", "test")))
 
 
 def split_by_sensor(sensors: np.ndarray, sp: SplitConfig) -> SensorSplit:
@@ -288,22 +307,26 @@ def _std(v: np.ndarray) -> float:
 
 
 def fit_scaler(train: PointSet) -> Scaler:
-    """Per-channel mean/std over the training points (pixels pooled); one-hot channels stay 0/1."""
+    """Per-channel mean/std over the training points where present (pixels pooled); one-hot stays 0/1."""
     sc = Scaler()
     for s in train.sources:
-        arr = train.x[s.name]
-        for j, ch in enumerate(channel_names(s)):
-            v = arr[:, j].ravel()
-            v = v[np.isfinite(v)]
-            if s.categorical:
+        arr = train.x[s.name][train.is_present(s.name)]
+        names = channel_names(s)
+        onehot = {n for ch in s.categorical for n in names if n.startswith(ch + "_")}
+        for j, ch in enumerate(names):
+            if ch in onehot:
                 sc.mean[ch], sc.std[ch] = 0.0, 1.0
                 continue
+            v = arr[:, j].ravel()
+            v = v[np.isfinite(v)]
             if v.size == 0:
-                raise DataError("all values missing in the training points: cannot normalise", field=ch)
+                raise DataError(f"all values missing in the training points (group '{s.name}'): cannot normalise",
+                                field=ch)
             sc.mean[ch], sc.std[ch] = float(v.mean()), _std(v)
         if s.timed:
             d = train.dt[s.name].ravel()
-            sc.mean[f"{s.name}_dt"], sc.std[f"{s.name}_dt"] = float(d.mean()), _std(d)
+            d = d[np.isfinite(d)]
+            sc.mean[f"{s.name}_dt"], sc.std[f"{s.name}_dt"] = (float(d.mean()), _std(d)) if d.size else (0.0, 1.0)
     y = train.y[np.isfinite(train.y)]
     if y.size == 0:
         raise DataError("no labelled training points", field=LABEL)
@@ -312,15 +335,20 @@ def fit_scaler(train: PointSet) -> Scaler:
 
 
 def model_inputs(points: PointSet, scaler: Scaler) -> dict[str, np.ndarray]:
-    """Normalised model batch arrays (missing values -> 0, the training mean) and ``y`` (N, 1, 1)."""
+    """Normalised model batch arrays: per group values (missing -> 0, the training mean), ``<g>_dt``,
+    ``<g>_mask`` (N, 1) 1 where the group is present, and ``y`` (N, 1, 1)."""
     out = {}
     for s in points.sources:
         arr = points.x[s.name].astype(np.float32, copy=True)
         for j, ch in enumerate(channel_names(s)):
             arr[:, j] = (arr[:, j] - scaler.mean[ch]) / scaler.std[ch]
+        present = points.is_present(s.name)
+        arr[~present] = 0.0
         out[s.name] = np.nan_to_num(arr, nan=0.0)
+        out[f"{s.name}_mask"] = present.astype(np.float32).reshape(-1, 1)
         if s.timed:
             k = f"{s.name}_dt"
-            out[k] = ((points.dt[s.name] - scaler.mean[k]) / scaler.std[k]).astype(np.float32)
+            out[k] = np.nan_to_num((points.dt[s.name] - scaler.mean[k]) / scaler.std[k], nan=0.0).astype(np.float32)
     out["y"] = ((points.y - scaler.mean[LABEL]) / scaler.std[LABEL]).astype(np.float32).reshape(-1, 1, 1)
     return out
+

@@ -87,7 +87,8 @@ class Seasonal:
 
 
 def fit_seasonal(cfg: RunConfig, ds: xr.Dataset, split: SiteSplit, given: Optional[dict] = None) -> Seasonal:
-    """Climatologies on the training period: target on the training sites, anomaly inputs on all sites.
+    """Climatologies: target on the training period and sites, anomaly inputs on all sites over
+    ``seasonal.input_period`` (default the training period).
 
     ``given`` (variable -> Climatology) are used as they are (transfer from a source run).
     """
@@ -96,18 +97,21 @@ def fit_seasonal(cfg: RunConfig, ds: xr.Dataset, split: SiteSplit, given: Option
     ds = add_features(ds, cfg.features)
     clims = {}
     train_p = cfg.periods.train.as_tuple()
+    input_p = sea.input_period.as_tuple() if sea.input_period is not None else train_p
     for var in [*cfg.data.target, *anomaly_inputs(cfg)]:
         if var in given:
             clims[var] = given[var]
             continue
         if var not in ds:
             continue
-        da = ds[var].sel(site=split.train) if var in cfg.data.target else ds[var]
-        if not np.isfinite(select_period(da.to_dataset(), train_p)[var].values).any():
+        is_target = var in cfg.data.target
+        da = ds[var].sel(site=split.train) if is_target else ds[var]
+        period = train_p if is_target else input_p
+        if not np.isfinite(select_period(da.to_dataset(), period)[var].values).any():
             if var in anomaly_vars(cfg):
-                raise DataError("no valid value in the training period to fit a climatology", field=var)
+                raise DataError(f"no valid value in {period[0]} .. {period[1]} to fit a climatology", field=var)
             continue
-        clims[var] = Climatology().fit(da, window=sea.window, min_count=sea.min_count, period=train_p).filled()
+        clims[var] = Climatology().fit(da, window=sea.window, min_count=sea.min_count, period=period).filled()
     return Seasonal(clims, anomaly_vars(cfg))
 
 

@@ -112,6 +112,9 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Opt
     adapter = adapter_for(cfg)
     _check(cfg, adapter)
     adapter.check()
+    from smfusion.data.checks import check_config, raise_for_problems
+
+    raise_for_problems(check_config(cfg))  # before any fold trains
     data = adapter.load()
     units = adapter.cv_units(data)
     cv = cfg.cv
@@ -143,10 +146,12 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Opt
     return CVResult(table, summary, text)
 
 
-def _rows(fold: int, period: str, label: str, sites, obs: np.ndarray, sim: np.ndarray) -> list[dict]:
+def _rows(fold: int, period: str, label: str, sites, obs: np.ndarray, sim: np.ndarray, data) -> list[dict]:
     m = station_metrics(obs, sim)
-    return [{"fold": fold, "period": period, "row": label, "site": int(s), **{k: float(v[i]) for k, v in m.items()},
-             "n_obs": int(np.isfinite(obs[i]).sum())} for i, s in enumerate(sites)]
+    lat, lon = (data[c].sel(site=np.asarray(sites)).values for c in ("lat", "lon"))
+    return [{"fold": fold, "period": period, "row": label, "site": int(s), "lat": float(lat[i]), "lon": float(lon[i]),
+             **{k: float(v[i]) for k, v in m.items()}, "n_obs": int(np.isfinite(obs[i]).sum())}
+            for i, s in enumerate(sites)]
 
 
 def _score_fold(run: Run, data, fold: dict, pname: str, period: tuple[str, str], fitted: dict) -> list[dict]:
@@ -154,14 +159,14 @@ def _score_fold(run: Run, data, fold: dict, pname: str, period: tuple[str, str],
     b = run.adapter.eval_batches(data, np.asarray(fold["test"]), period)
     members = run.predict_members(data, None, None, batches=b)[..., 0]
     obs = run.adapter.observations(data, b)[..., 0]
-    out = _rows(fold["fold"], pname, MODEL, b.rows, obs, members.mean(axis=0))
+    out = _rows(fold["fold"], pname, MODEL, b.rows, obs, members.mean(axis=0), data)
     if members.shape[0] > 1:
-        out += _rows(fold["fold"], pname, MEMBER0, b.rows, obs, members[0])
+        out += _rows(fold["fold"], pname, MEMBER0, b.rows, obs, members[0], data)
     cfg = run.cfg
     dates = b.time[b.score_from:]
     for name in cfg.cv.baselines:
         sim = _baseline(name, cfg, data, np.asarray(fold["train"]), b.rows, period, dates, fitted)
-        out += _rows(fold["fold"], pname, BASELINE_LABELS[name], b.rows, obs, sim)
+        out += _rows(fold["fold"], pname, BASELINE_LABELS[name], b.rows, obs, sim, data)
     return out
 
 
@@ -189,13 +194,15 @@ def _score_temporal(run: Run, data, folds: list[dict], period: tuple[str, str]) 
     fold_of = {int(s): f["fold"] for f in folds for s in f["test"]}
     out = []
     for i, s in enumerate(b.rows):
-        out += _rows(fold_of[int(s)], "test", TEMPORAL, [s], obs[i:i + 1], sim[i:i + 1])
+        out += _rows(fold_of[int(s)], "test", TEMPORAL, [s], obs[i:i + 1], sim[i:i + 1], data)
     return out
 
 
 def summarize(table: pd.DataFrame, protocol: str = "") -> dict:
     """Per (period, row): per-fold and pooled medians over held-out units; per fold, the ratio of the
-    model's median ubRMSE to the temporal reference's on the same units (test period)."""
+    model's median ubRMSE to the temporal reference's on the same units (test period). ``per_fold_median``,
+    ``pooled_median`` and ``n_stations`` repeat the model's medians over the first scored period (the
+    layout readers of the station CV know)."""
     out: dict = {"protocol": protocol, "periods": {}, "n_units": int(table["site"].nunique()) if len(table) else 0}
     for (period, label), sub in table.groupby(["period", "row"], sort=False):
         per_fold = sub.groupby("fold")[list(METRICS)].median()
@@ -204,6 +211,11 @@ def summarize(table: pd.DataFrame, protocol: str = "") -> dict:
             "per_fold": {int(f): {**per_fold.loc[f].to_dict(), "n_sites": int(n.loc[f])} for f in per_fold.index},
             "pooled": {**sub[list(METRICS)].median().to_dict(), "n_sites": int(sub["site"].nunique())},
         }
+    first = next(iter(out["periods"].values()), {})
+    if MODEL in first:  # the model on the first scored period, in the layout of the station CV's summary
+        out["per_fold_median"] = {f: {k: v[k] for k in METRICS} for f, v in first[MODEL]["per_fold"].items()}
+        out["pooled_median"] = {k: first[MODEL]["pooled"][k] for k in METRICS}
+        out["n_stations"] = first[MODEL]["pooled"]["n_sites"]
     test = out["periods"].get("test", {})
     if MODEL in test and TEMPORAL in test:
         m, t = test[MODEL], test[TEMPORAL]

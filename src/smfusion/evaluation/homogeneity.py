@@ -128,7 +128,8 @@ def homogeneity(product, reference, time, boundaries=(), *, window_days: int = 3
 
 
 def summarize_homogeneity(result: dict[str, np.ndarray], criterion: float = STABILITY_CRITERION) -> pd.DataFrame:
-    """Printable summary: median and 90th percentile of |value| over sites, and the stable fraction."""
+    """Printable summary: mean, median, median and 90th percentile of |value| over sites (|ratio - 1| for variance
+    ratios), and the stable fraction (in ``mean`` and ``median``)."""
     rows = []
     for key, v in result.items():
         if key in ("n", "stable") or key.startswith("jump_se@"):
@@ -136,10 +137,11 @@ def summarize_homogeneity(result: dict[str, np.ndarray], criterion: float = STAB
         v = np.atleast_1d(np.asarray(v, dtype=float))
         ok = v[np.isfinite(v)]
         mag = np.abs(ok - 1.0) if key.startswith("variance_ratio@") else np.abs(ok)
-        rows.append({"statistic": key, "sites": ok.size, "median": float(np.median(ok)) if ok.size else np.nan,
+        rows.append({"statistic": key, "sites": ok.size, "mean": float(np.mean(ok)) if ok.size else np.nan,
+                     "median": float(np.median(ok)) if ok.size else np.nan,
                      "median |.|": float(np.median(mag)) if ok.size else np.nan,
                      "p90 |.|": float(np.percentile(mag, 90)) if ok.size else np.nan})
     stable = np.atleast_1d(result["stable"])
     rows.append({"statistic": f"stable (|trend| <= {criterion} per year)", "sites": stable.size,
-                 "median": float(stable.mean()), "median |.|": np.nan, "p90 |.|": np.nan})
+                 "mean": float(stable.mean()), "median": float(stable.mean()), "median |.|": np.nan, "p90 |.|": np.nan})
     return pd.DataFrame(rows).set_index("statistic")

@@ -34,7 +34,7 @@ def baseline_predictions(train: P.PointSet, points: P.PointSet) -> dict[str, np.
     """SMAP alone (raw) and GLDAS alone, linearly rescaled on ``train``."""
     ok = np.isfinite(train.model_sm) & np.isfinite(train.y)
     if ok.sum() < 2:
-        raise DataError("too few training points to fit the GLDAS rescaling", field="gldas_soil_moisture")
+        raise DataError("too few training points to fit the GLDAS rescaling", field="gldas_sm")
     a, b = np.polyfit(train.model_sm[ok].astype(float), train.y[ok].astype(float), 1)
     return {"SMAP alone": points.smap.astype(float), "GLDAS alone (rescaled)": a * points.model_sm.astype(float) + b}
 

@@ -71,7 +71,10 @@ def describe_seasonal(cfg) -> str:
     sea = cfg.seasonal
     text = f"target {sea.target_mode}, dynamic inputs {sea.input_mode}"
     if "anomaly" in (sea.target_mode, sea.input_mode):
-        text += f" (anomalies from a {sea.window}-day day-of-year climatology of the training period)"
+        text += f" (anomalies from a {sea.window}-day day-of-year climatology of the training period"
+        if sea.input_mode == "anomaly" and sea.input_period is not None:
+            text += f"; inputs' of {sea.input_period.start} .. {sea.input_period.end}"
+        text += ")"
     return text
 
 
@@ -123,9 +126,11 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     res = run.predict_members(ds, None, None, noise_runs=noise_runs, batches=batches)
     member_pred, noisy = res if noise_runs else (res, None)
     pred = run.to_dataset(member_pred, ds, batches, noisy=noisy)
-    cf.write_netcdf(pred, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
-                    config=cfg.to_dict())
     obs = run.adapter.observations(ds, batches)[..., 0]
+    stored = pred.assign({f"{target}_obs": (("site", "time"), obs, {  # the report reads them from the file
+        "units": pred[target].attrs.get("units", ""), "long_name": f"observed {target} (the scored target)"})})
+    cf.write_netcdf(stored, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
+                    config=cfg.to_dict())
     times = pred["time"].values
     test_ds = ds.sel(site=sites)
     clim = Climatology().fit(test_ds[target], window=cfg.evaluation.climatology_window, period=train_p)
@@ -150,6 +155,7 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     text = format_summary(summ, protocol)
     mdir = run_dir / "metrics"
     text += _calibration(pred, target, obs, ours, cfg, mdir)
+    text += _homogeneity(run, ds, pred[target].values, obs, sites, times, ours)
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
             tab.assign(row=label).to_csv(tmp)
@@ -180,6 +186,19 @@ def _calibration(pred: xr.Dataset, target: str, obs: np.ndarray, ours: str, cfg,
     cal["mean_aleatoric_std"] = float(np.nanmean(ale)) if ale is not None else None
     write_text(mdir / "calibration.json", json.dumps(cal, indent=1))
     return "\n\n" + format_calibration(cal, label)
+
+
+def _homogeneity(run: Run, ds, pred: np.ndarray, obs: np.ndarray, sites, times, label: str) -> str:
+    """CASM runs (adapter tb) and data with a truth: trend of the test prediction minus the target and the truth."""
+    truth = ds.attrs.get("truth")
+    if run.adapter.name != "tb" and truth not in ds:
+        return ""
+    from smfusion.evaluation.product_check import homogeneity_lines
+
+    refs = {run.cfg.data.target[0]: obs}
+    if truth in ds and truth not in refs:
+        refs[truth] = ds[truth].sel(site=sites, time=times).transpose("site", "time").values
+    return "\n" + homogeneity_lines(pred, refs, times, label)
 
 
 def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):

@@ -2,14 +2,18 @@
 
 Built through the registry as ``build_model("fusion", 0, 0, n_target, sources=[...])``
 where each source is ``{"name", "kind": "image"|"scalar", "channels", "timed"}``.
+One source per input group of the schema (``smfusion.io.fusion_schema.GROUPS``).
 Unlike the sequence models it maps a batch of *points*::
 
-    {"<name>": (B, C, P, P) image or (B, C) scalar, "<name>_dt": (B, 1) time delta}
+    {"<name>": (B, C, P, P) image or (B, C) scalar, "<name>_dt": (B, 1) time delta,
+     "<name>_mask": (B, 1) 1 where the source is present (optional: all present)}
 
 to ``{"y_hat": (B, 1, n_target), "fused": (B, n_sources * embed)}``.
 Image sources: two 3x3 convolutions, then the mean over the patch and the
 centre pixel's features, with the time delta, through a linear layer.
 Scalar sources: a two-layer MLP of the values and the time delta.
+A masked (absent) source's embedding is zeroed, and the head also sees the
+masks, so an example without, say, a Sentinel-2 scene still gets a prediction.
 """
 
 from __future__ import annotations
@@ -79,14 +83,18 @@ class FusionNet(nn.Module):
                 raise ValueError(f"source '{s['name']}': kind must be 'image' or 'scalar', got {s['kind']!r}")
         self.encoders = nn.ModuleDict(enc)
         self.head = nn.Sequential(
-            nn.Linear(embed_size * len(self.sources), hidden_size), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear((embed_size + 1) * len(self.sources), hidden_size), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden_size, n_target),
         )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        embs = []
+        embs, masks = [], []
         for s in self.sources:
             name = s["name"]
-            embs.append(self.encoders[name](batch[name], batch[f"{name}_dt"] if s["timed"] else None))
+            emb = self.encoders[name](batch[name], batch[f"{name}_dt"] if s["timed"] else None)
+            mask = batch.get(f"{name}_mask")
+            mask = torch.ones_like(emb[:, :1]) if mask is None else mask.to(emb.dtype).reshape(-1, 1)
+            embs.append(emb * mask)
+            masks.append(mask)
         fused = torch.cat(embs, dim=-1)
-        return {"y_hat": self.head(fused).unsqueeze(1), "fused": fused}
+        return {"y_hat": self.head(torch.cat([fused] + masks, dim=-1)).unsqueeze(1), "fused": fused}

@@ -76,7 +76,7 @@ def _site_chunk(run: Run, ds: xr.Dataset, sites: np.ndarray, period, noise_runs:
     """Layers (name -> (site, time')) of one site chunk over ``period``."""
     res = run.predict_members(ds, sites, period, noise_runs=noise_runs, noise=noise, seed=seed)
     members, noisy = res if noise_runs else (res, None)
-    times = pd.date_range(*period, freq="D").values
+    times = ds["time"].sel(time=slice(*period)).values  # the data's steps (daily, or an adapter's N-day windows)
     out = {}
     for i, (var, name) in enumerate(layer_names(run.cfg.data.target).items()):
         m = composite(members[..., i], days)
@@ -148,7 +148,7 @@ def _to_grid(values: np.ndarray, r: np.ndarray, c: np.ndarray, ny: int, nx: int)
 
 
 def predict_product(
-    run_dir: str | Path,
+    run_dir: str | Path | Run,
     start: str,
     end: str,
     out: str | Path,
@@ -166,7 +166,8 @@ def predict_product(
     """Write the long-term product of a trained run (see the module docstring); returns ``out``.
 
     ``noise_runs``/``noise`` default to the run's ``uncertainty`` section.
-    ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4.
+    ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4. ``run_dir`` may be a loaded
+    :class:`~smfusion.runs.Run` (products/chain.py sets its adapter's input compositing).
     """
     if layout not in ("site", "grid"):
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
@@ -176,7 +177,7 @@ def predict_product(
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
     _fixed_mmap_threshold()
-    run = Run.load(run_dir)
+    run = run_dir if isinstance(run_dir, Run) else Run.load(run_dir)
     if run.layout != "site":
         raise ConfigError(f"predict --product: '{run.adapter.name}' runs predict examples, not a domain;"
                           " use smfusion predict-points")
@@ -238,7 +239,7 @@ def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_d
                                          cfg.uncertainty.seed + 1000 * ci + si, days))
                 bar.update(1)
             layers = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
-            piece = dom.piece(layers, pd.date_range(a, b, freq=f"{days}D"))
+            piece = dom.piece(layers, ds["time"].sel(time=slice(a, b)).values[::days])
             piece.to_zarr(scratch, mode="w" if ci == 0 else "a", zarr_format=2, consolidated=False,
                           **({} if ci == 0 else {"append_dim": "time"}))
             del ds, parts, layers, piece

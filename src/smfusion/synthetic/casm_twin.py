@@ -34,7 +34,9 @@ Synthetic pieces, all from one seed (see docs/casm.md, section "CASM twin"):
    cycle (no yearly factor) x (1 + N(0, 0.25^2)) per cell, h x (1 + N(0, 0.2^2)),
    clay + N(0, 0.08^2); clipped to SMAP's valid range 0.02-0.5.
 
-:func:`make_casm_twin` returns the canonical ``(site, time)`` Dataset.
+:func:`make_casm_twin` returns the canonical ``(site, time)`` Dataset;
+:func:`read_casm_twin` is the ``casm_twin`` reader (an entry point of the
+``smfusion.readers`` group, so the data layer never imports this module).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from smfusion.synthetic.emission import (dobson_permittivity, fresnel_reflectivi
 from smfusion.synthetic.twin import run_water_balance, soil_params
 
 __all__ = ["resample_years", "vegetation_cycle", "simulate_tb", "retrieve_single_channel", "make_casm_twin",
-           "write_casm_twin"]
+           "write_casm_twin", "read_casm_twin"]
 
 FORCING = ("APCP_FORA", "TMP_2_FORA", "DSWRF_FORA")
 STATIC = ("Sand", "Clay", "Bulk", "Capa", "NDVI")
@@ -278,3 +280,41 @@ def write_casm_twin(path: str | Path, **options) -> Path:
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     return Path(path)
+
+
+_CACHE: dict = {}  # the last twin read (key -> Dataset): train, evaluate and predict ask for it several times
+
+
+def read_casm_twin(cfg, start: str | None, end: str | None) -> xr.Dataset:
+    """Reader ``casm_twin`` (entry point ``smfusion.readers``): the twin of ``cfg.casm_twin`` cut to ``start..end``.
+
+    The twin is generated over its own span (``casm_twin.start..end``: its random
+    draws depend on it), or read from ``casm_twin.path``; the last one is kept in
+    memory for the next call.
+    """
+    from smfusion.config import CasmTwinConfig
+
+    tw = cfg.casm_twin or CasmTwinConfig()
+    if tw.path is not None:
+        path = Path(tw.path).expanduser()
+        if not path.is_file():
+            raise DataError("CASM twin file not found", path=path)
+        key = ("file", str(path.resolve()), path.stat().st_mtime_ns)
+    else:
+        key = ("make", str(cfg.root), tw.seed, tw.n_cells, tw.start, tw.end, tw.dielectric)
+    if key not in _CACHE:
+        _CACHE.clear()
+        if tw.path is not None:
+            with xr.open_dataset(path) as f:
+                full = f.load()
+            if full.attrs.get("ease2_grid") != GRID or "sm_true" not in full:
+                raise DataError("not a CASM twin file (ease2_grid M25, sm_true)", path=path)
+        else:
+            full = make_casm_twin(cfg.root, seed=tw.seed, start=tw.start, end=tw.end, n_cells=tw.n_cells,
+                                  dielectric=tw.dielectric)
+        _CACHE[key] = full
+    full = _CACHE[key]
+    out = full.sel(time=slice(start, end))
+    if cfg.sites is not None:
+        out = out.sel(site=cfg.sites)
+    return out

@@ -7,11 +7,17 @@ re-mapped by variable name when the input sets differ (``input_layer="remap"``):
 columns of variables both runs share are copied, columns of new variables
 start at zero (so the transferred function is unchanged at the start of
 fine-tuning), dropped variables are left out; ``"reinit"`` keeps the new
-model's random input layer. :func:`freeze` stops gradients of the listed
+model's random input layer. ``input_map`` (new variable -> source variable)
+starts a new variable's column from a source column of another name (another
+sensor's analogue); a source column that k new columns start from is divided
+by k, so inputs that move together keep the source's response. :func:`freeze` stops gradients of the listed
 parts and returns the parameters left to train (the Trainer's ``parameters``).
 """
 
 from __future__ import annotations
+
+from collections import Counter
+from typing import Optional
 
 import torch
 from torch import nn
@@ -53,6 +59,7 @@ def transfer_weights(
     target_inputs: list[str],
     reinit: list[str] = (),
     input_layer: str = "remap",
+    input_map: Optional[dict[str, str]] = None,
 ) -> list[str]:
     """Copy ``source``'s weights into ``target`` (see the module docstring); returns the copied tensor names."""
     if type(source) is not type(target):
@@ -77,16 +84,29 @@ def transfer_weights(
         same_out = lin_s.out_features == lin_t.out_features
         if same_out and list(source_inputs) != list(target_inputs):
             col = {v: i for i, v in enumerate(source_inputs)}
+            origin = _origins(source_inputs, target_inputs, input_map or {})
+            shares = Counter(origin.values())
             lin_t.weight.zero_()
             for j, v in enumerate(target_inputs):
-                if v in col:
-                    lin_t.weight[:, j] = lin_s.weight[:, col[v]]
+                if v in origin:
+                    lin_t.weight[:, j] = lin_s.weight[:, col[origin[v]]] / shares[origin[v]]
             if lin_t.bias is not None and lin_s.bias is not None:
                 lin_t.bias.copy_(lin_s.bias)
             copied += [f"{prefix}.weight (re-mapped)", f"{prefix}.bias"]
     elif input_layer not in ("remap", "reinit"):
         raise ConfigError(f"transfer.input_layer must be 'remap' or 'reinit', got {input_layer!r}")
     return copied
+
+
+def _origins(source_inputs, target_inputs, input_map: dict[str, str]) -> dict[str, str]:
+    """New input -> the source input its column starts from (same name, else ``input_map``)."""
+    bad = {k: v for k, v in input_map.items() if k not in target_inputs or v not in source_inputs}
+    if bad:
+        raise ConfigError(f"transfer.input_map {bad}: keys must be this run's inputs {list(target_inputs)}, "
+                          f"values the source run's {list(source_inputs)}")
+    out = {v: v for v in target_inputs if v in source_inputs}
+    out.update({k: v for k, v in input_map.items() if k not in out})
+    return out
 
 
 def freeze(model: nn.Module, parts: list[str]) -> list[nn.Parameter]:

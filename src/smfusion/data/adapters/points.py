@@ -10,6 +10,7 @@ they are scored pooled over a split's examples (the paper's protocol).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -19,7 +20,6 @@ import pandas as pd
 from smfusion.data import points as P
 from smfusion.data.adapters import register_adapter
 from smfusion.data.adapters.base import Adapter, Batches, Sampler, rows_rule
-from smfusion.data.loading import SiteSplit
 from smfusion.data.normalize import Scaler
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.fusion_schema import LABEL
@@ -83,8 +83,16 @@ class PointsAdapter(Adapter):
              inputs_only: bool = False) -> P.PointSet:
         return load_points(self.cfg, start, end)
 
-    def split(self, points: P.PointSet) -> SiteSplit:
+    def split(self, points: P.PointSet) -> P.SensorSplit:
         return P.split_by_sensor(points.sensor, self.cfg.split)
+
+    @staticmethod
+    def load_split(run_dir: Path) -> P.SensorSplit:
+        path = Path(run_dir) / "split.json"
+        try:
+            return P.SensorSplit.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"cannot read the run's split: {exc}", path=path) from None
 
     def all_ids(self, points: P.PointSet) -> np.ndarray:
         return np.unique(points.sensor)
@@ -94,7 +102,7 @@ class PointsAdapter(Adapter):
         return {"ids": ids, "lat": points.lat[first], "lon": points.lon[first]}
 
     # -- fitted state ----------------------------------------------------------
-    def fit(self, points: P.PointSet, split: SiteSplit, source: Optional[Adapter] = None) -> None:
+    def fit(self, points: P.PointSet, split: P.SensorSplit, source: Optional[Adapter] = None) -> None:
         train = points.of_sensors(split.train)
         if len(train) == 0:
             raise DataError("no training points after the sensor split")
@@ -114,12 +122,12 @@ class PointsAdapter(Adapter):
                 "cnn_channels": f.cnn_channels, "embed_size": f.embed_size}
 
     # -- batches ---------------------------------------------------------------
-    def train_batches(self, points: P.PointSet, split: SiteSplit, training) -> Sampler:
+    def train_batches(self, points: P.PointSet, split: P.SensorSplit, training) -> Sampler:
         if self._train_arrays is None:
             self._train_arrays = P.model_inputs(points.of_sensors(split.train), self.scaler)
         return PointSampler(self._train_arrays, training.batch_size)
 
-    def validation_batches(self, points: P.PointSet, split: SiteSplit) -> Optional[Batches]:
+    def validation_batches(self, points: P.PointSet, split: P.SensorSplit) -> Optional[Batches]:
         if not split.validation.size or len(points.of_sensors(split.validation)) == 0:
             return None
         return self.eval_batches(points, split.validation, None)
