@@ -161,6 +161,8 @@ def test_regional_cv_end_to_end(tmp_path, monkeypatch):
         assert scored == set(f["test"])
     s = res.summary
     assert set(s["ubrmse_ratio"]) == {0, 1, 2, 3}
+    assert s["pooled_median"] == {k: s["periods"]["test"][MODEL]["pooled"][k] for k in ("R", "RMSE", "ubRMSE", "bias")}
+    assert set(s["per_fold_median"]) == {0, 1, 2, 3} and {"lat", "lon"} <= set(t.columns)
     med = s["periods"]["test"][MODEL]["pooled"]
     assert np.isfinite([med["R"], med["ubRMSE"]]).all()
     assert "held-out / temporal median ubRMSE" in res.text
