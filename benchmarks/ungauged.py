@@ -40,7 +40,10 @@ def merge(base: dict, over: dict) -> dict:
 # every setting an ablation row changes, as the issue's recipe has it; rows override some of them
 ISSUE = {"descriptors": {"climate": [], "location": "none", "static_noise": 0.0},
          "normalization": {"target": "global"}, "model": {"hidden_size": 64, "dropout": 0.5},
-         "training": {"weight_decay": 0.0, "ensemble": 1, "seed": 0}}
+         "training": {"weight_decay": 0.0, "ensemble": 1, "seed": 0}, "variants": []}
+# the final recipe's ensemble: 2 members of each of two variants (30-day windows with weight averaging,
+# 90-day windows), as in configs/conus_ungauged.yaml
+ENSEMBLE = {"training": {"ensemble": 2}, "variants": [{}, {"training": {"seq_len": 90, "iterations_per_epoch": 150}}]}
 
 
 def row(**over) -> dict:
@@ -65,7 +68,9 @@ ROWS: dict[str, tuple[str, dict]] = {
                  row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"seed": 1})),
     "wd": ("+ climate indices, noise 0.25, weight decay 1e-4",
            row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"weight_decay": 1e-4})),
-    "final": ("the final recipe (configs/conus_ungauged.yaml)", {}),
+    "issue_ens": ("the issue's recipe as an ensemble of 4 (2 x 30-day SWA + 2 x 90-day windows)",
+                  row(**ENSEMBLE)),
+    "final": ("the final recipe (configs/conus_ungauged.yaml): climate indices, ensemble of 4", {}),
 }
 REQUIRED = {"ratio": 1.10, "R": 0.80}
 
