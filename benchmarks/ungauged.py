@@ -115,6 +115,26 @@ def checks(summary: dict) -> str:
             f"{'ok' if ratio and not bad_u else f'MISSED in folds {bad_u}'}")
 
 
+def ablation_table(summaries: dict) -> str:
+    """One line per row: held-out medians over all 412 cells (test year), per-fold R, the held-out/temporal
+    ubRMSE ratio (all cells and worst fold), the temporal score of the same recipe, training-year R."""
+    lines = ["| row | held-out R | ubRMSE | RMSE | bias | R per fold 0-4 | ratio (worst fold) | temporal R / ubRMSE"
+             " | training-year R |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, sm in summaries.items():
+        test = sm["periods"]["test"]
+        m, t = test["model"], test.get("same recipe, temporal split (seen cells)")
+        folds = " ".join(f"{v['R']:.3f}" for _, v in sorted(m["per_fold"].items()))
+        ratio = sm.get("ubrmse_ratio", {})
+        rr = f"{sm['ubrmse_ratio_pooled']:.3f} ({max(ratio.values()):.3f})" if ratio else "-"
+        tt = f"{t['pooled']['R']:.4f} / {t['pooled']['ubRMSE']:.4f}" if t else "-"
+        tr = sm["periods"].get("train", {}).get("model", {}).get("pooled", {}).get("R")
+        p = m["pooled"]
+        trs = f"{tr:.4f}" if tr is not None else "-"
+        lines.append(f"| {name} | {p['R']:.4f} | {p['ubRMSE']:.4f} | {p['RMSE']:.4f} | {p['bias']:.4f} | {folds} | "
+                     f"{rr} | {tt} | {trs} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=CONFIG)
@@ -133,6 +153,7 @@ def main() -> None:
 
     head = (f"{'row':<10} {'scored':<62} {'fold':>4} {'R':>7} {'ubRMSE':>7} {'RMSE':>7} {'bias':>8} "
             f"{'ratio':>6}")
+    done = {}
     for name in args.rows.split(","):
         run_dir = Path(args.run_root) / name
         if args.report:
@@ -160,6 +181,10 @@ def main() -> None:
             print(f"{name:<10} training year, held-out cells (model, all folds): R {v['R']:.4f} ubRMSE "
                   f"{v['ubRMSE']:.4f} RMSE {v['RMSE']:.4f} bias {v['bias']:.4f}")
         print(f"{name:<10} {checks(summary)}", flush=True)
+        done[name] = summary
+    if len(done) > 1:
+        print("\nAblation (test year 2016-04-01..2017-03-31, held-out cells, median over cells):")
+        print(ablation_table(done))
 
 
 if __name__ == "__main__":
