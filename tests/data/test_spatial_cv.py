@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smfusion.data.spatial_cv import block_folds, block_ids, check_folds, load_folds, make_folds, save_folds
-from smfusion.errors import ConfigError
+from smfusion.data.regions import distance_matrix, equal_area_km
+from smfusion.data.spatial_cv import (block_folds, block_ids, check_contiguous, check_folds, load_folds, make_folds,
+                                      save_folds)
+from smfusion.errors import ConfigError, DataError
+from smfusion.grids.ease2 import latlon_to_rowcol
 
 
 @pytest.fixture()
@@ -83,3 +86,99 @@ def test_save_and_load(tmp_path, stations):
     folds = make_folds("station", ids, k=3)
     save_folds(tmp_path / "folds.json", folds, meta={"kind": "station"})
     assert load_folds(tmp_path / "folds.json") == folds
+
+
+# -- regional folds (issue 13) ------------------------------------------------------------------------------
+
+@pytest.fixture()
+def cells():
+    """An irregular sample of a 1.2-degree grid over CONUS with holes (as the 412 CONUS cells)."""
+    rng = np.random.default_rng(4)
+    lat, lon = np.meshgrid(np.arange(26.0, 49.0, 1.2), np.arange(-124.0, -68.0, 1.2), indexing="ij")
+    keep = rng.random(lat.shape) < 0.55
+    keep &= ~((lat > 40) & (lat < 44) & (lon > -90) & (lon < -84))  # a lake
+    return np.arange(keep.sum()) + 1000, lat[keep], lon[keep]
+
+
+def test_kmeans_folds_are_contiguous_disjoint_balanced_and_cover(cells):
+    ids, lat, lon = cells
+    folds = make_folds("kmeans", ids, lat=lat, lon=lon, k=5, seed=0)
+    assert check_contiguous(folds, ids, lat, lon) == [1] * 5
+    tests = [set(f["test"]) for f in folds]
+    assert sum(len(t) for t in tests) == ids.size and set().union(*tests) == set(ids.tolist())
+    sizes = np.array([len(t) for t in tests])
+    assert np.all(np.abs(sizes - ids.size / 5) <= 0.15 * ids.size / 5)
+    for f in folds:
+        assert set(f["train"]) == set(ids.tolist()) - set(f["test"]) and f["buffer"] == []
+    # numbered west to east, and the same for the same seed
+    x = equal_area_km(lat, lon)[:, 0]
+    assert np.all(np.diff([x[np.isin(ids, f["test"])].mean() for f in folds]) > 0)
+    assert make_folds("kmeans", ids, lat=lat, lon=lon, k=5, seed=0) == folds
+
+
+def test_buffer_ring(cells):
+    ids, lat, lon = cells
+    folds = make_folds("kmeans", ids, lat=lat, lon=lon, k=4, seed=1, buffer_km=250.0)
+    index = {s: i for i, s in enumerate(ids.tolist())}
+    for f in folds:
+        assert f["buffer"] and not set(f["buffer"]) & (set(f["train"]) | set(f["test"]))
+        assert set(f["train"]) | set(f["test"]) | set(f["buffer"]) == set(ids.tolist())
+        t = [index[s] for s in f["test"]]
+        d_train = distance_matrix(lat[[index[s] for s in f["train"]]], lon[[index[s] for s in f["train"]]],
+                                  lat[t], lon[t]).min(axis=1)
+        d_buf = distance_matrix(lat[[index[s] for s in f["buffer"]]], lon[[index[s] for s in f["buffer"]]],
+                                lat[t], lon[t]).min(axis=1)
+        assert d_train.min() > 250.0 and d_buf.max() <= 250.0
+    leaky = [dict(folds[0], train=sorted(folds[0]["train"] + folds[0]["buffer"][:1]), buffer=folds[0]["buffer"][1:])]
+    with pytest.raises(AssertionError, match="km from a test station"):
+        check_folds(leaky + folds[1:], ids, buffer=(lat, lon, 250.0))
+
+
+def test_ease2_folds_keep_blocks_whole(cells):
+    ids, lat, lon = cells
+    folds = make_folds("ease2", ids, lat=lat, lon=lon, k=4, block_cells=8, seed=0)
+    assert check_contiguous(folds, ids, lat, lon) == [1] * 4
+    owner = {}
+    for f in folds:
+        for b in f["groups"]:
+            assert b not in owner
+            owner[b] = f["fold"]
+    row, col = latlon_to_rowcol("M36", lat, lon)
+    for s, r, c in zip(ids.tolist(), row, col):
+        fold = next(f for f in folds if s in f["test"])
+        assert owner[f"{r // 8}_{c // 8}"] == fold["fold"]
+
+
+def test_user_regions_boxes_and_file(tmp_path, cells):
+    ids, lat, lon = cells
+    boxes = [{"name": "west", "lat": [20, 50], "lon": [-125, -105]}, {"name": "east", "lat": [20, 50], "lon": [-85, -60]}]
+    folds = make_folds("regions", ids, lat=lat, lon=lon, regions=boxes)
+    assert [f["groups"] for f in folds] == [["east"], ["west"]]
+    middle = set(ids[(lon > -105) & (lon < -85)].tolist())
+    for f in folds:
+        assert middle <= set(f["train"])  # in no region: always trained on, never scored
+    assert set(folds[1]["test"]) == set(ids[lon <= -105].tolist())
+    path = tmp_path / "regions.csv"
+    path.write_text("site,region\n" + "".join(f"{s},{'a' if s % 2 else 'b'}\n" for s in ids[:10]))
+    ff = make_folds("regions", ids, regions_file=path, lat=lat, lon=lon)
+    assert [len(f["test"]) for f in ff] == [5, 5] and len(ff[0]["train"]) == ids.size - 5
+    (tmp_path / "r.json").write_text('{"x": [%d, %d], "y": [%d]}' % (ids[0], ids[1], ids[2]))
+    assert [f["test"] for f in make_folds("regions", ids, regions_file=tmp_path / "r.json")] == [
+        [int(ids[0]), int(ids[1])], [int(ids[2])]]
+    with pytest.raises(ConfigError, match="two boxes"):
+        make_folds("regions", ids, lat=lat, lon=lon, regions=boxes + [{"name": "all", "lat": [0, 90], "lon": [-180, 0]}])
+    (tmp_path / "bad.csv").write_text("site,region\n999999,a\n")
+    with pytest.raises(DataError, match="not in the data"):
+        make_folds("regions", ids, regions_file=tmp_path / "bad.csv")
+
+
+def test_cv_config_fields():
+    from smfusion.config import CVConfig
+
+    assert CVConfig(kind="regions", regions=[{"name": "a", "lat": [30, 40], "lon": [-100, -90]}]).regions[0].name == "a"
+    with pytest.raises(ValueError, match="exactly one"):
+        CVConfig(kind="regions")
+    with pytest.raises(ValueError, match="low, high"):
+        CVConfig(kind="regions", regions=[{"name": "a", "lat": [40, 30], "lon": [-100, -90]}])
+    with pytest.raises(ValueError, match="for kind 'regions'"):
+        CVConfig(kind="kmeans", regions_file="x.csv")

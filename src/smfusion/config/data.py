@@ -170,8 +170,12 @@ class NormConfig(_Strict):
     ``target: site`` scales each target with its own site's training mean and
     std (the model learns the dynamics, the site statistics carry level and
     amplitude); it needs training observations at every predicted site, so
-    it is for temporal splits only.
+    it is for temporal splits only. ``target: predicted`` scales each site's
+    target with a mean and std predicted from its static inputs (ridge
+    regressions fitted on the training sites' statistics; data/target_stats.py):
+    no statistic of the site itself, so it serves unseen sites too.
     """
 
     log1p: list[str] = Field(default_factory=list)  # variables transformed by log1p before scaling
-    target: Literal["global", "site"] = "global"
+    target: Literal["global", "site", "predicted"] = "global"
+    predicted_ridge: float = Field(1.0, ge=0.0)  # ridge penalty of target: predicted (standardised statics)

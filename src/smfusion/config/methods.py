@@ -48,14 +48,103 @@ class MultiscaleConfig(_Strict):
         return self
 
 
-class CVConfig(_Strict):
-    """Spatial cross-validation over stations (``smfusion cv``): k-fold by ``station``,
-    by lat/lon ``block`` tiles of ``block_deg`` degrees, or leave-one-``network``-out."""
+class RegionBox(_Strict):
+    """A user region for leave-one-region-out CV: sites with lat and lon inside the bounds (edges included)."""
 
-    kind: Literal["station", "block", "network"] = "station"
+    name: str
+    lat: tuple[float, float]
+    lon: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RegionBox":
+        if self.lat[0] > self.lat[1] or self.lon[0] > self.lon[1]:
+            raise ValueError(f"region {self.name!r}: give bounds as [low, high]")
+        return self
+
+
+class CVConfig(_Strict):
+    """Spatial cross-validation (``smfusion cv``; docs/ungauged.md): k-fold by ``station``, by lat/lon
+    ``block`` tiles of ``block_deg`` degrees, leave-one-``network``-out, k contiguous regions by balanced
+    ``kmeans`` on coordinates or of whole ``ease2`` blocks (``block_cells`` cells of ``grid`` per side),
+    or leave-one-region-out over user ``regions`` (bounding boxes, or ``regions_file``: CSV ``site,region``
+    or JSON ``{region: [site ids]}``). ``buffer_km``: training sites within this distance of a held-out
+    site are left out of that fold's training.
+
+    Scored on held-out sites over ``periods``: ``test`` (unseen cells AND unseen year; the training
+    period when the config has no test period) and/or ``train`` (unseen cells, training year).
+    ``temporal_reference`` also trains the same recipe on every site (temporal split) and scores the
+    held-out sites' test period with it (seen cells, unseen year). ``baselines``: rows that need no
+    target at the held-out cell (docs/ungauged.md); ``idw_neighbours`` / ``idw_power`` for the two
+    inverse-distance rows.
+    """
+
+    kind: Literal["station", "block", "network", "kmeans", "ease2", "regions"] = "station"
     k: int = Field(5, ge=2)
     block_deg: float = Field(2.0, gt=0.0)
     seed: int = 0
+    buffer_km: float = Field(0.0, ge=0.0)
+    block_cells: int = Field(8, ge=1)
+    grid: str = "M36"
+    regions: Optional[list[RegionBox]] = None
+    regions_file: Optional[str] = None
+    periods: list[Literal["test", "train"]] = Field(default_factory=lambda: ["test"])
+    temporal_reference: bool = False
+    baselines: list[Literal["idw_climatology", "idw_observations", "linear", "gbm"]] = Field(default_factory=list)
+    idw_neighbours: int = Field(8, ge=1)
+    idw_power: float = Field(2.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "CVConfig":
+        if self.kind == "regions" and (self.regions is None) == (self.regions_file is None):
+            raise ValueError("kind 'regions' needs exactly one of regions (boxes) and regions_file")
+        if self.kind != "regions" and (self.regions is not None or self.regions_file is not None):
+            raise ValueError(f"regions / regions_file are for kind 'regions', not {self.kind!r}")
+        if not self.periods:
+            raise ValueError("periods: give test, train or both")
+        return self
+
+
+ClimateIndex = Literal["p_mean", "pet_mean", "aridity", "p_seasonality", "frac_snow", "high_prec_freq",
+                      "high_prec_dur", "low_prec_freq", "low_prec_dur", "t_mean"]
+
+
+class DescriptorsConfig(_Strict):
+    """Static inputs that exist at every cell without its target (data/climate.py, docs/ungauged.md):
+    CAMELS-style ``climate`` indices of each cell's forcing over the training period, and a smooth
+    ``location`` encoding (``xyz`` unit vector, or ``fourier`` features of the EASE-Grid 2.0 coordinates
+    at ``wavelengths_km``). The variables name the forcing (units read from their attributes);
+    ``albedo`` enters the Priestley-Taylor PET. ``static_noise``: std of Gaussian noise added to every
+    normalised static input of each training minibatch (a regulariser against keying on a training
+    site's exact statics; prediction sees the statics as they are). Sequence runs only."""
+
+    climate: list[ClimateIndex] = Field(default_factory=list)
+    location: Literal["none", "xyz", "fourier"] = "none"
+    wavelengths_km: list[float] = Field(default_factory=lambda: [4000.0, 2000.0])
+    precipitation: str = "APCP_FORA"
+    temperature: str = "TMP_2_FORA"
+    shortwave: str = "DSWRF_FORA"
+    longwave: str = "DLWRF_FORA"
+    albedo: float = Field(0.23, ge=0.0, lt=1.0)
+    static_noise: float = Field(0.0, ge=0.0)
+
+    @property
+    def active(self) -> bool:
+        """Whether descriptor variables are added to the data (``static_noise`` alone adds none)."""
+        return bool(self.climate) or self.location != "none"
+
+    @field_validator("climate")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("climate: an index is listed twice")
+        return v
+
+    @field_validator("wavelengths_km")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if not v or min(v) <= 0:
+            raise ValueError("wavelengths_km: give positive wavelengths")
+        return v
 
 
 class SeasonalConfig(_Strict):

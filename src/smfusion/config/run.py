@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from smfusion.config.base import _format_errors, _Strict
 from smfusion.config.data import DataConfig, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
-from smfusion.config.methods import (CVConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
+from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.tb import TBConfig
 from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
@@ -44,6 +44,7 @@ class RunConfig(_Strict):
     transfer: Optional[TransferConfig] = None  # fine-tune from a trained run
     uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
     tb: Optional[TBConfig] = None  # brightness-temperature adapter (data.adapter: tb; docs/casm.md)
+    descriptors: DescriptorsConfig = Field(default_factory=DescriptorsConfig)  # climate indices, location (ungauged)
 
     @model_validator(mode="after")
     def _check_casm(self) -> "RunConfig":
@@ -130,6 +131,14 @@ class RunConfig(_Strict):
             outside = sorted(set(self.split.train_sites + self.split.test_sites) - set(sites))
             if outside:
                 raise ValueError(f"split lists site {outside[0]}, which is not in data.sites")
+        desc = self.descriptors.active or self.descriptors.static_noise > 0
+        sequence_only = [what for what, on in (("descriptors", desc), ("normalization.target 'predicted'",
+                                                                        self.normalization.target == "predicted")) if on]
+        other = self.multiscale is not None or self.data.reader in ("tfrecord", "points") or self.data.adapter in (
+            "tb", "points", "multiscale")
+        if sequence_only and other:
+            raise ValueError(f"{' and '.join(sequence_only)}: for sequence runs only (no multiscale section, "
+                             "no point reader, not the tb adapter)")
         for name in self.normalization.log1p:
             if name not in self.data.dynamic and name not in self.data.static:
                 raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from smfusion.config import RunConfig
+from smfusion.data.climate import static_inputs
 from smfusion.data.climatology import Climatology
 from smfusion.data.features import add_features, feature_names
 from smfusion.data.loading import SiteSplit
@@ -33,8 +34,8 @@ def dynamic_inputs(cfg: RunConfig) -> list[str]:
 
 
 def input_names(cfg: RunConfig) -> list[str]:
-    """Columns of the model's input layer, in order: dynamic inputs, then statics."""
-    return [*dynamic_inputs(cfg), *cfg.data.static]
+    """Columns of the model's input layer, in order: dynamic inputs, then statics (descriptors last)."""
+    return [*dynamic_inputs(cfg), *static_inputs(cfg)]
 
 
 def anomaly_inputs(cfg: RunConfig) -> list[str]:

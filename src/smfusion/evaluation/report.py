@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from smfusion.data.climate import descriptor_names
 from smfusion.data.climatology import Climatology
 from smfusion.data.loading import data_root
 from smfusion.errors import ConfigError
@@ -88,13 +89,19 @@ def protocol_of(run: Run, n_sites: int) -> dict:
         "split": split,
         "n_sites": n_sites,
         "adapter": run.adapter.name,
-        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static",
+        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static" + _descriptors(cfg),
         "model": describe_members(cfg),
         "seasonal": describe_seasonal(cfg),
         "statistic": "median over sites of per-site metric, days with an observation",
         "R": "pearson_r on the full signal; anomaly_r on anomalies from the observed training-period"
              f" {cfg.evaluation.climatology_window}-day climatology (same for obs and model)",
     }
+
+
+def _descriptors(cfg) -> str:
+    """' + N descriptors (names)' for runs with a descriptors section (docs/ungauged.md), else ''."""
+    names = descriptor_names(cfg.descriptors)
+    return f" + {len(names)} descriptors ({', '.join(names)})" if names else ""
 
 
 def evaluate(run_dir: str | Path, plots_on: bool | None = None, recalibration: str | None = None) -> Report:

@@ -5,8 +5,11 @@ the canonical ``(site, time)`` Dataset; training minibatches are random
 (site, window) pieces (hydroDL's sampling); prediction runs each site's whole
 period after up to ``periods.warmup_days`` of forcing. The scaler is fitted on
 the training period and sites (per-site target statistics with
-``normalization.target: site``); climatologies as in :mod:`smfusion.data.seasonal`
-(CASM residual learning: ``seasonal`` section).
+``normalization.target: site``, statistics predicted from the statics with
+``predicted``: :mod:`smfusion.data.target_stats`); climatologies as in
+:mod:`smfusion.data.seasonal` (CASM residual learning: ``seasonal`` section).
+The ``descriptors`` section adds static inputs computed from each site's forcing
+over the training period and from its location (:mod:`smfusion.data.climate`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import xarray as xr
 
 from smfusion.data.adapters import register_adapter
 from smfusion.data.adapters.base import Adapter, Batches, Sampler
+from smfusion.data.climate import add_descriptors, static_inputs
 from smfusion.data.loading import SiteSplit, load_dataset, resolve_split, span
 from smfusion.data.normalize import Scaler
 from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, to_arrays
 from smfusion.data.seasonal import Seasonal, dynamic_inputs, fit_seasonal, input_names, prepare
 from smfusion.data.splits import select_period
+from smfusion.data.target_stats import TargetStatsModel, merge_site_stats
 
 PREDICT_CHUNK_SITES = 32  # sites per forward pass at prediction (fastest for the LSTM here)
 VALIDATION_CHUNK_SITES = 512
@@ -33,11 +38,18 @@ VALIDATION_CHUNK_SITES = 512
 class SequenceSampler(Sampler):
     """``batch_size`` random sites, each a random ``seq_len``-day window (:func:`sample_batch`)."""
 
-    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int):
+    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int, static_noise: float = 0.0):
         self.arrays, self.batch_size, self.seq_len = arrays, batch_size, seq_len
+        self.static_noise = static_noise
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return sample_batch(self.arrays, self.batch_size, self.seq_len, rng)
+        """A minibatch; with ``static_noise`` > 0 each site's normalised statics get Gaussian noise of that std
+        (one draw per site and minibatch: the model cannot key on a training site's exact statics)."""
+        batch = sample_batch(self.arrays, self.batch_size, self.seq_len, rng)
+        if self.static_noise > 0:
+            xs = batch["x_static"]
+            batch["x_static"] = xs + np.float32(self.static_noise) * rng.standard_normal(xs.shape, dtype=np.float32)
+        return batch
 
     def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
         """hydroDL's rule (:func:`smfusion.data.sampling.iterations_per_epoch`)."""
@@ -54,6 +66,7 @@ class SequenceAdapter(Adapter):
         super().__init__(cfg)
         self.scaler: Optional[Scaler] = None
         self.seasonal: Optional[Seasonal] = None
+        self.target_stats: Optional[TargetStatsModel] = None  # normalization.target: predicted
         self._train_arrays: Optional[Arrays] = None  # made by fit, shared by every member's sampler
 
     # -- data ------------------------------------------------------------------
@@ -64,7 +77,19 @@ class SequenceAdapter(Adapter):
         if start is None and end is None:
             start, end = span(self.cfg)
         data = self.cfg.data.model_copy(update={"target": []}) if inputs_only else self.cfg.data
-        return load_dataset(data, start, end, require_target=require_target and not inputs_only)
+        ds = load_dataset(data, start, end, require_target=require_target and not inputs_only)
+        return self._with_descriptors(ds) if self.cfg.descriptors.active else ds
+
+    def _with_descriptors(self, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` with the descriptor statics; the training period's forcing is read when ``ds`` lacks it."""
+        cfg = self.cfg
+        t0, t1 = (np.datetime64(pd.Timestamp(d), "ns") for d in cfg.periods.train.as_tuple())
+        forcing = None
+        if cfg.descriptors.climate and (ds.time.values[0] > t0 or ds.time.values[-1] < t1):
+            forcing = load_dataset(cfg.data.model_copy(update={"target": [], "sites": [int(s) for s in
+                                                               ds["site"].values]}),
+                                   *cfg.periods.train.as_tuple(), require_target=False)
+        return add_descriptors(ds, cfg, forcing=forcing)
 
     def split(self, ds: xr.Dataset) -> SiteSplit:
         return resolve_split(self.cfg, ds["site"].values)
@@ -92,24 +117,31 @@ class SequenceAdapter(Adapter):
         src_scaler = getattr(source, "scaler", None) if source is not None and cfg.transfer.source_scaler else None
         train_ds = prepare(select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple()), cfg, self.seasonal)
         per_site = cfg.data.target if cfg.normalization.target == "site" else []
-        self.scaler = Scaler.fit(train_ds, [*dynamic_inputs(cfg), *cfg.data.static, *cfg.data.target],
+        self.scaler = Scaler.fit(train_ds, [*dynamic_inputs(cfg), *static_inputs(cfg), *cfg.data.target],
                                  log1p=cfg.normalization.log1p, per_site=per_site)
         if src_scaler is not None:
             _adopt(self.scaler, src_scaler)
-        self._train_arrays = to_arrays(train_ds, self.scaler, dynamic_inputs(cfg), cfg.data.static, cfg.data.target)
+        if cfg.normalization.target == "predicted":
+            y = {v: train_ds[v].transpose("site", "time").values for v in cfg.data.target}
+            self.target_stats = TargetStatsModel.fit(y, self._static_z(train_ds), cfg.normalization.predicted_ridge)
+        self._train_arrays = self.arrays(train_ds)
 
     def save(self, run_dir: Path) -> None:
         self.scaler.save(Path(run_dir) / "scaler.yaml")
         self.seasonal.save(run_dir)
+        if self.target_stats is not None:
+            self.target_stats.save(Path(run_dir) / "target_stats.yaml")
 
     def restore(self, run_dir: Path) -> None:
         self.scaler = Scaler.load(Path(run_dir) / "scaler.yaml")
         self.seasonal = Seasonal.load(run_dir, self.cfg)
+        if self.cfg.normalization.target == "predicted":
+            self.target_stats = TargetStatsModel.load(Path(run_dir) / "target_stats.yaml")
 
     # -- model -----------------------------------------------------------------
     def model_kwargs(self) -> dict:
         cfg = self.cfg
-        return {"n_dynamic": len(dynamic_inputs(cfg)), "n_static": len(cfg.data.static),
+        return {"n_dynamic": len(dynamic_inputs(cfg)), "n_static": len(static_inputs(cfg)),
                 "n_target": len(cfg.data.target)}
 
     def input_names(self) -> list[str]:
@@ -120,12 +152,27 @@ class SequenceAdapter(Adapter):
         if self._train_arrays is None:
             train_ds = select_period(ds.sel(site=split.train), self.cfg.periods.train.as_tuple())
             self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
-        return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len)
+        return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len,
+                               static_noise=self.cfg.descriptors.static_noise)
 
     def arrays(self, prepared: xr.Dataset) -> Arrays:
-        """Normalised arrays of a Dataset that already went through :func:`prepare`."""
+        """Normalised arrays of a Dataset that already went through :func:`prepare` (with predicted target
+        statistics, those of its sites are put in the scaler first)."""
         cfg = self.cfg
-        return to_arrays(prepared, self.scaler, dynamic_inputs(cfg), cfg.data.static, cfg.data.target)
+        if self.target_stats is not None:
+            z, sites = self._static_z(prepared), prepared["site"].values
+            for v in cfg.data.target:
+                self.scaler.site_stats[v] = merge_site_stats(self.scaler.site_stats.get(v),
+                                                             self.target_stats.site_stats(v, sites, z))
+        return to_arrays(prepared, self.scaler, dynamic_inputs(cfg), static_inputs(cfg), cfg.data.target)
+
+    def _static_z(self, ds: xr.Dataset) -> np.ndarray:
+        """Normalised static inputs (site, n_static), NaN as 0 (as the model sees them)."""
+        names = static_inputs(self.cfg)
+        z = np.zeros((ds.sizes["site"], len(names)), dtype=np.float64)
+        for i, v in enumerate(names):
+            z[:, i] = self.scaler.transform(v, ds[v].values)
+        return np.nan_to_num(z, nan=0.0)
 
     def validation_batches(self, ds: xr.Dataset, split: SiteSplit) -> Optional[Batches]:
         """The validation sites (or, with only a validation period, the training sites) over the validation
