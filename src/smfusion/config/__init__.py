@@ -15,11 +15,13 @@ from smfusion.config.load import dump_config, load_config, parse_config
 from smfusion.config.methods import (CVConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.run import RunConfig
+from smfusion.config.stores import GridInputsConfig, GridStore, GridVariable, LazyConfig
 from smfusion.config.training import EarlyStopping, Member, ModelConfig, TrainingConfig, Variant
 
 __all__ = [
     "Period", "DataConfig", "FusionConfig", "GriddedConfig", "NormConfig", "PeriodsConfig", "SplitConfig",
     "TwinConfig", "dump_config", "load_config", "parse_config", "CVConfig", "EvaluationConfig", "FeaturesConfig",
     "MultiscaleConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping",
-    "Member", "ModelConfig", "TrainingConfig", "Variant",
+    "Member", "ModelConfig", "TrainingConfig", "Variant", "GridInputsConfig", "GridStore", "GridVariable",
+    "LazyConfig",
 ]

@@ -7,6 +7,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from smfusion.config.base import Period, _Strict
+from smfusion.config.stores import GridInputsConfig, LazyConfig
 
 class TwinConfig(_Strict):
     """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
@@ -68,6 +69,8 @@ class DataConfig(_Strict):
     adapter: Optional[str] = None
     twin: Optional[TwinConfig] = None  # reader twin (defaults when absent)
     gridded: Optional[GriddedConfig] = None  # reader gridded (required)
+    grid_inputs: Optional[GridInputsConfig] = None  # reader grid_inputs (required): gridded stores -> cells
+    lazy: Optional[LazyConfig] = None  # sequence adapter: read training samples block by block (cache)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
     subset: str = "CONUSv4f1"
     dynamic: list[str] = Field(default_factory=list)

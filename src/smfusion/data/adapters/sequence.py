@@ -66,6 +66,12 @@ class SequenceAdapter(Adapter):
         data = self.cfg.data.model_copy(update={"target": []}) if inputs_only else self.cfg.data
         return load_dataset(data, start, end, require_target=require_target and not inputs_only)
 
+    def load_sites(self, ids: np.ndarray, start: str, end: str) -> xr.Dataset:
+        """Inputs of the sites ``ids`` only over ``start..end`` (products read one cell block at a time);
+        readers that honour ``data.sites`` read no other cell."""
+        data = self.cfg.data.model_copy(update={"target": [], "sites": [int(i) for i in ids]})
+        return load_dataset(data, start, end, require_target=False)
+
     def split(self, ds: xr.Dataset) -> SiteSplit:
         return resolve_split(self.cfg, ds["site"].values)
 
