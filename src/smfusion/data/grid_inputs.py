@@ -73,7 +73,8 @@ def read_grid_inputs(cfg: DataConfig, start: Optional[str], end: Optional[str]) 
     coords = {"site": ("site", ids), "time": ("time", days.values),
               "lat": ("site", lat[ids], {"standard_name": "latitude", "units": "degrees_north"}),
               "lon": ("site", lon[ids], {"standard_name": "longitude", "units": "degrees_east"}),
-              "row": ("site", rows[ids]), "col": ("site", cols[ids])}
+              "row": ("site", rows[ids], {"long_name": f"EASE-Grid 2.0 {as_grid(gc.grid).name} row"}),
+              "col": ("site", cols[ids], {"long_name": f"EASE-Grid 2.0 {as_grid(gc.grid).name} column"})}
     return xr.Dataset(out, coords=coords, attrs={"ease2_grid": as_grid(gc.grid).name,
                                                  "resampling": gc.resample, "reader": "grid_inputs"})
 
@@ -274,11 +275,18 @@ def _ease_geometry(ds, sc: GridStore, g, gc, rows, cols, path) -> _Geometry:
 
 
 def _sample(geo: _Geometry, box: np.ndarray) -> np.ndarray:
-    """(..., box pixels) values -> (cells, ...) by the weights (module docstring)."""
-    a = box.reshape(-1, geo.iy.size * geo.ix.size).T.astype(np.float64)  # (pixels, steps)
+    """(steps, box rows, box cols) values -> (cells, steps) by the weights (module docstring)."""
+    a = box.reshape(box.shape[0], geo.iy.size * geo.ix.size)  # (steps, pixels)
+    w = geo.weights
+    if np.all(np.diff(w.indptr) <= 1) and np.all(w.data == 1.0):  # one pixel per cell (nearest): a gather
+        out = np.full((w.shape[0], a.shape[0]), np.nan, dtype=np.float64)
+        has = np.diff(w.indptr) == 1
+        out[has] = a[:, w.indices].T
+        return out
+    a = np.ascontiguousarray(a.T, dtype=np.float64)  # (pixels, steps)
     valid = np.isfinite(a)
-    num = geo.weights @ np.where(valid, a, 0.0)
-    den = geo.weights @ valid.astype(float)
+    num = w @ np.where(valid, a, 0.0)
+    den = w @ valid.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den >= geo.need * (1 - 1e-9), num / den, np.nan)
 
@@ -344,5 +352,8 @@ def _read_variable(store: _Store, sc: GridStore, vc: GridVariable, name: str, ge
         vals, d = _daily(np.concatenate(pieces, axis=1), np.concatenate(stamps), vc.daily)
         pos = ((d - days[0].to_datetime64().astype("datetime64[D]")) / np.timedelta64(1, "D")).astype(np.int64)
         vals = convert(vals) if convert is not None else vals.astype(np.float32)
-        out[:, pos] = vals
+        if pos.size and pos[-1] - pos[0] + 1 == pos.size:  # contiguous days: a slice
+            out[:, pos[0]:pos[-1] + 1] = vals
+        else:
+            out[:, pos] = vals
     return ("site", "time"), out, out_attrs

@@ -140,6 +140,9 @@ def to_cf(
                 attrs.setdefault("long_name", f"{name} of {g.long_name} cell centre")
             attrs.setdefault("long_name", {"time": "time (UTC)", "lat": "latitude", "lon": "longitude"}.get(name, name))
             out[name].attrs = attrs
+    for name in out.coords:  # CF 3.3: every variable has a long_name or a standard_name
+        if name not in _COORD_ATTRS and not {"long_name", "standard_name"} & set(out[name].attrs):
+            out[name].attrs = {**out[name].attrs, "long_name": str(name).replace("_", " ")}
     if layout == "site":
         out["site"].attrs = {**out["site"].attrs, "cf_role": "timeseries_id",
                              "long_name": out["site"].attrs.get("long_name", "site identifier")}
