@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--noise-runs", type=int, default=None, help="--product: noisy runs per member (default: config)")
     pr.add_argument("--noise", type=float, default=None, help="--product: input noise x training std (default: config)")
     pr.add_argument("--chunk-days", type=int, default=366, help="--product: days per time block (one task)")
-    pr.add_argument("--chunk-sites", type=int, default=512, help="--product: cells per cell block (one task)")
+    pr.add_argument("--chunk-sites", type=int, default=2048, help="--product: cells per cell block (one task)")
     pr.add_argument("--workers", type=int, default=None,
                     help="--product: local Dask cluster of N worker processes (default: one per CPU; 0: no cluster,"
                          " tasks in this process)")

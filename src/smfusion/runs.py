@@ -79,6 +79,17 @@ class Run(Trained):
             return out, noisy
         return out
 
+    def predict_block(self, batches: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
+                      carry: Optional[dict] = None, keep_state: bool = False):
+        """:meth:`predict_members` for one block of a product, with the recurrent state carried in and out
+        (models that declare ``carries_state``): returns members (member, row, time, target), noisy runs
+        (member, runs, row, time, target; None without) and the state after the last day (``keep_state``).
+
+        ``carry`` (the state a previous block ended with) replaces the warm-up: the inputs before
+        ``score_from`` are dropped and each member and noisy pass starts from its own state.
+        """
+        return _predict_block(self, batches, noise_runs, noise, rng, carry=carry, keep_state=keep_state)
+
     def _physical(self, z: np.ndarray, b: Batches) -> np.ndarray:
         return self.adapter.to_physical(z, b)
 
@@ -126,3 +137,75 @@ def _noisy_runs(model, b: Batches, step: int, runs: int, noise: np.float32, rng:
                 x = chunk[key]
                 noisy[key] = x + noise * rng.standard_normal(x.shape, dtype=np.float32)
             out[r, sl] = model(to_tensors(noisy))["y_hat"][:, k:].numpy()
+
+
+State = dict  # batch key -> (member, pass, row, ...) array of the carried recurrent state
+
+
+def _trim(b: Batches) -> tuple[dict[str, np.ndarray], int]:
+    """Inputs without the days before ``score_from`` (the carried state already holds them)."""
+    k, n_t = b.score_from, b.y.shape[1]
+    return {key: (v[:, k:] if v.ndim >= 3 and v.shape[1] == n_t else v) for key, v in b.inputs.items()}, 0
+
+
+@torch.no_grad()
+def _passes(model, inputs: dict, b: Batches, k: int, step: int, noise_runs: int, noise: np.float32,
+            rng: np.random.Generator, state_in: Optional[State], keep: tuple[str, ...], out: np.ndarray,
+            state_out: Optional[State]) -> None:
+    """The clean pass and ``noise_runs`` noisy passes of one member over every row (chunks of ``step``).
+
+    ``out``: (1 + noise_runs, rows, time, target); ``state_in``/``state_out``: key -> (pass, rows, ...).
+    """
+    n = len(b)
+    for a in range(0, n, step):
+        sl = slice(a, min(a + step, n))
+        chunk = {key: v[sl] for key, v in inputs.items()}
+        for r in range(1 + noise_runs):
+            feed = dict(chunk)
+            if r:
+                for key in b.noisy:
+                    x = chunk[key]
+                    feed[key] = x + noise * rng.standard_normal(x.shape, dtype=np.float32)
+            if state_in is not None:
+                for key in keep:
+                    feed[key] = state_in[key][r, sl]
+            res = model(to_tensors(feed))
+            out[r, sl] = res["y_hat"][:, k:].numpy()
+            if state_out is not None:
+                for key in keep:
+                    v = res[key].numpy()
+                    if key not in state_out:
+                        state_out[key] = np.empty((1 + noise_runs, n) + v.shape[1:], dtype=np.float32)
+                    state_out[key][r, sl] = v
+
+
+def _predict_block(run, b: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
+                   carry: Optional[State] = None, keep_state: bool = False
+                   ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[State]]:
+    """Members (member, rows, time, target) and noisy runs (member, runs, rows, time, target; None without
+    runs) in physical units over the scored days of ``b``, and the state after its last day.
+
+    ``carry`` (from the previous block; ``state`` mode) replaces the warm-up: the inputs before
+    ``score_from`` are dropped and every member and noisy pass starts from its own carried state.
+    ``keep_state``: return the state after the last day (``state`` mode only).
+    """
+    members = run.members
+    keys = tuple(getattr(members[0], "carries_state", None) or ()) if (carry is not None or keep_state) else ()
+    inputs, k = _trim(b) if carry is not None else (b.inputs, b.score_from)
+    n_pass = 1 + noise_runs
+    shape = (len(b), b.y.shape[1] - b.score_from, b.y.shape[2])
+    z = np.empty((len(members), n_pass) + shape, dtype=np.float32)
+    new: State = {}
+    for i, model in enumerate(members):
+        model.eval()
+        step = getattr(model, "predict_chunk_sites", b.chunk)
+        s_in = {key: carry[key][i] for key in keys} if carry is not None else None
+        s_out = {} if keep_state and keys else None
+        _passes(model, inputs, b, k, step, noise_runs, np.float32(noise), rng, s_in, keys, z[i], s_out)
+        if s_out is not None:
+            for key in keys:
+                new.setdefault(key, np.empty((len(members),) + s_out[key].shape, dtype=np.float32))[i] = s_out[key]
+    phys = np.stack([np.stack([run.adapter.to_physical(z[i, r], b) for r in range(n_pass)])
+                     for i in range(len(members))])
+    noisy = phys[:, 1:] if noise_runs else None
+    return phys[:, 0], noisy, (new if keep_state and keys else None)

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from smfusion.errors import ConfigError
 from smfusion.io.atomic import atomic_path, write_text
-from smfusion.products.blocks import load_from_days, predict_block, time_mode
+from smfusion.products.blocks import load_from_days, time_mode
 
 __all__ = ["Job", "Block", "plan", "open_work", "execute", "run_block", "load_sites"]
 
@@ -180,8 +180,8 @@ def run_block(run, job: Job, blk: Block, carry: Optional[dict] = None) -> Option
     b = run.adapter.eval_batches(ds, ids, (blk.start, blk.end))
     rng = np.random.default_rng(np.random.SeedSequence([job.seed, blk.sb, blk.tb]))
     use_carry = carry if (job.mode == "state" and not blk.first) else None
-    members, noisy, state = predict_block(run, b, job.noise_runs, job.noise, rng, carry=use_carry,
-                                          keep_state=blk.keep_state)
+    members, noisy, state = run.predict_block(b, job.noise_runs, job.noise, rng, carry=use_carry,
+                                              keep_state=blk.keep_state)
     times = pd.date_range(blk.start, blk.end, freq="D").values
     layers = job.layers(run, members, noisy, ids, times, job.days)
     piece = xr.Dataset({k: (("site", "time"), np.asarray(v, dtype=np.float32)) for k, v in layers.items()})
@@ -221,7 +221,7 @@ def _submit_all(run, job: Job, todo: list[list[Block]], client, bar) -> None:
     from distributed import as_completed
 
     token = os.urandom(4).hex()
-    run_f = client.scatter(run, broadcast=True, hash=False)
+    run_f = client.scatter(for_workers(run), broadcast=True, hash=False)
     futures = []
     for chain in todo:
         prev = None
@@ -235,6 +235,24 @@ def _submit_all(run, job: Job, todo: list[list[Block]], client, bar) -> None:
             fut.result()  # raises the task's exception here
         bar.update(1)
     futures.clear()
+
+
+def for_workers(run):
+    """The run as sent to the workers: its climatologies without their per-slot value counts (a fitting
+    diagnostic nothing predicts with; as large as the climatology itself)."""
+    import copy
+    import dataclasses
+
+    sea = getattr(run.adapter, "seasonal", None)
+    if sea is None or not getattr(sea, "clims", None):
+        return run
+    clims = {}
+    for var, clim in sea.clims.items():
+        clims[var] = copy.copy(clim)
+        clims[var].counts = None
+    adapter = copy.copy(run.adapter)
+    adapter.seasonal = dataclasses.replace(sea, clims=clims)
+    return dataclasses.replace(run, adapter=adapter)
 
 
 def request_of(run, sites: np.ndarray, start: str, end: str, days: int, noise_runs: int, noise: float,

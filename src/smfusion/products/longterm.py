@@ -150,7 +150,7 @@ def predict_product(
     noise_runs: Optional[int] = None,
     noise: Optional[float] = None,
     chunk_days: int = 366,
-    chunk_sites: int = 512,
+    chunk_sites: int = 2048,
     sites: Optional[np.ndarray] = None,
     progress: bool = True,
     workers: Optional[int] = None,
@@ -216,9 +216,7 @@ def _probe_layers(run: Run, job: engine.Job, blk: engine.Block) -> dict[str, np.
     ids = job.sites[:1]
     ds = engine.load_sites(run, ids, blk.load_from, end)
     b = run.adapter.eval_batches(ds, ids, (blk.start, end))
-    from smfusion.products.blocks import predict_block
-
-    members, noisy, _ = predict_block(run, b, job.noise_runs, job.noise, np.random.default_rng(0))
+    members, noisy, _ = run.predict_block(b, job.noise_runs, job.noise, np.random.default_rng(0))
     return job.layers(run, members, noisy, ids, pd.date_range(blk.start, end, freq="D").values, days)
 
 
