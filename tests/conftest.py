@@ -1,4 +1,5 @@
-"""Shared fixtures: the real-data location (tests skip when it is absent) and a byte garbler for fuzz tests."""
+"""Shared fixtures: the real-data location (tests skip when it is absent), a small copy of the CONUS
+database for corrupted-input tests, and a byte garbler for fuzz tests."""
 
 from __future__ import annotations
 
@@ -61,6 +62,42 @@ def garble(data, raw: bytes, max_edits: int, max_chunk: int, truncate: bool = Tr
 def garbler():
     """:func:`garble` for fuzz tests (conftest functions are not importable without a tests package)."""
     return garble
+
+
+MINI_DYNAMIC = ("APCP_FORA", "TMP_2_FORA")
+MINI_STATIC = ("Sand",)
+MINI_TARGET = ("SMAP_AM",)
+
+
+def make_mini_db(src: Path, dest: Path, n_sites: int = 6, years=(2015, 2016, 2017)) -> Path:
+    """A small hydroDL database at ``dest``: the first ``n_sites`` rows of the real CONUS files
+    (crd.csv, two forcings, SMAP_AM, Sand) for ``years``; returns ``dest``."""
+
+    def head(path: Path, out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(path) as fh:
+            out.write_text("".join(next(fh) for _ in range(n_sites)))
+
+    sub, out = src / "CONUSv4f1", dest / "CONUSv4f1"
+    head(sub / "crd.csv", out / "crd.csv")
+    for var in MINI_STATIC:
+        head(sub / "const" / f"{var}.csv", out / "const" / f"{var}.csv")
+    for year in years:
+        (out / str(year)).mkdir(parents=True, exist_ok=True)
+        (out / str(year) / "timeStr.csv").write_text((sub / str(year) / "timeStr.csv").read_text())
+        for var in MINI_DYNAMIC + MINI_TARGET:
+            if (sub / str(year) / f"{var}.csv").is_file():
+                head(sub / str(year) / f"{var}.csv", out / str(year) / f"{var}.csv")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def mini_db():
+    """:func:`make_mini_db` (real CONUS rows; skips without the real data)."""
+    root = conus_dir()
+    if root is None:
+        pytest.skip("no CONUS sample: set SMFUSION_DATA_DIR or place ../shared/data")
+    return lambda dest, **kw: make_mini_db(root, Path(dest), **kw)
 
 
 # compliance-checker 6.1's CF 1.8 check reads appendix F's ("longitude_of_central_meridian") as a

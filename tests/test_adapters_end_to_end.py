@@ -61,6 +61,9 @@ def test_multiscale_through_every_verb(conus_root, tmp_path, capsys):
     assert g.attrs["ease2_grid"] == "M09" and np.isfinite(g.sm.values).sum() == 29 * p.sizes["site"]
     assert main(["cv", cfg, "--run-dir", str(tmp_path / "cv")]) == 0
     assert "held-out" in capsys.readouterr().out
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "baseline: satellite retrieval of the parent coarse cell" in page and "img/timeseries.png" in page
 
 
 def test_points_through_every_verb(conus_root, tmp_path, capsys):
@@ -84,6 +87,10 @@ def test_points_through_every_verb(conus_root, tmp_path, capsys):
     assert ".csv" in capsys.readouterr().err
     assert main(["cv", cfg, "--run-dir", str(tmp_path / "cv")]) == 2
     assert "split by sensor" in capsys.readouterr().err
+    # the report shows the pooled table of a point run
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Pooled over every example of the split" in page and "GLDAS alone (rescaled)" in page
 
 
 def test_old_verbs_are_aliases_of_train(conus_root, tmp_path, capsys):

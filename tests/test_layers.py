@@ -24,7 +24,7 @@ LAYERS = {
     "runs": 7,
     "evaluation": 8,
     "products": 9,
-    "cli": 10, "demo": 10,
+    "cli": 10, "cli_args": 10, "demo": 10,
 }
 SYNTHETIC_LAYER = 4  # generators may use data-layer code and below
 SYNTHETIC_USERS = {"cli", "demo", "synthetic"}  # and tests, benchmarks (outside src)

@@ -45,3 +45,60 @@ def test_fetch_verifies_checksums(conus_root, served, tmp_path, monkeypatch):
     (www / names[1]).write_text("0\n0\n0\n0\n")
     with pytest.raises(DataError, match="SMAP_AM_stat.csv.*sha256"):
         registry.fetch_conus(tmp_path / "cache2", progress=False)
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+def test_network_failure_is_one_line_naming_the_url(tmp_path, monkeypatch):
+    base = _closed_port_url()
+    full = registry.load_registry()
+    monkeypatch.setattr(registry, "load_registry", lambda: {"CONUSv4f1/crd.csv": full["CONUSv4f1/crd.csv"]})
+    monkeypatch.setattr(registry, "url_for", lambda n: base + n)
+    with pytest.raises(DataError) as exc:
+        registry.fetch_conus(tmp_path / "cache", progress=False)
+    msg = str(exc.value)
+    assert msg.startswith(base + "CONUSv4f1/crd.csv: cannot download") and "SMFUSION_DATA_DIR" in msg
+    assert "\n" not in msg
+
+
+def test_configured_data_folder_is_used_or_refused_never_downloaded(tmp_path, monkeypatch):
+    from smfusion import settings
+
+    monkeypatch.setattr(registry, "fetch_conus", lambda *a, **k: pytest.fail("downloaded despite SMFUSION_DATA_DIR"))
+    monkeypatch.setenv(settings.ENV_VAR, str(tmp_path / "nope"))
+    with pytest.raises(DataError, match=r"nope: the data folder named by SMFUSION_DATA_DIR does not exist"):
+        registry.conus_root()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv(settings.ENV_VAR, str(tmp_path / "empty"))
+    with pytest.raises(DataError, match=r"empty/conus_smap: .* has no conus_smap/ folder"):
+        registry.conus_root()
+    (tmp_path / "part" / "conus_smap" / "CONUSv4f1").mkdir(parents=True)
+    monkeypatch.setenv(settings.ENV_VAR, str(tmp_path / "part"))
+    first = next(iter(registry.load_registry()))
+    with pytest.raises(DataError, match=f"conus_smap/{first}: file of the CONUS sample missing"):
+        registry.conus_root()
+    with pytest.raises(DataError, match="data.root.*does not exist"):
+        registry.resolve_root(tmp_path / "no_root")
+
+
+def test_download_only_without_any_data_folder(tmp_path, monkeypatch):
+    from smfusion import settings
+
+    monkeypatch.delenv(settings.ENV_VAR, raising=False)
+    monkeypatch.setattr(settings, "_candidates", lambda: [tmp_path / "absent"])
+    monkeypatch.setenv(settings.CACHE_ENV, str(tmp_path / "cache"))
+    assert settings.cache_dir() == tmp_path / "cache" / "conus_smap"
+    calls = []
+    monkeypatch.setattr(registry, "fetch_conus", lambda *a, **k: calls.append(1) or tmp_path / "fetched")
+    assert registry.conus_root() == tmp_path / "fetched" and calls == [1]
+    # a found (not configured) folder without conus_smap does not stop the download
+    (tmp_path / "other").mkdir()
+    monkeypatch.setattr(settings, "_candidates", lambda: [tmp_path / "other"])
+    assert registry.conus_root() == tmp_path / "fetched"

@@ -75,23 +75,28 @@ class _Killed(Exception):
     pass
 
 
+class _Dying(SequenceSampler):
+    """Stands for a kill: raises at the 13th minibatch (epoch 3, after the epoch-2 checkpoint)."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.calls = 0
+
+    def sample(self, rng):
+        self.calls += 1
+        if self.calls == 13:
+            raise _Killed()
+        return super().sample(rng)
+
+
 def test_resume_after_kill_gives_same_weights(tmp_path):
     arr = _sampler()
     ref = _model()
     Trainer(ref, _cfg(), out_dir=tmp_path / "ref").fit(arr)
 
-    calls = {"n": 0}
-
-    class Dying(SequenceSampler):
-        def sample(self, rng):
-            calls["n"] += 1
-            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
-                raise _Killed()
-            return super().sample(rng)
-
     killed = _model()
     with pytest.raises(_Killed):
-        Trainer(killed, _cfg(), out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
+        Trainer(killed, _cfg(), out_dir=tmp_path / "run").fit(_Dying(_toy(), 8, 20))
     assert (tmp_path / "run/checkpoints/epoch_0002.pt").exists()
     resumed = _model(seed=123)  # fresh weights: everything must come from the checkpoint
     res = Trainer(resumed, _cfg(), out_dir=tmp_path / "run").fit(arr)
@@ -145,18 +150,48 @@ def test_cosine_schedule_by_hand_and_resume(tmp_path):
     cfg = _cfg(lr_schedule="cosine", clip_grad_norm=0.5)
     ref = _model()
     Trainer(ref, cfg, out_dir=tmp_path / "ref").fit(_sampler())
-    calls = {"n": 0}
-
-    class Dying(SequenceSampler):
-        def sample(self, rng):
-            calls["n"] += 1
-            if calls["n"] == 13:  # in epoch 3, after the epoch-2 checkpoint
-                raise _Killed()
-            return super().sample(rng)
-
     with pytest.raises(_Killed):
-        Trainer(_model(), cfg, out_dir=tmp_path / "run").fit(Dying(_toy(), 8, 20))
+        Trainer(_model(), cfg, out_dir=tmp_path / "run").fit(_Dying(_toy(), 8, 20))
     resumed = _model(seed=5)
     Trainer(resumed, cfg, out_dir=tmp_path / "run").fit(_sampler())
     for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    from smfusion.errors import SmfusionWarning
+
+    ref = _model()
+    Trainer(ref, _cfg(epochs=6), out_dir=tmp_path / "ref").fit(_sampler())
+    # the same run stopped after epoch 4, with its epoch-4 checkpoint damaged (epoch 2 intact)
+    Trainer(_model(), _cfg(epochs=4), out_dir=tmp_path / "run").fit(_sampler())
+    ckpt = tmp_path / "run/checkpoints/epoch_0004.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    resumed = _model(seed=5)
+    with pytest.warns(SmfusionWarning, match=r"epoch_0004\.pt.*corrupt checkpoint.*renamed to epoch_0004\.pt\.corrupt"):
+        res = Trainer(resumed, _cfg(epochs=6), out_dir=tmp_path / "run").fit(_sampler())
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4, 5, 6]
+    for (k, va), (_, vb) in zip(ref.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(va, vb), k  # resumed from epoch 2: same weights as an uninterrupted run
+    assert (tmp_path / "run/checkpoints/epoch_0004.pt.corrupt").is_file()
+
+
+def test_unreadable_weights_and_checkpoints_name_the_file(tmp_path):
+    from smfusion.errors import DataError
+    from smfusion.training.trainer import load_checkpoint, load_weights
+
+    bad = tmp_path / "model.pt"
+    for content in (b"", b"garbage", b"PK\x03\x04truncated zip"):
+        bad.write_bytes(content)
+        with pytest.raises(DataError, match=r"model\.pt: corrupt weights file.*--restart"):
+            load_weights(bad)
+        with pytest.raises(DataError, match=r"model\.pt: corrupt checkpoint"):
+            load_checkpoint(bad)
+    torch.save({"w": "not a tensor"}, bad)
+    with pytest.raises(DataError, match="corrupt weights file|not a weights file"):
+        load_weights(bad)
+    torch.save({"epoch": 1}, bad)
+    with pytest.raises(DataError, match="checkpoint lacks 'model'"):
+        load_checkpoint(bad)
+    with pytest.raises(DataError, match="trained weights missing"):
+        load_weights(tmp_path / "none.pt")

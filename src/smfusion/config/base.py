@@ -8,7 +8,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 class Period(_Strict):
@@ -44,5 +44,17 @@ def _format_errors(exc: ValidationError) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
         lines.append(f"{key}: {msg}")
     return "; ".join(lines)
+
+
+def unique(values: list, what: str) -> list:
+    """``values`` when no item repeats; else a ValueError naming the first repeated one."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} '{v}' listed twice")
+        seen.add(v)
+    return values

@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from smfusion.config.base import Period, _Strict
+from smfusion.config.base import Period, _Strict, unique
 from smfusion.config.stores import GridInputsConfig, LazyConfig
 
 class TwinConfig(_Strict):
@@ -31,10 +31,17 @@ class GriddedConfig(_Strict):
     smap_dir: str  # SMAP L3 granules (SPL3SMP, 36 km) for the satellite term
     ismn_dir: str  # ISMN station files (header+values or CEOP)
     overpass: Literal["AM", "PM"] = "AM"
-    ismn_depth: tuple[float, float] = (0.0, 0.1)
+    ismn_depth: tuple[float, float] = (0.0, 0.1)  # (from, to) m below the surface
     ismn_good_flags: list[str] = Field(default_factory=lambda: ["G"])
     ismn_networks: Optional[list[str]] = None
     coarse_grid: str = "M36"
+
+    @field_validator("ismn_depth")
+    @classmethod
+    def _depth(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= v[0] < v[1]:
+            raise ValueError(f"give 0 <= from < to (m), got {v[0]} .. {v[1]}")
+        return v
 
 
 class FusionConfig(_Strict):
@@ -85,6 +92,31 @@ class DataConfig(_Strict):
             raise ValueError("at least one target variable is needed")
         return v
 
+    @field_validator("dynamic", "static", "target")
+    @classmethod
+    def _no_repeat(cls, v: list[str]) -> list[str]:
+        return unique(v, "variable")
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("empty list: no site to read (omit data.sites to use every site)")
+        if min(v) < 0:
+            raise ValueError(f"site indices start at 0, got {min(v)}")
+        return unique(v, "site")
+
+    @model_validator(mode="after")
+    def _one_role_each(self) -> "DataConfig":
+        roles = {"dynamic": self.dynamic, "static": self.static, "target": self.target}
+        for a, b in (("dynamic", "static"), ("dynamic", "target"), ("static", "target")):
+            both = [v for v in roles[a] if v in roles[b]]
+            if both:
+                raise ValueError(f"variable '{both[0]}' is in both data.{a} and data.{b}")
+        return self
+
 
 class PeriodsConfig(_Strict):
     train: Period
@@ -121,6 +153,14 @@ class SplitConfig(_Strict):
             raise ValueError(f"fold {self.fold} out of range for k={self.k}")
         if self.kind == "sites" and (not self.train_sites or not self.test_sites):
             raise ValueError("kind 'sites' needs train_sites and test_sites")
+        for name in ("train_sites", "test_sites"):
+            sites = getattr(self, name) or []
+            unique(sites, f"{name}: site")
+            if sites and min(sites) < 0:
+                raise ValueError(f"{name}: site indices start at 0, got {min(sites)}")
+        both = set(self.train_sites or []) & set(self.test_sites or [])
+        if both:
+            raise ValueError(f"site {min(both)} is in both train_sites and test_sites")
         return self
 
 

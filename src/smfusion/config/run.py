@@ -115,6 +115,13 @@ class RunConfig(_Strict):
                 "normalization.target 'site' needs training observations at every scored site:"
                 " use split.kind temporal without validation_fraction (a validation period works)"
             )
+        sites = self.data.sites
+        if sites is not None and self.split.kind == "kfold" and self.split.k > len(sites):
+            raise ValueError(f"split.k {self.split.k} exceeds the {len(sites)} sites of data.sites")
+        if sites is not None and self.split.kind == "sites":
+            outside = sorted(set(self.split.train_sites + self.split.test_sites) - set(sites))
+            if outside:
+                raise ValueError(f"split lists site {outside[0]}, which is not in data.sites")
         for name in self.normalization.log1p:
             if name not in self.data.dynamic and name not in self.data.static:
                 raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")

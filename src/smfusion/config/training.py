@@ -18,7 +18,7 @@ class ModelConfig(_Strict):
 
 class EarlyStopping(_Strict):
     patience: int = Field(10, ge=1)
-    min_delta: float = 0.0
+    min_delta: float = Field(0.0, ge=0.0)
 
 
 class TrainingConfig(_Strict):

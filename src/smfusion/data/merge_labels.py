@@ -25,9 +25,11 @@ sensor names are the same. Per example:
    ``success`` whose value becomes ``sm_0_5`` (no flag or range check, as published).
 
 Failed examples are left out of the output. Each input shard gives
-``<out>/<name up to its first ".">.tfrecord.gz`` (gzip, atomic), the label
-appended to the example's original bytes. Shards are processed in parallel
-(``num_workers`` processes, each with its own ``ISMN_Interface``).
+``<out>/<name up to its first ".">.tfrecord.gz`` (gzip), the label appended to
+the example's original bytes. Shards are processed in parallel (``num_workers``
+processes, each with its own ``ISMN_Interface``). The folder ``out`` is written
+as a whole (temp + rename): an existing one is replaced only with ``overwrite``,
+only if smfusion wrote it, and never when it is or holds an input.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ from typing import Optional
 import numpy as np
 
 from smfusion.errors import DataError
+from smfusion.io.atomic import atomic_path
+from smfusion.io.ownership import check_output
 from smfusion.io.fusion_schema import LABEL, LABEL_FALLBACK, field_values
 from smfusion.io.tfrecord import append_features, decode_record, iter_records, list_shards, write_records
 
@@ -219,7 +223,7 @@ def _check_outputs(shards: list[Path], examples, out: Path) -> None:
 
 def merge_labels(
     examples: str | Path, ismn: str | Path, out: str | Path, num_workers: int = 1,
-    meta_dir: str | Path | None = None, progress: bool = True,
+    meta_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False,
 ) -> MergeCounts:
     """Label the shards ``examples`` (file, folder or glob) from an ISMN zip/folder into ``out``; total counts.
 
@@ -228,11 +232,14 @@ def merge_labels(
     """
     from tqdm.auto import tqdm
 
-    shards = list_shards(examples)
     out = Path(out)
+    shards = list_shards(examples)
     _check_outputs(shards, examples, out)
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = [p for p in (examples, ismn, meta_dir) if p is not None and "*" not in str(p)]
+    check_output(out, overwrite=overwrite, protect=inputs, kind="dir")
     with contextlib.ExitStack() as stack:
+        out = stack.enter_context(atomic_path(out, overwrite=overwrite, protect=inputs))  # the temp folder
+        out.mkdir()
         if meta_dir is None:
             meta_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="smfusion-ismn-"))
         iface = open_ismn(ismn, meta_dir, parallel=num_workers > 1)  # builds the index once

@@ -55,6 +55,9 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
         raise ConfigError(f"cv: '{adapter.name}' runs are split by sensor within train (split.kind kfold, "
                           "one fold per config); spatial CV here is for series runs")
     adapter.check()
+    from smfusion.data.checks import check_config, raise_for_problems
+
+    raise_for_problems(check_config(cfg))  # before any fold trains
     data = adapter.load()
     units = adapter.cv_units(data)
     stations, cv = units["ids"], cfg.cv
@@ -75,9 +78,11 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> CVResult:
         pred = run.predict_members(data, None, None, batches=b).mean(axis=0)[..., 0]
         obs = run.adapter.observations(data, b)[..., 0]
         m = station_metrics(obs, pred)
+        where = {int(s): i for i, s in enumerate(stations)}
         for i, s in enumerate(b.rows):
-            rows.append({"fold": f["fold"], "site": s, **{k: float(v[i]) for k, v in m.items()},
-                         "n_obs": int(np.isfinite(obs[i]).sum())})
+            j = where[int(s)]
+            rows.append({"fold": f["fold"], "site": s, "lat": float(units["lat"][j]), "lon": float(units["lon"][j]),
+                         **{k: float(v[i]) for k, v in m.items()}, "n_obs": int(np.isfinite(obs[i]).sum())})
     table = pd.DataFrame(rows)
     per_fold = table.groupby("fold")[list(METRICS)].median().to_dict(orient="index")
     pooled = table[list(METRICS)].median().to_dict()

@@ -15,7 +15,7 @@ import numpy as np
 
 from smfusion.io.atomic import atomic_path
 
-__all__ = ["plot_site_map", "plot_timeseries", "plot_scatter"]
+__all__ = ["plot_site_map", "plot_timeseries", "plot_scatter", "new_figure", "save_png"]
 
 
 def _new_figure(figsize):
@@ -32,6 +32,11 @@ def _save(fig, path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return path
+
+
+#: Public names of the two helpers, for other figure modules (e.g. the HTML report's).
+new_figure = _new_figure
+save_png = _save
 
 
 def plot_site_map(lat, lon, values, title: str, path, cmap: str = "viridis", label: str | None = None) -> Path:

@@ -116,9 +116,11 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     res = run.predict_members(ds, None, None, noise_runs=noise_runs, batches=batches)
     member_pred, noisy = res if noise_runs else (res, None)
     pred = run.to_dataset(member_pred, ds, batches, noisy=noisy)
-    cf.write_netcdf(pred, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
-                    config=cfg.to_dict())
     obs = run.adapter.observations(ds, batches)[..., 0]
+    stored = pred.assign({f"{target}_obs": (("site", "time"), obs, {  # the report reads them from the file
+        "units": pred[target].attrs.get("units", ""), "long_name": f"observed {target} (the scored target)"})})
+    cf.write_netcdf(stored, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
+                    config=cfg.to_dict())
     times = pred["time"].values
     test_ds = ds.sel(site=sites)
     clim = Climatology().fit(test_ds[target], window=cfg.evaluation.climatology_window, period=train_p)

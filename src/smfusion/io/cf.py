@@ -358,12 +358,19 @@ def write_netcdf(
     inputs: Iterable[str | Path] = (),
     complevel: int = 4,
     chunks: Mapping[str, int] | None = None,
+    overwrite: bool | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> Path:
-    """Write ``ds`` as CF-1.8 NetCDF-4 (zlib level ``complevel``, chunked) atomically; return the path."""
+    """Write ``ds`` as CF-1.8 NetCDF-4 (zlib level ``complevel``, chunked) atomically; return the path.
+
+    ``overwrite``/``protect`` as in :func:`smfusion.io.atomic.atomic_path`: pass
+    ``False`` or ``True`` for outputs a user names; the attribute
+    ``smfusion_version`` makes the file recognisable as smfusion's later.
+    """
     cf = _prepare(ds, grid, title, config, inputs)
     enc = _encoding(cf, "netcdf", complevel, chunks)
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, protect=protect) as tmp:
         cf.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     return path
 
@@ -378,8 +385,13 @@ def write_zarr(
     inputs: Iterable[str | Path] = (),
     complevel: int = 4,
     chunks: Mapping[str, int] | None = None,
+    overwrite: bool | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> Path:
     """Write ``ds`` as a CF-attributed Zarr store (format 2, Blosc/zstd, chunked) atomically; return the path.
+
+    ``overwrite``/``protect`` as in :func:`write_netcdf`; the store also gets the
+    ``.smfusion-output`` marker.
 
     Zarr format 2 because its string and consolidated-metadata support is
     specified and readable by every Zarr library, unlike format 3's so far.
@@ -398,7 +410,7 @@ def write_zarr(
     if any(v.chunks for v in cf.variables.values()):  # dask chunks must match the Zarr chunks
         cf = cf.chunk({d: n for d, n in _dim_chunks(cf, chunks).items() if n > 0})
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, protect=protect) as tmp:
         fmt = {"zarr_format": 2} if _zarr_v3_library() else {}
         cf.to_zarr(tmp, mode="w", encoding=enc, consolidated=True, **fmt)
     return path

@@ -16,6 +16,7 @@ an ``xarray.Dataset`` with dims ``site`` and ``time``.
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -24,8 +25,8 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.errors import DataError
+from smfusion.io.csvmatrix import FILL, lines as _lines, read_matrix as _read_matrix  # noqa: F401 (FILL re-exported)
 
-FILL = -9999.0
 FORCINGS = (
     "APCP_FORA",
     "DLWRF_FORA",
@@ -74,15 +75,7 @@ ATTRS: dict[str, dict[str, str]] = {
 }
 
 
-def _read_matrix(path: Path, field: str) -> np.ndarray:
-    if not path.is_file():
-        raise DataError("missing file", path=path, field=field)
-    try:
-        arr = pd.read_csv(path, header=None, dtype=np.float64).to_numpy(copy=True)
-    except Exception as exc:  # pandas raises many types on bad CSV
-        raise DataError(f"cannot parse CSV ({exc.__class__.__name__}: {exc})", path=path, field=field) from exc
-    arr[arr == FILL] = np.nan
-    return arr
+LAT_RANGE, LON_RANGE = (-90.0, 90.0), (-180.0, 360.0)
 
 
 def _subset_dir(root: Path, subset: str) -> Path:
@@ -103,20 +96,123 @@ def year_folders(root: str | Path, subset: str = "CONUSv4f1") -> dict[int, Path]
 
 
 def _year_dates(folder: Path) -> pd.DatetimeIndex:
+    """The days of a year folder from ``timeStr.csv``: valid ``YYYY-MM-DD``, consecutive."""
     path = folder / "timeStr.csv"
     if not path.is_file():
         raise DataError("missing file", path=path, field="timeStr")
-    dates = pd.to_datetime(pd.read_csv(path, header=None)[0].astype(str), format="%Y-%m-%d")
-    return pd.DatetimeIndex(dates)
+    days = []
+    for i, line in enumerate(_lines(path, "timeStr"), start=1):
+        try:
+            days.append(pd.Timestamp(_dt.date.fromisoformat(line.strip().strip('"'))))
+        except (ValueError, OverflowError):  # not a date, or outside pandas' years 1677 .. 2262
+            raise DataError(f"line {i}: {line.strip()[:40]!r} is not a date YYYY-MM-DD", path=path,
+                            field="timeStr") from None
+    if not days:
+        raise DataError("empty file", path=path, field="timeStr", hint="restore the file")
+    dates = pd.DatetimeIndex(days)
+    steps = np.diff(dates.values).astype("timedelta64[D]").astype(int)
+    if (steps != 1).any():
+        i = int(np.nonzero(steps != 1)[0][0])
+        raise DataError(f"line {i + 2}: {dates[i + 1].date()} does not follow {dates[i].date()} (one row per day)",
+                        path=path, field="timeStr")
+    return dates
+
+
+def available_dates(root: str | Path, subset: str = "CONUSv4f1") -> dict[int, pd.DatetimeIndex]:
+    """``{year: days}`` of every year folder (reads only the ``timeStr.csv`` files)."""
+    return {y: _year_dates(f) for y, f in year_folders(root, subset).items()}
 
 
 def read_coords(root: str | Path, subset: str = "CONUSv4f1") -> tuple[np.ndarray, np.ndarray]:
-    """Latitude and longitude of every cell from ``crd.csv``."""
+    """Latitude and longitude of every cell from ``crd.csv`` (finite, in range)."""
     path = _subset_dir(Path(root), subset) / "crd.csv"
     crd = _read_matrix(path, "crd")
     if crd.ndim != 2 or crd.shape[1] != 2:
         raise DataError(f"expected 2 columns (lat, lon), got shape {crd.shape}", path=path, field="crd")
+    for col, name, (lo, hi) in ((0, "latitude", LAT_RANGE), (1, "longitude", LON_RANGE)):
+        v = crd[:, col]
+        bad = np.nonzero(~((v >= lo) & (v <= hi)))[0]
+        if bad.size:
+            r = int(bad[0])
+            value = "missing (-9999)" if np.isnan(v[r]) else f"{v[r]:g}"
+            raise DataError(f"line {r + 1} (site {r}): {name} {value} outside {lo:g} .. {hi:g}", path=path,
+                            field="crd", hint="crd.csv holds lat, lon in degrees, one row per cell")
     return crd[:, 0], crd[:, 1]
+
+
+def _rows(path: Path) -> int:
+    try:
+        return len(_lines(path))
+    except DataError:
+        return -1
+
+
+def _check_shape(arr: np.ndarray, path: Path, var: str, n_site: int, n_col: int | None, crd: Path) -> None:
+    """Refuse a matrix whose rows differ from crd.csv's cells or whose columns differ from timeStr.csv's days.
+
+    When another file of the database agrees with this one, crd.csv (or
+    timeStr.csv) is the odd one out and is the file named.
+    """
+    if arr.shape[0] != n_site:
+        others = [p for p in sorted(path.parent.glob("*.csv")) if p != path and not p.name.startswith("time")]
+        agree = next((p for p in others[:3] if _rows(p) == arr.shape[0]), None)
+        if agree is not None:
+            raise DataError(f"lists {n_site} cells, but {path.name} and {agree.name} have {arr.shape[0]} rows"
+                            " (one row per cell in every file)", path=crd, field="crd",
+                            hint="crd.csv is truncated or has extra rows; restore it")
+        raise DataError(f"has {arr.shape[0]} rows, but crd.csv lists {n_site} cells (one row per cell)", path=path,
+                        field=var, hint="the file is truncated or has extra rows; restore it")
+    if n_col is None or arr.shape[1] == n_col:
+        return
+    if n_col == 1:
+        raise DataError(f"has {arr.shape[1]} columns, expected one value per cell", path=path, field=var)
+    raise DataError(f"has {arr.shape[1]} columns, but timeStr.csv lists {n_col} days (one column per day)",
+                    path=path, field=var, hint="the file or timeStr.csv is truncated; restore it")
+
+
+def _check_values(block: np.ndarray, path: Path, var: str, site_idx: np.ndarray, dates: pd.DatetimeIndex) -> None:
+    """An input needs a valid value somewhere at every requested site of the requested days."""
+    empty = np.isnan(block).all(axis=1)
+    if empty.all():
+        raise DataError(f"no valid value (all -9999) between {dates[0].date()} and {dates[-1].date()}", path=path,
+                        field=var, hint="an input variable needs data; restore the file or drop the variable")
+    if empty.any():
+        s = int(site_idx[np.nonzero(empty)[0][0]])
+        raise DataError(f"site {s} (line {s + 1}) has no valid value (all -9999) between {dates[0].date()} and"
+                        f" {dates[-1].date()}", path=path, field=var,
+                        hint="drop the site with data.sites or fill the file")
+
+
+def _site_index(sites: Iterable[int] | None, n_site: int, crd: Path) -> np.ndarray:
+    if sites is None:
+        return np.arange(n_site)
+    idx = np.asarray(list(sites))
+    if idx.size and not np.issubdtype(idx.dtype, np.integer):
+        raise DataError(f"site indices must be whole numbers, got {idx.dtype}", path=crd, field="sites")
+    idx = idx.astype(int)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_site):
+        bad = int(idx[(idx < 0) | (idx >= n_site)][0])
+        raise DataError(f"site index {bad} out of range 0..{n_site - 1}", path=crd, field="sites")
+    if np.unique(idx).size != idx.size:
+        dup = int(next(v for v in idx if (idx == v).sum() > 1))
+        raise DataError(f"site {dup} listed twice", path=crd, field="sites")
+    return idx
+
+
+def _period(start: str | None, end: str | None, all_dates: pd.DatetimeIndex, sub: Path):
+    """``(t0, t1)`` of the request; refuses an end after the data or a start after the end."""
+    try:
+        t0 = pd.Timestamp(start) if start else None
+        t1 = pd.Timestamp(end) if end else None
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"bad date in period {start} .. {end}: {exc}", path=sub, field="time") from None
+    if t0 is not None and t1 is not None and t1 < t0:
+        raise DataError(f"period ends before it starts: {start} .. {end}", path=sub, field="time")
+    last = all_dates[-1]
+    if t1 is not None and t1 > last:
+        raise DataError(f"period {start} .. {end} ends after the last day of the data, {last.date()}", path=sub,
+                        field="time", hint="end the period earlier, or add the missing year folders")
+    return t0, t1
 
 
 def read_hydrodl(
@@ -134,23 +230,30 @@ def read_hydrodl(
     ``dynamic`` variables must exist in every year folder overlapping
     ``[start, end]``; ``target`` variables may be absent in some years (they
     are NaN there: a target is not observed everywhere) but must exist in at
-    least one. Missing files raise :class:`DataError` naming the file.
+    least one. ``end`` must not pass the last day of the data (``start`` may
+    precede the first: warm-up). Every input is checked: no text, ragged row,
+    NaN or infinite value, no variable or requested site without a valid
+    value, coordinates finite and in range. Each problem raises
+    :class:`DataError` naming the file, the variable, the line/site/day.
     """
     root = Path(root)
+    names = [*dynamic, *static, *target]
+    dup = next((v for v in names if names.count(v) > 1), None)
+    if dup is not None:
+        raise DataError(f"variable '{dup}' requested twice", path=root / subset, field=dup)
     folders = year_folders(root, subset)
-    t0 = pd.Timestamp(start) if start else None
-    t1 = pd.Timestamp(end) if end else None
+    days = {y: _year_dates(f) for y, f in folders.items()}
+    t0, t1 = _period(start, end, pd.DatetimeIndex(np.concatenate([d.values for d in days.values()])), root / subset)
     lat, lon = read_coords(root, subset)
     n_site = lat.size
-    site_idx = np.arange(n_site) if sites is None else np.asarray(list(sites), dtype=int)
-    if site_idx.size and (site_idx.min() < 0 or site_idx.max() >= n_site):
-        raise DataError(f"site index out of range 0..{n_site - 1}", path=root / subset / "crd.csv", field="sites")
+    crd = root / subset / "crd.csv"
+    site_idx = _site_index(sites, n_site, crd)
 
     blocks: dict[str, list[np.ndarray]] = {v: [] for v in (*dynamic, *target)}
     times: list[pd.DatetimeIndex] = []
     found_target = {v: False for v in target}
-    for _, folder in folders.items():
-        dates = _year_dates(folder)
+    for year, folder in folders.items():
+        dates = days[year]
         keep = np.ones(dates.size, dtype=bool)
         if t0 is not None:
             keep &= dates >= t0
@@ -161,17 +264,17 @@ def read_hydrodl(
         times.append(dates[keep])
         for var in (*dynamic, *target):
             path = folder / f"{var}.csv"
-            if var in target and var not in dynamic and not path.is_file():
+            if var in target and not path.is_file():
                 blocks[var].append(np.full((site_idx.size, int(keep.sum())), np.nan))
                 continue
-            arr = _read_matrix(path, var)
-            if arr.shape != (n_site, dates.size):
-                raise DataError(
-                    f"expected shape ({n_site}, {dates.size}) (cells, days), got {arr.shape}", path=path, field=var
-                )
+            arr = _read_matrix(path, var, dates)
+            _check_shape(arr, path, var, n_site, dates.size, crd)
+            block = arr[site_idx][:, keep]
             if var in found_target:
                 found_target[var] = True
-            blocks[var].append(arr[site_idx][:, keep])
+            else:
+                _check_values(block, path, var, site_idx, dates[keep])
+            blocks[var].append(block)
     if not times:
         raise DataError(f"no data between {start} and {end}", path=root / subset, field="time")
     for var, ok in found_target.items():
@@ -193,8 +296,10 @@ def read_hydrodl(
     for var in static:
         path = const_dir / f"{var}.csv"
         arr = _read_matrix(path, var)
-        if arr.shape[0] != n_site:
-            raise DataError(f"expected {n_site} rows (cells), got {arr.shape[0]}", path=path, field=var)
+        _check_shape(arr, path, var, n_site, 1, crd)
+        if np.isnan(arr[site_idx, 0]).all():
+            raise DataError("no valid value (all -9999) at the requested sites", path=path, field=var,
+                            hint="an input variable needs data; restore the file or drop the variable")
         data_vars[var] = (("site",), arr[site_idx, 0].astype(np.float32), dict(ATTRS.get(var, {})))
 
     ds = xr.Dataset(

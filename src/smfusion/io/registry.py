@@ -68,16 +68,28 @@ def verify(root: str | Path) -> list[str]:
     return bad
 
 
+def first_missing(root: str | Path) -> str | None:
+    """The first registry file (in registry order) absent under ``root``; None when all are there."""
+    root = Path(root)
+    for name in load_registry():
+        if not (root / name).is_file():
+            return name
+    return None
+
+
 def fetch_conus(cache_dir: str | Path | None = None, progress: bool = True) -> Path:
     """Download (once) and verify the CONUS sample; returns its local root.
 
-    Files go to ``cache_dir`` (default: pooch's OS cache folder for smfusion).
-    A checksum mismatch raises :class:`DataError` naming the file.
+    Files go to ``cache_dir`` (default :func:`smfusion.settings.cache_dir`) and
+    nowhere else. A checksum mismatch raises :class:`DataError` naming the file;
+    a network failure raises one naming the URL and how to use local data.
     """
     import pooch
 
+    from smfusion.settings import HINT, cache_dir as default_cache
+
     registry = load_registry()
-    cache = Path(cache_dir) if cache_dir is not None else Path(pooch.os_cache("smfusion")) / "conus_smap"
+    cache = Path(cache_dir) if cache_dir is not None else default_cache()
     fetcher = pooch.create(
         path=cache,
         base_url=BASE_URL,
@@ -88,13 +100,44 @@ def fetch_conus(cache_dir: str | Path | None = None, progress: bool = True) -> P
         try:
             fetcher.fetch(name, progressbar=progress)
         except ValueError as exc:  # pooch reports hash mismatches as ValueError
-            raise DataError(f"checksum mismatch: {exc}", path=cache / name, field="sha256") from exc
+            raise DataError(f"checksum mismatch: {exc}", path=cache / name, field="sha256") from None
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.filename is not None:  # the cache, not the network
+                raise DataError(f"cannot write the download cache: {exc.strerror or exc}", path=cache / name,
+                                hint="set SMFUSION_CACHE_DIR to a folder you can write to, or use local data") from None
+            # requests' connection, timeout and HTTP errors (requests' are OSErrors without a file name)
+            raise DataError(f"cannot download the CONUS sample: {type(exc).__name__}", path=url_for(name),
+                            hint=HINT) from None
     return cache
 
 
 def conus_root() -> Path:
-    """The CONUS database root: the local data directory if present, else the download."""
-    from smfusion.settings import conus_dir
+    """The CONUS database root: the local data folder if one is configured or found, else the download.
+
+    A configured folder (``SMFUSION_DATA_DIR``) must hold every file of the
+    sample: the first missing one is named in a :class:`DataError`.
+    """
+    from smfusion.settings import HINT, conus_dir
 
     local = conus_dir()
-    return local if local is not None else fetch_conus()
+    if local is None:
+        return fetch_conus()
+    missing = first_missing(local)
+    if missing is not None:
+        raise DataError("file of the CONUS sample missing from the data folder", path=local / missing, hint=HINT)
+    return local
+
+
+def resolve_root(root: str | Path | None) -> Path:
+    """A database root named in a config (``data.root``), or :func:`conus_root` when None.
+
+    A named root must be an existing folder; nothing is downloaded for it.
+    """
+    if root is None or str(root).strip() == "":
+        return conus_root()
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(f"data folder {what}", path=path, field="data.root",
+                        hint="fix data.root in the config, or remove it to use SMFUSION_DATA_DIR")
+    return path

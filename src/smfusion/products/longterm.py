@@ -46,6 +46,7 @@ import xarray as xr
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
 from smfusion.io import cf
+from smfusion.io.ownership import check_output
 from smfusion.products import engine
 from smfusion.products.blocks import time_mode
 from smfusion.products.cluster import dask_client
@@ -158,6 +159,7 @@ def predict_product(
     scheduler: Optional[str] = None,
     client=None,
     restart: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Write the long-term product of a trained run (see the module docstring); returns ``out``.
 
@@ -166,7 +168,8 @@ def predict_product(
     ``client`` (a ``distributed.Client``), ``scheduler`` (address or scheduler
     file of a running cluster), ``workers`` (a local cluster of that many
     processes x ``threads_per_worker``), else this process. An unfinished job
-    of the same request resumes; ``restart`` discards it.
+    of the same request resumes; ``restart`` discards it. An existing ``out`` is
+    refused unless ``overwrite`` (rules of :mod:`smfusion.io.ownership`), checked first.
     """
     if layout not in ("site", "grid"):
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
@@ -175,6 +178,7 @@ def predict_product(
     t_start, t_end = pd.Timestamp(start), pd.Timestamp(end)
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
+    check_output(out, overwrite=overwrite, protect=[run_dir], kind="dir" if Path(out).suffix == ".zarr" else "file")
     engine.fixed_mmap_threshold()
     run = Run.load(run_dir)
     if run.layout != "site":
@@ -204,7 +208,7 @@ def predict_product(
     with dask_client(workers, threads_per_worker, scheduler, client=client, progress=progress) as c:
         engine.execute(run, job, chains, done, client=c, progress=progress)
         path = _finalise(run, job.store, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end),
-                         distributed=c is not None)
+                         distributed=c is not None, overwrite=overwrite)
     shutil.rmtree(job.work, ignore_errors=True)
     return path
 
@@ -248,7 +252,8 @@ class _Domain:
         return xr.Dataset(out, coords={"time": lazy["time"]}, attrs=lazy.attrs), ct
 
 
-def _finalise(run, store, out, dom: _Domain, days, noise_runs, noise, units, period, distributed=False) -> Path:
+def _finalise(run, store, out, dom: _Domain, days, noise_runs, noise, units, period, distributed=False,
+              overwrite=False) -> Path:
     """The CF product from the work store: Zarr written by the cluster's workers (when ``distributed``),
     NetCDF in this process, chunk by chunk."""
     import dask
@@ -292,7 +297,8 @@ def _finalise(run, store, out, dom: _Domain, days, noise_runs, noise, units, per
         run_dir=str(run.run_dir),
     )
     kw = dict(title=f"smfusion {cfg.name} product {period[0]} .. {period[1]}", config=cfg.to_dict(),
-              inputs=[str(run.run_dir)], grid=grid if layout == "grid" else None, chunks=chunks)
+              inputs=[str(run.run_dir)], grid=grid if layout == "grid" else None, chunks=chunks, overwrite=overwrite,
+              protect=[run.run_dir])
     if out.suffix == ".zarr":
         with dask.config.set(scheduler="synchronous") if not distributed else contextlib.nullcontext():
             cf.write_zarr(lazy, out, **kw)

@@ -25,12 +25,14 @@ def _row(sensor, timestamp_ms, lat, lon, pred, obs) -> list:
             "" if not np.isfinite(obs) else f"{obs:.5f}"]
 
 
-def write_points_csv(pred: xr.Dataset, target: str, out: str | Path, obs: np.ndarray | None = None) -> Path:
-    """A point run's prediction Dataset (dim ``example``) as CSV (atomic)."""
+def write_points_csv(pred: xr.Dataset, target: str, out: str | Path, obs: np.ndarray | None = None,
+                     overwrite: bool = False, protect=()) -> Path:
+    """A point run's prediction Dataset (dim ``example``) as CSV (atomic; ``overwrite``/``protect`` as in
+    :func:`smfusion.io.atomic.atomic_path`)."""
     out = Path(out)
     t_ms = pred["time"].values.astype("datetime64[ms]").astype(np.int64)
     obs = np.full(pred.sizes["example"], np.nan) if obs is None else obs
-    with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
+    with atomic_path(out, overwrite=overwrite, protect=protect) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(HEADER)
         for k in range(pred.sizes["example"]):
@@ -40,9 +42,11 @@ def write_points_csv(pred: xr.Dataset, target: str, out: str | Path, obs: np.nda
 
 
 def predict_points_file(
-    input_path: str | Path, run_dir: str | Path, out: str | Path, chunk: int = 256, progress: bool = True
+    input_path: str | Path, run_dir: str | Path, out: str | Path, chunk: int = 256, progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[Path, int]:
-    """Predict every example of a TFRecord file (labels not needed) into a CSV (atomic); returns (path, n)."""
+    """Predict every example of a TFRecord file (labels not needed) into a CSV (atomic; an existing ``out``
+    needs ``overwrite``); returns (path, n)."""
     from smfusion.io.tfrecord import read_examples
 
     run = Run.load(run_dir)
@@ -52,7 +56,8 @@ def predict_points_file(
     need = P.required_fields(groups, label=False)
     out = Path(out)
     n = 0
-    with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
+    protect = [run_dir, input_path]
+    with atomic_path(out, overwrite=overwrite, protect=protect) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(HEADER)
         bar = tqdm(desc="predict-points", unit="example", disable=not progress)

@@ -14,13 +14,19 @@ import numpy as np
 
 from smfusion.errors import ConfigError
 from smfusion.io import cf
+from smfusion.io.ownership import check_output
 from smfusion.runs import Run
 
 
 def predict_to_file(
-    run_dir: str | Path, start: str, end: str, out: str | Path, sites: Optional[np.ndarray] = None
+    run_dir: str | Path, start: str, end: str, out: str | Path, sites: Optional[np.ndarray] = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Predict every site (or ``sites``; sensors for point runs) from ``start`` to ``end`` into ``out``."""
+    """Predict every site (or ``sites``; sensors for point runs) from ``start`` to ``end`` into ``out``.
+
+    An existing ``out`` is refused unless ``overwrite`` (and then replaced only when smfusion wrote it;
+    never the run directory or anything in it: :mod:`smfusion.io.ownership`), checked before any work."""
+    check_output(out, overwrite=overwrite, protect=[run_dir], kind="dir" if Path(out).suffix == ".zarr" else "file")
     run = Run.load(run_dir)
     ds = run.predict(start, end, ids=sites)
     out = Path(out)
@@ -29,10 +35,10 @@ def predict_to_file(
 
         if out.suffix != ".csv":
             raise ConfigError(f"--out '{out}': point runs predict examples, written as CSV (name ending .csv)")
-        return write_points_csv(ds, run.cfg.data.target[0], out)
+        return write_points_csv(ds, run.cfg.data.target[0], out, overwrite=overwrite, protect=[run_dir])
     ds = ds.assign_coords(site=ds["site"].astype("int64"))
     kw = dict(title=f"smfusion {run.cfg.name} prediction {start} .. {end}", config=run.cfg.to_dict(),
-              inputs=[str(run.run_dir)])
+              inputs=[str(run.run_dir)], overwrite=overwrite, protect=[run_dir])
     if out.suffix == ".zarr":
         cf.write_zarr(ds, out, **kw)
     else:

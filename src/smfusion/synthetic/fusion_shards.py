@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smfusion.io.atomic import atomic_path
 from smfusion.io.fusion_schema import BYTES, FIELDS, FLOAT, IMAGE, LABEL, PROPERTY_FIELDS, example_fields
 from smfusion.io.tfrecord import write_examples
 
@@ -303,15 +304,20 @@ def _check_layout(ex: dict, size: int) -> None:
 def write_shards(
     out_dir: str | Path, n_sensors: int = 40, n_times: int = 30, size: int = 8, seed: int = 0,
     n_shards: int = 4, labelled: bool = True, prefix: str = "synthetic", label_fraction: float = 1.0,
-    missing: dict[str, float] | None = None,
+    missing: dict[str, float] | None = None, overwrite: bool = False,
 ) -> list[Path]:
-    """Write SYNTHETIC gzip shards ``<prefix>-0000i-of-0000n.tfrecord.gz`` (published naming); returns their paths."""
+    """Write SYNTHETIC gzip shards ``<prefix>-0000i-of-0000n.tfrecord.gz`` (published naming) into ``out_dir``.
+
+    The folder is written as a whole (temp + rename, see :mod:`smfusion.io.atomic`):
+    an existing one is replaced only with ``overwrite`` and only if smfusion wrote
+    it. Returns the shard paths.
+    """
     examples = make_examples(n_sensors, n_times, size, seed, labelled, label_fraction=label_fraction,
                              missing=missing)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k in range(n_shards):
-        p = out_dir / f"{prefix}-{k:05d}-of-{n_shards:05d}.tfrecord.gz"
-        paths.append(write_examples(p, examples[k::n_shards]))
-    return paths
+    names = [f"{prefix}-{k:05d}-of-{n_shards:05d}.tfrecord.gz" for k in range(n_shards)]
+    with atomic_path(out_dir, overwrite=overwrite) as tmp:
+        tmp.mkdir()
+        for k, name in enumerate(names):
+            write_examples(tmp / name, examples[k::n_shards])
+    return [out_dir / name for name in names]

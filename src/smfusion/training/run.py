@@ -18,6 +18,8 @@ with the objective. :func:`load_trained` reads a run back (the run loader in
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -27,15 +29,19 @@ import torch
 from smfusion.config import ModelConfig, RunConfig, dump_config, load_config
 from smfusion.data.adapters import Adapter, adapter_for
 from smfusion.data.loading import SiteSplit
-from smfusion.errors import ConfigError, DataError
-from smfusion.io.atomic import write_text
+from smfusion.errors import ConfigError, DataError, SmfusionError
+from smfusion.io.atomic import clean_stale_in, discard, write_text
+from smfusion.io.ownership import RUN_MARKER, check_not_input, is_empty_dir, is_run_dir
 from smfusion.models.registry import build_model
 from smfusion.training.objectives import build_objective, get_objective
-from smfusion.training.trainer import Trainer, Validation
+from smfusion.training.trainer import Trainer, Validation, load_weights
 
 __all__ = ["train", "check_names", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
 RUNTIME_ONLY = ("threads", "progress", "device")  # training fields that do not change the result
+# what --restart removes from a run directory (each in one atomic step, io.atomic.discard)
+RUN_PARTS = ("member_*", "metrics", "predictions", "plots", "climatology", "split.json", "scaler.yaml")
+HINT_RUN_DIR = "train again with --restart to start the run afresh, or choose another --run-dir"
 
 
 def default_run_dir(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> Path:
@@ -45,24 +51,69 @@ def default_run_dir(cfg: RunConfig, run_dir: Optional[str | Path] = None) -> Pat
     return Path(cfg.run_dir) if cfg.run_dir else Path("runs") / cfg.name
 
 
+def config_key(cfg: RunConfig) -> str:
+    """Short hash of what decides a run's weights: the resolved config without the run directory and the
+    runtime-only training fields (threads, progress bar, device)."""
+    d = cfg.to_dict()
+    d.pop("run_dir", None)
+    d["training"] = {k: v for k, v in d["training"].items() if k not in RUNTIME_ONLY}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _inputs(cfg: RunConfig) -> list[str]:
+    """Paths a run reads (a run directory must neither be nor contain one)."""
+    from smfusion.settings import data_dir
+
+    out = [cfg.data.root, cfg.transfer.from_run if cfg.transfer else None]
+    if cfg.data.gridded is not None:
+        out += [cfg.data.gridded.forcing, cfg.data.gridded.smap_dir, cfg.data.gridded.ismn_dir]
+    if cfg.data.grid_inputs is not None:
+        out += [st.path for st in cfg.data.grid_inputs.stores if "*" not in st.path]
+    try:
+        out.append(data_dir())
+    except SmfusionError:
+        pass
+    return [str(p) for p in out if p]
+
+
+def _has_progress(run_dir: Path) -> bool:
+    """True when a member has a checkpoint or trained weights (a failed first attempt has neither)."""
+    return any(run_dir.glob("member_*/model.pt")) or any(run_dir.glob("member_*/checkpoints/epoch_*.pt"))
+
+
 def write_run_config(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
-    """Write ``config.yaml``; when resuming, refuse a run dir trained with a different config.
+    """Prepare ``run_dir`` and write ``config.yaml`` (see docs/errors.md, "Run directories").
 
-    Runtime-only fields (threads, progress bar, device) may differ between sessions.
+    Refused: a folder that exists, is not empty and is not a run directory; a
+    folder that is or holds an input. ``resume`` False (``--restart``): the
+    previous run's members, metrics, predictions, plots, climatologies, split
+    and scaler are discarded first. ``resume`` True: a run that has trained
+    anything with a different config (runtime-only fields aside) is refused; one
+    that has trained nothing yet (a failed first attempt) takes the new config.
     """
+    check_not_input(run_dir, _inputs(cfg))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError("is a file, not a run directory", path=run_dir, hint="choose another --run-dir")
+    if run_dir.is_dir() and not is_empty_dir(run_dir) and not is_run_dir(run_dir):
+        raise ConfigError("exists and is not a run directory: smfusion trains only into a new or empty folder "
+                          "or one of its own runs", path=run_dir, hint="choose another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / RUN_MARKER).exists():
+        write_text(run_dir / RUN_MARKER, json.dumps({"written_by": "smfusion", "kind": "run"}) + "\n")
     cfg_path = run_dir / "config.yaml"
-    if cfg_path.exists() and resume:
-        old = load_config(cfg_path)
-        old.run_dir = cfg.run_dir
-
-        def key(c: RunConfig) -> dict:
-            d = c.to_dict()
-            d["training"] = {k: v for k, v in d["training"].items() if k not in RUNTIME_ONLY}
-            return d
-
-        if key(old) != key(cfg):
-            raise ConfigError(f"run dir '{run_dir}' holds a different config; use a new run dir")
+    clean_stale_in(run_dir)  # what a killed run (or --restart) left behind
+    if not resume:
+        for pattern in RUN_PARTS:
+            for part in sorted(run_dir.glob(pattern)):
+                discard(part)
+    elif cfg_path.exists() and _has_progress(run_dir):
+        try:
+            old = load_config(cfg_path)
+        except ConfigError as exc:
+            raise ConfigError(f"the run's own config.yaml is unreadable: {exc.message}", path=cfg_path,
+                              hint=HINT_RUN_DIR) from None
+        if config_key(old) != config_key(cfg):
+            raise ConfigError("holds a run trained with a different config", path=run_dir, hint=HINT_RUN_DIR)
     write_text(cfg_path, dump_config(cfg))
 
 
@@ -97,9 +148,10 @@ def load_trained(run_dir: str | Path) -> Trained:
     for m in cfg.members():
         path = run_dir / f"member_{m.index}" / "model.pt"
         if not path.is_file():
-            raise DataError("ensemble member has no trained weights", path=path)
+            raise DataError("ensemble member has no trained weights", path=path,
+                            hint="train the run to the end (smfusion train resumes it)")
         model = build_member(cfg, adapter, m.model)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_weights(path))
         model.eval()
         members.append(model)
     return Trained(run_dir, cfg, adapter, adapter.load_split(run_dir), members)
@@ -141,6 +193,20 @@ def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
     return adapter
 
 
+def _check_inputs(cfg: RunConfig) -> None:
+    """The inputs' problems (:mod:`smfusion.data.checks`), in seconds and before any data is read: the first
+    error is raised, warnings are issued as :class:`~smfusion.errors.SmfusionWarning`."""
+    import warnings
+
+    from smfusion.data.checks import check_config, raise_for_problems
+    from smfusion.errors import SmfusionWarning
+
+    problems = check_config(cfg)
+    raise_for_problems(problems)
+    for p in problems:
+        warnings.warn(str(p), SmfusionWarning, stacklevel=3)
+
+
 def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = True, data: Any = None) -> Path:
     """Train every ensemble member of ``cfg``; returns the run directory.
 
@@ -160,6 +226,7 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
         for m in cfg.members():
             dist.check_batch(m.training.batch_size)
     if data is None:
+        _check_inputs(cfg)
         data = adapter.load()  # bad input fails here, before anything is written
     main = dist is None or dist.is_main
     if dist is not None:
@@ -174,6 +241,8 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
         if main:
             adapter.save_split(run_dir, split)
             adapter.save(run_dir)
+        if dist is not None:
+            dist.barrier()  # the run directory is ready before any process reads its checkpoints
         vb = adapter.validation_batches(data, split)
         validation = Validation(vb) if vb is not None else None
         _train_members(cfg, adapter, data, split, source, validation, run_dir, resume, dist)
@@ -193,7 +262,8 @@ def _train_members(cfg, adapter, data, split, source, validation, run_dir: Path,
         training = m.training if dist is None else m.training.model_copy(update={"device": cfg.training.device})
         Trainer(model, training, out_dir=run_dir / f"member_{m.index}",
                 objective=build_objective(cfg, m.training, adapter.default_objective), parameters=parameters,
-                desc=f"member {m.index + 1}/{len(members)}", dist=dist).fit(sampler, validation, resume=resume)
+                desc=f"member {m.index + 1}/{len(members)}", config_key=f"{config_key(cfg)}/member_{m.index}",
+                dist=dist).fit(sampler, validation, resume=resume)
         if dist is not None:
             dist.barrier()
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -27,10 +29,44 @@ from tqdm.auto import tqdm
 
 from smfusion.config import TrainingConfig
 from smfusion.data.adapters.base import Batches, Sampler
+from smfusion.errors import ConfigError, DataError, SmfusionWarning
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.training.objectives import MaskedObjective, Objective
 
 CKPT_RE = re.compile(r"epoch_(\d+)\.pt$")
+
+
+CKPT_KEYS = ("epoch", "model", "optimizer", "rng_numpy", "rng_torch", "history", "best")
+HINT_RESTART = "train again with --restart to start the run afresh"
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
+    """A checkpoint written by :class:`Trainer`; :class:`DataError` naming the file when it is unreadable."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # truncated zip, garbage bytes, empty file: torch raises many types
+        raise DataError(f"corrupt checkpoint ({type(exc).__name__})", path=path, hint=HINT_RESTART) from None
+    if not isinstance(payload, dict):
+        raise DataError(f"not a checkpoint (a {type(payload).__name__})", path=path, hint=HINT_RESTART)
+    missing = [k for k in CKPT_KEYS if k not in payload]
+    if missing:
+        raise DataError(f"checkpoint lacks '{missing[0]}'", path=path, hint=HINT_RESTART)
+    return payload
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> dict:
+    """The ``state_dict`` in a ``model.pt``; :class:`DataError` naming the file when missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("trained weights missing", path=path, hint=HINT_RESTART)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated, garbage, or not a weights-only pickle
+        raise DataError(f"corrupt weights file ({type(exc).__name__})", path=path, hint=HINT_RESTART) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError("not a weights file (a state_dict of tensors)", path=path, hint=HINT_RESTART)
+    return state
 
 
 def seed_everything(seed: int) -> None:
@@ -126,10 +162,12 @@ class Trainer:
         objective: Optional[Objective] = None,
         parameters: Optional[list[nn.Parameter]] = None,
         desc: str = "train",
+        config_key: Optional[str] = None,
         dist=None,
     ):
         self.dist = dist  # training.distributed.Dist: one of several DDP processes (None: the only one)
         self.model = model.to(cfg.device)
+        self.config_key = config_key  # stored in every checkpoint; a resume refuses another config's
         self.cfg = cfg
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.desc = desc
@@ -154,11 +192,36 @@ class Trainer:
     def ckpt_dir(self) -> Optional[Path]:
         return None if self.out_dir is None else self.out_dir / "checkpoints"
 
-    def latest_checkpoint(self) -> Optional[Path]:
+    def checkpoints(self) -> list[Path]:
+        """The checkpoint files, newest epoch first."""
         if self.ckpt_dir is None or not self.ckpt_dir.is_dir():
-            return None
+            return []
         found = [(int(m.group(1)), p) for p in self.ckpt_dir.iterdir() if (m := CKPT_RE.search(p.name))]
-        return max(found)[1] if found else None
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def latest_checkpoint(self) -> Optional[Path]:
+        found = self.checkpoints()
+        return found[0] if found else None
+
+    def load_latest_valid(self) -> Optional[dict]:
+        """The newest readable checkpoint's payload (None when there is none).
+
+        A corrupt newer checkpoint is renamed ``<name>.corrupt`` (so no later
+        resume picks it) with a warning naming it and the one used instead.
+        """
+        for path in self.checkpoints():
+            try:
+                return load_checkpoint(path, self.cfg.device)
+            except DataError as exc:
+                aside = path.with_name(path.name + ".corrupt")
+                try:
+                    os.replace(path, aside)
+                    moved = f"renamed to {aside.name}"
+                except OSError:
+                    moved = "left in place"
+                warnings.warn(f"{exc} ({moved}); resuming from the previous checkpoint, if any", SmfusionWarning,
+                              stacklevel=2)
+        return None
 
     def _save_checkpoint(self, epoch: int, rng: np.random.Generator, state: dict) -> None:
         if not self.writes:
@@ -169,10 +232,22 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng_numpy": rng.bit_generator.state,
             "rng_torch": torch.get_rng_state(),
+            "config_key": self.config_key,
             **state,
         }
         with atomic_path(self.ckpt_dir / f"epoch_{epoch:04d}.pt") as tmp:
             torch.save(payload, tmp)
+
+    def _restore(self, payload: dict, rng: np.random.Generator) -> None:
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            rng.bit_generator.state = payload["rng_numpy"]
+            torch.set_rng_state(payload["rng_torch"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"checkpoint of epoch {payload['epoch']} does not fit this model"
+                            f" ({type(exc).__name__}; written with another config?)", path=self.ckpt_dir,
+                            hint=HINT_RESTART) from None
 
     # -- training ----------------------------------------------------------
     def _train_epoch(self, sampler: Sampler, rng: np.random.Generator, epoch: int, n_iter: int) -> dict:
@@ -209,13 +284,14 @@ class Trainer:
         start_epoch, history = 1, []
         best = {"score": float("inf"), "epoch": 0, "state": None, "bad": 0}
         swa = {"n": 0, "state": None}  # running mean of the weights of the last swa_epochs epochs
-        ckpt = self.latest_checkpoint() if resume else None
-        if ckpt is not None:
-            payload = torch.load(ckpt, map_location=cfg.device, weights_only=False)
-            self.model.load_state_dict(payload["model"])
-            self.optimizer.load_state_dict(payload["optimizer"])
-            rng.bit_generator.state = payload["rng_numpy"]
-            torch.set_rng_state(payload["rng_torch"])
+        payload = self.load_latest_valid() if resume else None
+        if payload is not None:
+            written_by = payload.get("config_key")
+            if self.config_key is not None and written_by is not None and written_by != self.config_key:
+                raise ConfigError(f"checkpoint of epoch {payload['epoch']} was written by another config "
+                                  f"({written_by}, this one is {self.config_key})", path=self.ckpt_dir,
+                                  hint=HINT_RESTART)
+            self._restore(payload, rng)
             history, best = payload["history"], payload["best"]
             swa = payload.get("swa", swa)
             start_epoch = payload["epoch"] + 1

@@ -1,0 +1,252 @@
+"""Build the static HTML report of a run: ``index.html`` plus ``img/*.png`` in one folder.
+
+Sections: run and protocol (config), metrics beside the baselines, maps of
+per-cell R / ubRMSE / bias and of interval coverage, time series at chosen and
+best/median/worst cells with observations and the uncertainty band, scatter
+density, calibration (reliability diagram, PIT histogram), spatial CV folds,
+station validation. Every section whose inputs are missing says which and why.
+Inputs are the run's files only (:mod:`smfusion.evaluation.htmlreport.runfiles`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from smfusion import __version__
+from smfusion.evaluation.htmlreport import figures
+from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, pre_html, render_page, table_html
+from smfusion.evaluation.htmlreport.runfiles import RunFiles, load_land_points, load_run_files
+from smfusion.evaluation.htmlreport.sections_extra import cv_section, stations_section
+from smfusion.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["build_report", "SECTION_IDS"]
+
+#: Section anchors in page order (the browser test checks each).
+SECTION_IDS = ("protocol", "metrics", "maps", "timeseries", "scatter", "calibration", "cv", "stations")
+_COVERAGE_LEVEL = 0.9
+
+
+class _Ctx:
+    """Shared state while building: the files, the output folder, the land background."""
+
+    def __init__(self, files: RunFiles, out: Path, sites: Sequence[str]):
+        self.files, self.out, self.sites = files, out, list(sites)
+        self.img = out / "img"
+        self.img.mkdir(parents=True, exist_ok=True)
+        self._land = None
+
+    def land_for(self, lat, lon):
+        lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+        if not np.isfinite(lat).any():
+            return None
+        return load_land_points((np.nanmin(lat), np.nanmax(lat)), (np.nanmin(lon), np.nanmax(lon)))
+
+    def png(self, name: str) -> tuple[Path, str]:
+        return self.img / f"{name}.png", f"img/{name}.png"
+
+
+def _own_table(f: RunFiles) -> tuple[str, pd.DataFrame] | None:
+    return next(iter(f.sites.items())) if f.sites else None
+
+
+def _protocol(ctx: _Ctx) -> Section:
+    f = ctx.files
+    s = Section("protocol", "Run and protocol")
+    s.add(dict_html({"run directory": f.run_dir.resolve(), "run name": f.config.get("name", "?"),
+                     "target": f.target or "?", "report built": _dt.datetime.now().isoformat(timespec="seconds"),
+                     "smfusion": __version__}))
+    if f.metrics and f.metrics.get("protocol"):
+        s.add("<h3>Protocol of the test metrics</h3>").add(dict_html(f.metrics["protocol"]))
+    else:
+        s.add(note_html(f"No protocol: {f.missing.get('metrics', 'metrics.json has no protocol')}."))
+    if f.config_text:
+        s.add("<h3>config.yaml</h3>").add(pre_html(f.config_text))
+    else:
+        s.add(note_html(f"No config: {f.missing.get('config')}."))
+    return s
+
+
+def _metrics(ctx: _Ctx) -> Section:
+    f = ctx.files
+    s = Section("metrics", "Test metrics beside the baselines")
+    pooled = _pooled_table(f.metrics)
+    if f.summary is None and pooled is not None:  # a point run: metrics pooled over each split's examples
+        s.add("<p>Pooled over every example of the split (sensors split into train / validation / test); "
+              "the model's rows beside its baselines (protocol above).</p>")
+        return s.add(table_html(pooled))
+    if f.summary is None:
+        return s.add(note_html(f"No metrics table: {f.missing.get('summary')}."))
+    s.add("<p>Median over test sites of each per-site metric; first row: this run's model, then the baselines "
+          "and reference rows the evaluation wrote (protocol above).</p>")
+    return s.add(table_html(f.summary))
+
+
+def _pooled_table(metrics: dict | None) -> pd.DataFrame | None:
+    """The (split, row) table of a point run's ``metrics.json`` (None for other runs)."""
+    if not metrics or not any(k in metrics for k in ("validation", "test")):
+        return None
+    rows = {(split, name): vals for split in ("validation", "test") for name, vals in metrics.get(split, {}).items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["split", "row"]
+    return table.rename(columns={"ubrmse": "ubRMSE", "rmse": "RMSE", "r": "R"})
+
+
+def _maps(ctx: _Ctx) -> Section:
+    f = ctx.files
+    s = Section("maps", "Maps of per-cell skill and uncertainty coverage")
+    own = _own_table(f)
+    if own is None:
+        return s.add(note_html(f"No per-site metrics: {f.missing.get('sites')}."))
+    label, t = own
+    land = ctx.land_for(t["lat"], t["lon"])
+    if land is None:
+        s.add(note_html("No land background: ease2/ease36land.nc not found (SMFUSION_DATA_DIR)."))
+    panels = [dict(lat=t["lat"], lon=t["lon"], values=t[c], title=f"{name} ({label})", cmap=cm, label=name, **kw)
+              for c, name, cm, kw in (("pearson_r", "R", "viridis", {}), ("ubrmse", "ubRMSE", "magma_r", {}),
+                                      ("bias", "bias", "RdBu_r", _sym(t.get("bias"))))
+              if c in t]
+    path, src = ctx.png("map_skill")
+    figures.map_panels(panels, path, land=land)
+    s.add(figure_html(src, f"Per-cell R, ubRMSE and bias of {label} over the test period (grey: EASE-2 36 km "
+                           "land cells; hollow: no value)"))
+    obs, spread = f.observations, f.spread
+    if f.predictions is None or spread is None or obs is None:
+        why = (f"no predictions ({f.missing.get('predictions')})" if f.predictions is None else
+               "the predictions carry no spread layer" if spread is None else
+               f"no observations ({f.missing.get('observations')})")
+        return s.add(note_html(f"No coverage map: {why}."))
+    from smfusion.evaluation.metrics import interval_coverage
+
+    pred = f.predictions[f.target].values
+    cov = interval_coverage(obs.values, pred, spread, level=_COVERAGE_LEVEL)
+    path, src = ctx.png("map_coverage")
+    figures.map_points(f.predictions["lat"].values, f.predictions["lon"].values, cov,
+                       f"Coverage of the central {_COVERAGE_LEVEL:.0%} interval per cell", path, land=land,
+                       cmap="coolwarm_r", label="fraction of obs inside", vmin=0.0, vmax=1.0)
+    return s.add(figure_html(src, f"Fraction of observed days inside prediction +- 1.645 x total std per cell "
+                                  f"(nominal {_COVERAGE_LEVEL}); spread = "
+                                  + ", ".join(k for k in ("ensemble_std", "aleatoric_std")
+                                              if f"{f.target}_{k}" in f.predictions)))
+
+
+def _sym(values) -> dict:
+    if values is None:
+        return {}
+    m = float(np.nanmax(np.abs(np.asarray(values, dtype=float)))) if np.isfinite(values).any() else 1.0
+    return {"vmin": -m, "vmax": m}
+
+
+def _pick_sites(ctx: _Ctx) -> list[tuple[str, str]]:
+    """(site label, reason) for the chosen sites, then best / median / worst by R."""
+    f = ctx.files
+    ids = [str(v) for v in f.predictions["site"].values]
+    out = [(str(sv), "chosen") for sv in ctx.sites if str(sv) in ids]
+    for sv in ctx.sites:
+        if str(sv) not in ids:
+            log.warning("report: chosen site %s is not among the test sites", sv)
+    own = _own_table(f)
+    if own is not None and "pearson_r" in own[1]:
+        t = own[1].dropna(subset=["pearson_r"]).sort_values("pearson_r")
+        if len(t):
+            for reason, row in (("best R", t.iloc[-1]), ("median R", t.iloc[len(t) // 2]), ("worst R", t.iloc[0])):
+                out.append((str(row["site"]), f"{reason} {row['pearson_r']:.3f}"))
+    elif not out:
+        out = [(ids[0], "first test site")]
+    return out
+
+
+def _timeseries(ctx: _Ctx) -> Section:
+    f = ctx.files
+    s = Section("timeseries", "Time series at chosen and best / median / worst cells")
+    if f.predictions is None or f.target is None:
+        return s.add(note_html(f"No predictions: {f.missing.get('predictions')}."))
+    picks = _pick_sites(ctx)
+    ids = [str(v) for v in f.predictions["site"].values]
+    rows = [ids.index(p) for p, _ in picks]
+    pred = f.predictions[f.target].values[rows]
+    obs = f.observations.values[rows] if f.observations is not None else None
+    std = f.spread[rows] if f.spread is not None else None
+    titles = [f"site {p} ({why})" for p, why in picks]
+    path, src = ctx.png("timeseries")
+    figures.series_with_band(f.predictions["time"].values, obs, pred, std, titles, path)
+    s.add(figure_html(src, "Prediction (line), observations (dots) and the central 90% interval "
+                           "(prediction +- 1.645 x total std) over the test period"))
+    lat, lon = f.predictions["lat"].values[rows], f.predictions["lon"].values[rows]
+    s.add(table_html(pd.DataFrame({"panel": titles, "lat": lat, "lon": lon}), digits=3, index=False))
+    if obs is None:
+        s.add(note_html(f"No observations: {f.missing.get('observations')}."))
+    else:
+        s.add(f"<p>Observations: {f.observations_source}.</p>")
+    if std is None:
+        s.add(note_html("No uncertainty band: the predictions carry no spread layer (ensemble of 1, no noise runs)."))
+    return s
+
+
+def _scatter(ctx: _Ctx) -> Section:
+    f = ctx.files
+    s = Section("scatter", "Scatter density")
+    if f.predictions is None or f.observations is None:
+        return s.add(note_html(f"No scatter: {f.missing.get('predictions') or f.missing.get('observations')}."))
+    path, src = ctx.png("scatter_density")
+    figures.density_scatter(f.observations.values, f.predictions[f.target].values, path,
+                            title="test period, all test sites and days with an observation")
+    return s.add(figure_html(src, "Predicted against observed, density of site-days (log colour); dashed: 1:1"))
+
+
+def _calibration(ctx: _Ctx) -> Section:
+    f = ctx.files
+    s = Section("calibration", "Calibration of the predictive spread")
+    if f.calibration is not None:
+        cal = {k: v for k, v in f.calibration.items() if not isinstance(v, (dict, list))}
+        s.add(dict_html(cal))
+        ss = f.calibration.get("spread_skill")
+        if isinstance(ss, dict) and "rms_std" in ss:
+            s.add(table_html(pd.DataFrame({k: ss[k] for k in ("rms_std", "rmse", "count") if k in ss}), index=False))
+    else:
+        s.add(note_html(f"No calibration file: {f.missing.get('calibration')}."))
+    if f.predictions is None or f.spread is None or f.observations is None:
+        why = (f"no predictions ({f.missing.get('predictions')})" if f.predictions is None else
+               "the predictions carry no spread layer" if f.spread is None else
+               f"no observations ({f.missing.get('observations')})")
+        return s.add(note_html(f"No reliability diagram or PIT histogram: {why}."))
+    obs, mean = f.observations.values, f.predictions[f.target].values
+    p1, s1 = ctx.png("reliability")
+    figures.reliability_diagram(obs, mean, f.spread, p1, title="Reliability of the central intervals")
+    p2, s2 = ctx.png("pit")
+    figures.pit_histogram(obs, mean, f.spread, p2, title="PIT histogram")
+    s.add(figure_html(s1, "Observed coverage of the central Gaussian intervals (mean, total std) against "
+                          "their nominal probability, pooled over site-days"))
+    return s.add(figure_html(s2, "Probability integral transform of the observations under N(mean, total std); "
+                                 "U-shaped: spread too small, hump: too large"))
+
+
+_BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, _calibration, cv_section, stations_section)
+
+
+def build_report(run_dir: str | Path, out: str | Path, *, validation: str | Path | None = None,
+                 sites: Sequence[str] = (), progress: bool = True, overwrite: bool = False) -> Path:
+    """Write the folder ``out`` (``index.html``, ``img/``) for the run; return the index path.
+
+    The folder is built beside ``out`` and renamed into place when complete
+    (:func:`smfusion.io.atomic.atomic_path`): an existing ``out`` is refused
+    unless ``overwrite``, and then replaced only when smfusion wrote it.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    files = load_run_files(run_dir, validation)
+    with atomic_path(out, overwrite=overwrite, protect=[run_dir] + ([validation] if validation else [])) as tmp:
+        ctx = _Ctx(files, tmp, sites)
+        sections = [build(ctx) for build in tqdm(_BUILDERS, desc="report", unit="section", disable=not progress)]
+        title = f"smfusion run report: {files.config.get('name', Path(run_dir).name)}"
+        subtitle = f"{Path(run_dir).resolve()} - target {files.target or '?'} - built by smfusion {__version__}"
+        (tmp / "index.html").write_text(render_page(title, subtitle, sections))
+    return out / "index.html"
