@@ -150,8 +150,9 @@ def test_unit_conversion_table_and_refusals(tmp_path):
     ds, path = _latlon_store(tmp_path)
     cells, *_ = _cells(tmp_path)
     bad = [{"path": str(path), "variables": {"tair": {"name": "t2m", "units": "mm"}}}]
-    with pytest.raises(DataError, match="cannot be converted.*tair"):
+    with pytest.raises(DataError, match="cannot be converted") as err:
         load_dataset(_cfg(bad, cells, dynamic=["tair"]), "2016-01-01", "2016-01-02", require_target=False)
+    assert "tair" in str(err.value) and "era5.nc" in str(err.value)
 
 
 def test_land_cells_of_the_m36_grid(land_file):
@@ -159,3 +160,26 @@ def test_land_cells_of_the_m36_grid(land_file):
     assert rows.size == 103_902
     r, c, *_ = cell_list("M36", "land", str(land_file), (30.0, 40.0, -100.0, -90.0))
     assert 0 < r.size < 1000
+
+
+def test_input_check_before_any_read(tmp_path):
+    """``smfusion check`` / train's first step: stores, variables and units are checked without reading data."""
+    import sys
+    from pathlib import Path
+
+    from smfusion.config import parse_config
+    from smfusion.data.checks import check_config
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "products"))
+    from engine_setup import config, write_domain
+
+    store, cells = write_domain(tmp_path)
+    good = config(store, cells, "lstm")
+    assert [p for p in check_config(good) if p.severity == "error"] == []
+    raw = good.to_dict()
+    raw["data"]["grid_inputs"]["stores"][0]["variables"]["tair"] = {"name": "tair", "units": "mm"}
+    problems = [p for p in check_config(parse_config(raw)) if p.severity == "error"]
+    assert problems and "cannot be converted" in problems[0].what
+    raw["data"]["grid_inputs"]["stores"][0]["variables"]["tair"] = {"name": "no_such_variable"}
+    problems = [p for p in check_config(parse_config(raw)) if p.severity == "error"]
+    assert problems and "no_such_variable" in str(problems[0])

@@ -357,3 +357,43 @@ def _read_variable(store: _Store, sc: GridStore, vc: GridVariable, name: str, ge
         else:
             out[:, pos] = vals
     return ("site", "time"), out, out_attrs
+
+
+def _register_check() -> None:
+    from smfusion.data.checks import Problem, register_check
+
+    @register_check("grid_inputs")
+    def check_grid_inputs(cfg) -> list:
+        """Every store opens, every model variable is mapped and found, its units convert, the cells exist,
+        and the stores' dates cover the periods (warning) -- without reading any data."""
+        from smfusion.data.loading import span
+
+        gc = cfg.data.grid_inputs
+        if gc is None:
+            return [Problem("data.grid_inputs", "reader 'grid_inputs' needs a data.grid_inputs section")]
+        cell_list(gc.grid, gc.cells, gc.land_file, tuple(gc.bbox) if gc.bbox else None)
+        out = []
+        first = last = None
+        for name, (sc, vc) in _locate(gc, [*cfg.data.dynamic, *cfg.data.static, *cfg.data.target]).items():
+            store = open_store(sc.path, sc.engine)
+            src = _source_var(store.first, vc, store.path)
+            units = vc.source_units or store.first[src].attrs.get("units")
+            if vc.units is not None:
+                if units is None:
+                    out.append(Problem(f"{sc.path} [{src}]", "no units attribute", "set source_units to convert"))
+                else:
+                    converter(units, vc.units, name, store.path)
+            for t in store.times:
+                if t is not None and t.size:
+                    first = t[0] if first is None else min(first, t[0])
+                    last = t[-1] if last is None else max(last, t[-1])
+        if cfg.periods is not None and first is not None:
+            w0, w1 = (pd.Timestamp(v) for v in span(cfg))
+            if w0 < pd.Timestamp(first) or w1 > pd.Timestamp(last):
+                out.append(Problem("data.grid_inputs.stores", f"the stores cover {pd.Timestamp(first).date()} .. "
+                                   f"{pd.Timestamp(last).date()}, the config needs {w0.date()} .. {w1.date()}",
+                                   "days outside the stores are missing values", "warning"))
+        return out
+
+
+_register_check()
