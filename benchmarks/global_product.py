@@ -9,9 +9,10 @@
    model's size is what counts.
 3. Generates the product (site layout, Zarr) with a fresh ``LocalCluster`` per
    case and prints, per case: pixel-days per second, the model's work rate as
-   a fraction of the dense float32 matmul limit of the same workers (measured
-   at the same time on every worker, best of five 1024^3 matmuls), and the peak
-   resident memory of each worker (``ru_maxrss``).
+   a fraction of the dense float32 matmul limit of the same workers (best of
+   five 1024^3 matmuls on every worker at once, measured before and after the
+   product: their mean), and the peak resident memory of each worker
+   (``ru_maxrss``; also after its imports, before any task).
 
 Work counted: output pixel-days x members x model FLOPs per pixel-day
 (2 x in x out per linear layer, 2 x 4H x (in + H) per LSTM step and layer);
@@ -20,7 +21,7 @@ the first block's warm-up (the run's ``warmup_days``) and everything else
 1 year on 1 and on 2 workers (speed-up), 10k cells x 1 and 3 years, and
 100k vs 10k cells (memory per worker).
 
-Usage: ``python benchmarks/global_product.py [--out bench_out/global] [--hidden 128]``
+Usage: ``python benchmarks/global_product.py [--out bench_out/global] [--hidden 256] [--cases CELLS:YEARS:WORKERS,...]``
 (needs ``ease2/ease36land.nc`` in the data folder). Check ``uptime``: other
 jobs on the machine change every figure.
 """
@@ -130,23 +131,26 @@ def case(run_dir: Path, out: Path, n_cells: int, years: int, workers: int, chunk
     with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0", env=dict(WORKER_ENV),
                       memory_limit=0) as lc, Client(lc) as client:
         client.run(lambda: __import__("smfusion.products.longterm"))  # imports outside the timing
-        limit = sum(client.run(_worker_matmul).values())
+        base = sorted(client.run(_worker_peak_mb).values())
+        before = sum(client.run(_worker_matmul).values())
         load0 = load()
         t0 = time.perf_counter()
         predict_product(run_dir, start, end, target, chunk_sites=chunk_sites, client=client, progress=False,
                         sites=np.arange(n_cells))
         wall = time.perf_counter() - t0
         peaks = sorted(client.run(_worker_peak_mb).values())
+        after = sum(client.run(_worker_matmul).values())
+    limit = (before + after) / 2
     days = (np.datetime64(end) - np.datetime64(start)).astype(int) + 1
     shutil.rmtree(target, ignore_errors=True)
     return {"cells": n_cells, "years": years, "workers": workers, "days": int(days), "wall": wall, "limit": limit,
-            "peaks": peaks, "load": f"{load0} -> {load()}"}
+            "limits": (before, after), "peaks": peaks, "base": base, "load": f"{load0} -> {load()}"}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="bench_out/global")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--members", type=int, default=1)
     p.add_argument("--chunk-sites", type=int, default=2048)
     p.add_argument("--cases", default="all", help="all, or comma list of cells:years:workers (e.g. 103902:1:2)")
@@ -171,15 +175,17 @@ def main(argv=None) -> int:
           f"{args.chunk_sites} cells x 366 days; site layout, Zarr; one thread per worker")
     print(f"model FLOPs per pixel-day (one member): {f_step:,.0f}")
     print("\n| cells | years | workers | pixel-days | wall (s) | pixel-days/s | GFLOP/s (output only) | "
-          "matmul limit (GFLOP/s) | % of limit | peak RSS per worker (MB) | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "matmul limit, before / after (GFLOP/s) | % of limit | peak RSS per worker (MB) | after imports (MB) |"
+          " load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         px = r["cells"] * r["days"]
         rate = px / r["wall"]
         gf = rate * f_step * len(run.members) / 1e9
         r.update(rate=rate, pct=100 * gf * 1e9 / r["limit"])
         print(f"| {r['cells']:,} | {r['years']} | {r['workers']} | {px:,} | {r['wall']:.1f} | {rate:,.0f} | {gf:.2f} |"
-              f" {r['limit'] / 1e9:.1f} | {r['pct']:.0f}% | {', '.join(f'{m:.0f}' for m in r['peaks'])} |"
+              f" {r['limits'][0] / 1e9:.1f} / {r['limits'][1] / 1e9:.1f} | {r['pct']:.0f}% |"
+              f" {', '.join(f'{m:.0f}' for m in r['peaks'])} | {', '.join(f'{m:.0f}' for m in r['base'])} |"
               f" {r['load']} |")
     by = {(r["cells"], r["years"], r["workers"]): r for r in results}
     if (n_all, 1, 1) in by and (n_all, 1, 2) in by:

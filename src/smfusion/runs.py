@@ -148,6 +148,26 @@ def _trim(b: Batches) -> tuple[dict[str, np.ndarray], int]:
     return {key: (v[:, k:] if v.ndim >= 3 and v.shape[1] == n_t else v) for key, v in b.inputs.items()}, 0
 
 
+STATE_CHUNK_DAYS = 64  # days per forward call of a model that carries its state (the gates stay in cache)
+STATE_CHUNK_ROWS = 64  # rows per forward call of such a model
+
+
+def _forward(model, feed: dict, keys: tuple[str, ...], n_time: int) -> dict:
+    """One forward over ``feed``; a model that carries its state runs ``STATE_CHUNK_DAYS`` days at a time,
+    handing its state on (the same result as one call: its recurrence is exact)."""
+    if not keys or n_time <= STATE_CHUNK_DAYS:
+        return model(to_tensors(feed))
+    timed = [key for key, v in feed.items() if v.ndim >= 3 and v.shape[1] == n_time]
+    ys, state = [], {key: feed[key] for key in keys if key in feed}
+    for t0 in range(0, n_time, STATE_CHUNK_DAYS):
+        part = {key: (v[:, t0:t0 + STATE_CHUNK_DAYS] if key in timed else v) for key, v in feed.items()
+                if key not in keys}
+        res = model({**to_tensors(part), **{key: torch.as_tensor(v) for key, v in state.items()}})
+        ys.append(res["y_hat"])
+        state = {key: res[key] for key in keys}
+    return {"y_hat": torch.cat(ys, dim=1), **state}
+
+
 @torch.no_grad()
 def _passes(model, inputs: dict, b: Batches, k: int, step: int, noise_runs: int, noise: np.float32,
             rng: np.random.Generator, state_in: Optional[State], keep: tuple[str, ...], out: np.ndarray,
@@ -157,6 +177,10 @@ def _passes(model, inputs: dict, b: Batches, k: int, step: int, noise_runs: int,
     ``out``: (1 + noise_runs, rows, time, target); ``state_in``/``state_out``: key -> (pass, rows, ...).
     """
     n = len(b)
+    keys = tuple(getattr(model, "carries_state", None) or ())
+    n_time = next((v.shape[1] for v in inputs.values() if v.ndim >= 3), 0)
+    if keys:
+        step = max(step, STATE_CHUNK_ROWS)
     for a in range(0, n, step):
         sl = slice(a, min(a + step, n))
         chunk = {key: v[sl] for key, v in inputs.items()}
@@ -169,7 +193,7 @@ def _passes(model, inputs: dict, b: Batches, k: int, step: int, noise_runs: int,
             if state_in is not None:
                 for key in keep:
                     feed[key] = state_in[key][r, sl]
-            res = model(to_tensors(feed))
+            res = _forward(model, feed, keys, n_time)
             out[r, sl] = res["y_hat"][:, k:].numpy()
             if state_out is not None:
                 for key in keep:
