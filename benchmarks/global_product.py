@@ -12,7 +12,7 @@
    a fraction of the dense float32 matmul limit of the same workers (best of
    five 1024^3 matmuls on every worker at once, measured before and after the
    product: their mean), and the peak resident memory of each worker
-   (``ru_maxrss``; also after its imports, before any task).
+   (``VmHWM``; also after its imports, before any task).
 
 Work counted: output pixel-days x members x model FLOPs per pixel-day
 (2 x in x out per linear layer, 2 x 4H x (in + H) per LSTM step and layer);
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -113,7 +112,10 @@ def _worker_matmul(n: int = 1024, reps: int = 5) -> float:
 
 
 def _worker_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process (VmHWM: reset by exec, unlike ru_maxrss, which a worker would
+    inherit from the process that started it)."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024.0
 
 
 def case(run_dir: Path, out: Path, n_cells: int, years: int, workers: int, chunk_sites: int) -> dict:
