@@ -222,14 +222,16 @@ def _submit_all(run, job: Job, todo: list[list[Block]], client, bar) -> None:
 
     token = os.urandom(4).hex()
     run_f = client.scatter(for_workers(run), broadcast=True, hash=False)
+    job_f = client.scatter(job, broadcast=True, hash=False)  # the cell list goes once too
     futures = []
     for chain in todo:
         prev = None
         for blk in chain:
-            prev = client.submit(run_block, run_f, job, blk, prev, key=f"smfusion-block-{blk.sb}-{blk.tb}-{token}",
-                                 priority=-blk.sb, pure=False)
-            futures.append(prev)
-    del prev
+            fut = client.submit(run_block, run_f, job_f, blk, prev, key=f"smfusion-block-{blk.sb}-{blk.tb}-{token}",
+                                priority=-blk.sb, pure=False)
+            futures.append(fut)
+            prev = fut if job.mode == "state" else None  # only a carried state chains the time blocks
+    del prev, fut
     for fut in as_completed(futures):
         if fut.status != "finished":
             fut.result()  # raises the task's exception here
