@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int, positive_float,
@@ -23,12 +24,34 @@ def _config(args: argparse.Namespace):
     return cfg
 
 
+def _torchrun(args: argparse.Namespace) -> int:
+    """``train --nproc N``: this command again under ``torchrun --standalone`` with N processes."""
+    import subprocess
+
+    again = [args.command, args.config]
+    for flag, value in (("--run-dir", args.run_dir), ("--epochs", args.epochs)):
+        if value is not None:
+            again += [flag, str(value)]
+    again += [f for f, on in (("--restart", args.restart), ("--no-evaluate", args.no_evaluate)) if on]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "smfusion.cli", *again]
+    return subprocess.call(cmd)
+
+
 def _train(args: argparse.Namespace) -> int:
     from smfusion.evaluation.report import evaluate
     from smfusion.training.run import train
 
+    if getattr(args, "nproc", 1) > 1 and "WORLD_SIZE" not in os.environ:
+        from smfusion.training.distributed import Dist
+
+        for m in _config(args).members():  # a bad config fails here, once
+            Dist(0, args.nproc, 0).check_batch(m.training.batch_size)
+        return _torchrun(args)
     cfg = _config(args)
     run_dir = train(cfg, args.run_dir, resume=not args.restart)  # one path for every method (data adapter)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # one of several DDP processes: rank 0 reports and evaluates
     print(f"trained run: {run_dir}")
     if args.no_evaluate:
         return 0
@@ -56,10 +79,13 @@ def _predict(args: argparse.Namespace) -> int:
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 
+        workers = args.workers if args.workers is not None else (None if args.scheduler else os.cpu_count() or 1)
         path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout, grid=args.grid,
                                composite_days=args.composite_days, noise_runs=args.noise_runs, noise=args.noise,
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites,
-                               recalibration=args.recalibration)
+                               recalibration=args.recalibration,
+                               workers=workers or None, threads_per_worker=args.threads_per_worker,
+                               scheduler=args.scheduler, restart=args.restart, overwrite=args.overwrite)
         print(f"wrote {path}")
         return 0
     path = predict_to_file(args.run_dir, args.start, args.end, args.out, overwrite=args.overwrite,
@@ -266,6 +292,9 @@ def _train_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--no-evaluate", action="store_true")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train with N DistributedDataParallel processes on this machine (torchrun; gloo on CPU, "
+                        "NCCL on GPUs); across machines launch `torchrun ... -m smfusion.cli train` yourself")
     return p
 
 
@@ -295,8 +324,15 @@ def _predict_parser(sub) -> None:
                     "in each window and then predict, other runs average their daily output")
     pr.add_argument("--noise-runs", type=non_negative_int, default=None, help="--product: noisy runs per member (default: config)")
     pr.add_argument("--noise", type=non_negative_float, default=None, help="--product: input noise x training std (default: config)")
-    pr.add_argument("--chunk-days", type=positive_int, default=366, help="--product: days per streamed time chunk")
-    pr.add_argument("--chunk-sites", type=positive_int, default=512, help="--product: sites per streamed chunk")
+    pr.add_argument("--chunk-days", type=positive_int, default=366, help="--product: days per time block (one task)")
+    pr.add_argument("--chunk-sites", type=positive_int, default=2048, help="--product: cells per cell block (one task)")
+    pr.add_argument("--workers", type=non_negative_int, default=None,
+                    help="--product: local Dask cluster of N worker processes (default: one per CPU; 0: no cluster,"
+                         " tasks in this process)")
+    pr.add_argument("--threads-per-worker", type=positive_int, default=1, help="--product: threads per local worker")
+    pr.add_argument("--scheduler", default=None,
+                    help="--product: address (tcp://host:8786) or scheduler file (.json) of a running Dask cluster")
+    pr.add_argument("--restart", action="store_true", help="--product: discard an unfinished job's work folder")
     pr.set_defaults(func=_predict)
 
 
@@ -395,5 +431,5 @@ def main(argv: list[str] | None = None) -> int:
     return run(build_parser(), argv)
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover  (also: torchrun -m smfusion.cli)
     sys.exit(main())

@@ -139,6 +139,8 @@ def _config_paths(config: str) -> list[str]:
     if cfg.data.gridded is not None:
         g = cfg.data.gridded
         out += [g.forcing, g.smap_dir, g.ismn_dir]
+    if cfg.data.grid_inputs is not None:
+        out += [st.path for st in cfg.data.grid_inputs.stores if "*" not in st.path]
     if cfg.transfer is not None:
         out.append(cfg.transfer.from_run)
     return [p for p in out if p]

@@ -16,6 +16,7 @@ from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConf
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.run import RunConfig
 from smfusion.config.tb import AmsrFiles, CasmTwinConfig, SmapFiles, SmosFiles, TBConfig, TBFilesConfig
+from smfusion.config.stores import GridInputsConfig, GridStore, GridVariable, LazyConfig
 from smfusion.config.training import EarlyStopping, Member, ModelConfig, TrainingConfig, Variant
 
 __all__ = [
@@ -24,4 +25,6 @@ __all__ = [
     "MultiscaleConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping",
     "Member", "ModelConfig", "TrainingConfig", "Variant", "AmsrFiles", "CasmTwinConfig", "SmapFiles", "SmosFiles",
     "TBConfig", "TBFilesConfig",
+    "Member", "ModelConfig", "TrainingConfig", "Variant", "GridInputsConfig", "GridStore", "GridVariable",
+    "LazyConfig",
 ]

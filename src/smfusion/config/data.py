@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from smfusion.config.base import Period, _Strict, unique
 from smfusion.config.tb import CasmTwinConfig, TBFilesConfig
+from smfusion.config.stores import GridInputsConfig, LazyConfig
 
 class TwinConfig(_Strict):
     """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
@@ -78,6 +79,8 @@ class DataConfig(_Strict):
     gridded: Optional[GriddedConfig] = None  # reader gridded (required)
     casm_twin: Optional[CasmTwinConfig] = None  # reader casm_twin (defaults when absent; SYNTHETIC)
     tb_files: Optional[TBFilesConfig] = None  # reader tb_files (required): real TB files on EASE-2 cells
+    grid_inputs: Optional[GridInputsConfig] = None  # reader grid_inputs (required): gridded stores -> cells
+    lazy: Optional[LazyConfig] = None  # sequence adapter: read training samples block by block (cache)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
     subset: str = "CONUSv4f1"
     dynamic: list[str] = Field(default_factory=list)

@@ -108,6 +108,8 @@ class RunConfig(_Strict):
             raise ValueError("data.reader 'tb_files' needs a data.tb_files section (grid, cells, sensor files)")
         if self.data.reader == "gridded" and self.data.gridded is None:
             raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
+        if self.data.reader == "grid_inputs" and self.data.grid_inputs is None:
+            raise ValueError("data.reader 'grid_inputs' needs a data.grid_inputs section (grid, cells, stores)")
         if self.data.reader in ("twin", "gridded") and self.multiscale is None:
             raise ValueError(f"data.reader '{self.data.reader}' is for multiscale runs: add a multiscale section")
         if self.multiscale is not None and len(self.data.target) != 1:

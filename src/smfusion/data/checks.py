@@ -9,7 +9,8 @@ never downloads. ``smfusion check CONFIG`` prints them; the pipeline calls
 Hooks: ``hydrodl`` (files, variables, sites, periods, values), ``twin``, ``casm_twin`` and
 ``points`` (the CONUS sample they draw on, periods), ``tfrecord`` (shards
 present), ``gridded`` (files present, forcing dates cover the periods), ``tb_files``
-(every sensor's files present). A
+(every sensor's files present), ``grid_inputs`` (in :mod:`smfusion.data.grid_inputs`:
+stores open, variables and units). A
 reader without a hook gets a warning; its files are checked when they are read.
 """
 
@@ -61,6 +62,8 @@ def register_check(reader: str) -> Callable[[Hook], Hook]:
 
 def check_config(cfg: RunConfig) -> list[Problem]:
     """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed."""
+    import smfusion.data.grid_inputs  # noqa: F401  (registers the grid_inputs hook)
+
     problems = _generic(cfg)
     hook = CHECKS.get(cfg.data.reader)
     if hook is None:

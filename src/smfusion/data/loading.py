@@ -42,6 +42,7 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
 def get_reader(name: str) -> Reader:
     """The reader registered as ``name``: built-in, or declared under the ``smfusion.readers`` entry points."""
     if name not in _READERS:
+        import smfusion.data.grid_inputs  # noqa: F401  (registers 'grid_inputs')
         import smfusion.data.gridded  # noqa: F401  (registers 'gridded')
         import smfusion.data.tb_files  # noqa: F401  (registers 'tb_files')
 

@@ -32,6 +32,7 @@ from smfusion import __version__
 from smfusion.errors import DataError
 from smfusion.grids.ease2 import EASE2Grid, get_grid
 from smfusion.io.atomic import atomic_path
+from smfusion.io.cf_dtypes import int64_dtype as _int64_dtype, time_encoding as _time_encoding
 
 __all__ = [
     "CONVENTIONS",
@@ -143,6 +144,9 @@ def to_cf(
                 attrs.setdefault("long_name", f"{name} of {g.long_name} cell centre")
             attrs.setdefault("long_name", {"time": "time (UTC)", "lat": "latitude", "lon": "longitude"}.get(name, name))
             out[name].attrs = attrs
+    for name in out.coords:  # CF 3.3: every variable has a long_name or a standard_name
+        if name not in _COORD_ATTRS and not {"long_name", "standard_name"} & set(out[name].attrs):
+            out[name].attrs = {**out[name].attrs, "long_name": str(name).replace("_", " ")}
     if layout == "site":
         out["site"].attrs = {**out["site"].attrs, "cf_role": "timeseries_id",
                              "long_name": out["site"].attrs.get("long_name", "site identifier")}
@@ -274,10 +278,10 @@ def _encoding(ds: xr.Dataset, fmt: str, complevel: int, chunks) -> dict:
             e["_FillValue"] = np.nan
         if var.dtype.kind in "fiu" and name in ds.coords and var.ndim > 0:
             e["_FillValue"] = None  # CF: coordinates carry no fill value
-        if var.dtype.kind == "M" and name not in ds.coords:
-            # explicit units: lazy (dask) datetimes cannot be inspected for a unit that fits
-            e.update(units="microseconds since 2000-01-01 00:00:00", dtype="int64",
-                     _FillValue=np.iinfo(np.int64).min)
+        if var.dtype.kind == "M":
+            e.update(_time_encoding(var, name in ds.coords))
+        elif var.dtype.kind in "iu" and var.dtype.itemsize == 8:
+            e["dtype"] = _int64_dtype(var)
         if numeric and var.ndim > 0 and complevel > 0:
             shape = _chunks(ds, var, chunks)
             if fmt == "netcdf":

@@ -14,11 +14,17 @@ class LSTM(nn.Module):
     """Input layer (linear + ReLU) -> ``nn.LSTM`` -> dropout -> output head (:mod:`smfusion.models.heads`).
 
     The layout follows hydroDL's soil-moisture LSTM. Statics are repeated
-    along time and concatenated to the dynamic inputs.
+    along time and concatenated to the dynamic inputs. The recurrent state can
+    be carried from one call to the next (products over time blocks): optional
+    inputs ``state_h``/``state_c`` (B, num_layers, H) start the sequence from
+    that state (zeros otherwise), and the outputs ``state_h``/``state_c`` hold
+    the state after the last step.
     """
 
     #: parts that transfer learning may re-map or fine-tune
     parts = ("input_layer", "lstm", "head")
+    #: batch keys of the carried recurrent state (in and out; see the class docstring)
+    carries_state = ("state_h", "state_c")
 
     def __init__(
         self,
@@ -49,5 +55,9 @@ class LSTM(nn.Module):
         if self.n_static:
             s = batch["x_static"].unsqueeze(1).expand(-1, x.shape[1], -1)
             x = torch.cat([x, s], dim=-1)
-        h, _ = self.lstm(self.input_layer(x))
-        return {**self.head(self.dropout(h)), "hidden": h}
+        state = None
+        if "state_h" in batch:
+            state = (batch["state_h"].transpose(0, 1).contiguous(), batch["state_c"].transpose(0, 1).contiguous())
+        h, (h_n, c_n) = self.lstm(self.input_layer(x), state)
+        return {**self.head(self.dropout(h)), "hidden": h, "state_h": h_n.transpose(0, 1),
+                "state_c": c_n.transpose(0, 1)}

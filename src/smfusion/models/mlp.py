@@ -23,6 +23,8 @@ class MLP(nn.Module):
     parts = ("input_layer", "hidden", "head")
     #: sites per forward pass at prediction: a few thousand rows stay in cache
     predict_chunk_sites = 8
+    #: each day is mapped on its own: time blocks of a product need no model warm-up
+    per_day = True
 
     def __init__(
         self,

@@ -1,43 +1,35 @@
-"""The long-term product's prediction layers of one chunk: mean and predictive-distribution layers.
+"""The long-term product's prediction layers of one block: mean and predictive-distribution layers.
 
-:func:`chunk_layers` is what :mod:`smfusion.products.longterm` calls per site
-chunk: the run's predictive distribution
-(:meth:`smfusion.runs.Run.predict_distribution`, recalibrated as the run's
-config says unless overridden) over the chunk's period, composited over days by
-``transform`` before the spread is taken, as layers named ``<prefix><suffix>``
-(:meth:`~smfusion.training.predictive.Predictive.layers`): the mean, ``_std``
-(total), ``_epistemic_std``, ``_aleatoric_std`` and the quantile layers.
-:func:`layer_attrs` gives their CF attributes.
+:func:`distribution_layers` is what :mod:`smfusion.products.longterm` calls per
+(cell block x time block): the run's predictive distribution
+(:meth:`smfusion.runs.Run.predict_block`, recalibrated as the run's config says
+unless overridden, composited over days before the spread is taken) as layers
+named ``<prefix><suffix>`` (:meth:`~smfusion.training.predictive.Predictive.layers`):
+the mean, ``_std`` (total), ``_epistemic_std``, ``_aleatoric_std`` and the
+quantile layers. :func:`layer_attrs` gives their CF attributes.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
-import xarray as xr
 
 from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME
 from smfusion.runs import Run
 from smfusion.training.predictive import layer_attrs as _dist_attrs
 
-__all__ = ["chunk_layers", "layer_attrs", "applied_recalibration", "ancillary_of", "DISTRIBUTION_SUFFIXES"]
+__all__ = ["distribution_layers", "layer_attrs", "applied_recalibration", "ancillary_of", "DISTRIBUTION_SUFFIXES"]
 
 DISTRIBUTION_SUFFIXES = ("_std", "_epistemic_std", "_aleatoric_std")
 
 
-def chunk_layers(run: Run, ds: xr.Dataset, sites: np.ndarray, period: tuple[str, str], names: dict[str, str],
-                 noise_runs: int, noise: Optional[float], seed: int,
-                 transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                 recalibration: Optional[str] = None, quantiles: Optional[list[float]] = None
-                 ) -> dict[str, np.ndarray]:
-    """Layers (``names[var] + suffix`` -> (site, time')) of one site chunk; ``names``: target -> prefix."""
-    dist = run.predict_distribution(ds, sites, period, noise_runs=noise_runs, noise=noise, seed=seed,
-                                    recalibration=recalibration, transform=transform)
-    q = run.cfg.uncertainty.quantiles if quantiles is None else quantiles
+def distribution_layers(dist: dict, names: dict[str, str], quantiles) -> dict[str, np.ndarray]:
+    """Layers (``names[var] + suffix`` -> (site, time')) of one block's predictive distributions
+    (target -> :class:`~smfusion.training.predictive.Predictive`); ``names``: target -> prefix."""
     out = {}
     for var, prefix in names.items():
-        for suffix, arr in dist[var].layers(q).items():
+        for suffix, arr in dist[var].layers(quantiles).items():
             out[prefix + suffix] = arr
     return out
 

@@ -1,13 +1,16 @@
 """Long-term product: every cell of the domain over any period, with uncertainty layers.
 
 The period may run past the target's availability (forcing is all it needs).
-Work is streamed: an explicit loop over time chunks (``chunk_days``) and site
-chunks (``chunk_sites``). Each time chunk reads only its own forcing, preceded
-by the run's ``warmup_days`` (the LSTM state is rebuilt by this warm-up at the
-start of every chunk rather than carried, so any registered model works), and
-is appended to a scratch Zarr store; the final CF NetCDF/Zarr file is then
-written from that store lazily with Dask, chunk by chunk. Peak memory is set by
-one chunk, not by the length of the period.
+The work is a graph of (cell block x time block) tasks
+(:mod:`smfusion.products.engine`): ``chunk_sites`` cells x ``chunk_days`` days
+each, the LSTM state carried from one time block to the next (other models
+re-read their warm-up or their features' history:
+:mod:`smfusion.products.blocks`), every task writing its own region of a Zarr
+work store; the tasks run on a ``dask.distributed`` cluster (``workers``,
+``scheduler`` or ``client``; :mod:`smfusion.products.cluster`) or in this
+process. The final CF NetCDF/Zarr file is then written from the work store
+(NetCDF as a last conversion in this process, chunk by chunk). Peak memory is
+set by one block, not by the period or the domain; a killed job resumes.
 
 Layers (target ``v``; named ``sm*`` for a single target, ``sm_<v>*`` otherwise;
 :mod:`smfusion.products.layers`, docs/uncertainty.md):
@@ -21,37 +24,44 @@ Layers (target ``v``; named ``sm*`` for a single target, ``sm_<v>*`` otherwise;
 * ``sm_climatology``: the run's target climatology (training period) on each date.
 
 The spread layers are recalibrated as the run's ``uncertainty.recalibration`` says
-(``recalibration`` overrides; fitted on held-out validation data only). The std
-layers carry the CF modifier ``standard_error``; ``sm`` lists them in
-``ancillary_variables``.
+(``recalibration`` overrides; fitted on held-out validation data only, before any
+task runs). The std layers carry the CF modifier ``standard_error``; ``sm`` lists
+them in ``ancillary_variables``.
 
-``composite_days`` > 1 averages consecutive blocks of that many days from
-``start`` (the member means, each member's mixture components and the noisy
-predictions are averaged before their spread is taken: errors within a block
-count as fully correlated); ``time`` is the first day of each block. ``layout="grid"`` writes
+``composite_days`` > 1 averages consecutive blocks of that many of the data's
+time steps from ``start`` (the member means, each member's mixture components
+and the noisy predictions are averaged before their spread is taken: errors
+within a block count as fully correlated); ``time`` is the first day of each
+block. The data's time step is one day, or N days for an adapter that
+composites its inputs (``tb``; :mod:`smfusion.products.chain`). ``layout="grid"`` writes
 (time, y, x) on an EASE-Grid 2.0 grid (default: the data's own ``ease2_grid``,
 e.g. M09 for multiscale fine cells, else M36) over the bounding box of the
 domain's cells, cells without a site being NaN; ``layout="site"`` writes (site, time).
 Any series run works (sequence, multiscale); point runs predict examples, not a
 domain (``smfusion predict-points``). The twin reader draws its synthetic data
-for the window it is asked for, so twin runs are predicted in one time chunk.
+for the window it is asked for, so twin runs are predicted in one time block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
 
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
 from smfusion.io import cf
-from smfusion.products.layers import ancillary_of, applied_recalibration, chunk_layers, layer_attrs
+from smfusion.io.ownership import check_output
+from smfusion.products import engine
+from smfusion.products.blocks import composite, time_mode
+from smfusion.products.cluster import dask_client
+from smfusion.products.layers import ancillary_of, applied_recalibration, distribution_layers, layer_attrs
 from smfusion.runs import Run
 
 __all__ = ["predict_product", "layer_names", "composite"]
@@ -62,33 +72,11 @@ def layer_names(targets: list[str]) -> dict[str, str]:
     return {v: "sm" if len(targets) == 1 else f"sm_{v}" for v in targets}
 
 
-def composite(x: np.ndarray, days: int, axis: int = -1) -> np.ndarray:
-    """Mean over consecutive blocks of ``days`` along ``axis`` (the last block may be shorter)."""
-    if days == 1:
-        return x
-    x = np.moveaxis(np.asarray(x), axis, -1)
-    n = x.shape[-1]
-    nb = -(-n // days)
-    pad = nb * days - n
-    if pad:
-        x = np.concatenate([x, np.full(x.shape[:-1] + (pad,), np.nan, dtype=x.dtype)], axis=-1)
-    xb = x.reshape(x.shape[:-1] + (nb, days))
-    with np.errstate(invalid="ignore"):
-        cnt = np.isfinite(xb).sum(-1)
-        s = np.where(np.isfinite(xb), xb, 0.0).sum(-1)
-        out = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan).astype(np.float32)
-    return np.moveaxis(out, -1, axis)
-
-
-def _site_chunk(run: Run, ds: xr.Dataset, sites: np.ndarray, period, noise_runs: int,
-                noise: Optional[float], seed: int, days: int, recalibration: Optional[str] = None
-                ) -> dict[str, np.ndarray]:
-    """Layers (name -> (site, time')) of one site chunk over ``period``."""
+def _site_chunk(run: Run, dist: dict, sites: np.ndarray, times: np.ndarray, days: int) -> dict[str, np.ndarray]:
+    """Layers (name -> (site, time')) of one block from its predictive distributions (target -> Predictive,
+    already composited over ``days`` steps), the data's steps being ``times``."""
     names = layer_names(run.cfg.data.target)
-    out = chunk_layers(run, ds, sites, period, names, noise_runs, noise, seed,
-                       transform=(lambda a: composite(a, days, axis=1)) if days > 1 else None,
-                       recalibration=recalibration)
-    times = ds["time"].sel(time=slice(*period)).values  # the data's steps (daily, or an adapter's N-day windows)
+    out = distribution_layers(dist, names, run.cfg.uncertainty.quantiles)
     for var, name in names.items():
         seasonal = getattr(run.adapter, "seasonal", None)
         clim = seasonal.clims.get(var) if seasonal is not None else None
@@ -112,24 +100,6 @@ def _attrs(name: str, var: str, prefix: str, units: str, days: int, recal: str =
     return attrs
 
 
-def _fixed_mmap_threshold(nbytes: int = 8 << 20) -> None:
-    """glibc only: serve allocations >= ``nbytes`` by mmap and stop glibc from raising that threshold.
-
-    Every chunk allocates and frees arrays of tens of MB; with glibc's dynamic
-    threshold these move onto the heap after the first free and fragment it, so
-    peak memory crept up from chunk to chunk (measured: +18% for 3 years vs 1).
-    With a fixed threshold they go back to the system when freed.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, int(nbytes))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
 def _grid_index(lat, lon, grid) -> tuple[np.ndarray, np.ndarray, slice, slice]:
     rows, cols = latlon_to_rowcol(grid, lat, lon)
     if np.any(rows < 0):
@@ -138,17 +108,21 @@ def _grid_index(lat, lon, grid) -> tuple[np.ndarray, np.ndarray, slice, slice]:
 
 
 def _to_grid(values: np.ndarray, r: np.ndarray, c: np.ndarray, ny: int, nx: int) -> np.ndarray:
-    """(site, time) -> (time, y, x); sites sharing a cell are averaged."""
+    """(site, time) -> (time, y, x); sites sharing a cell are averaged (NaN ignored)."""
+    values = np.asarray(values, dtype=np.float32)
     nt = values.shape[1]
     flat = r * nx + c
-    s = np.zeros((ny * nx, nt))
-    n = np.zeros((ny * nx, 1))
+    out = np.full((nt, ny * nx), np.nan, dtype=np.float32)
+    if np.unique(flat).size == flat.size:  # one site per cell: a scatter
+        out[:, flat] = values.T
+        return out.reshape(nt, ny, nx)
     ok = np.isfinite(values)
-    np.add.at(s, flat, np.where(ok, values, 0.0))
-    np.add.at(n, flat, 1.0)
+    s = np.zeros((ny * nx, nt))
     cnt = np.zeros((ny * nx, nt))
+    np.add.at(s, flat, np.where(ok, values, 0.0))
     np.add.at(cnt, flat, ok.astype(float))
-    out = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan).astype(np.float32)
     return out.T.reshape(nt, ny, nx)
 
 
@@ -164,17 +138,28 @@ def predict_product(
     noise_runs: Optional[int] = None,
     noise: Optional[float] = None,
     chunk_days: int = 366,
-    chunk_sites: int = 512,
+    chunk_sites: int = 2048,
     sites: Optional[np.ndarray] = None,
     progress: bool = True,
     recalibration: Optional[str] = None,
+    workers: Optional[int] = None,
+    threads_per_worker: int = 1,
+    scheduler: Optional[str] = None,
+    client=None,
+    restart: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Write the long-term product of a trained run (see the module docstring); returns ``out``.
 
     ``noise_runs``/``noise`` default to the run's ``uncertainty`` section, ``recalibration`` (none, variance,
-    isotonic) to its ``uncertainty.recalibration``.
-    ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4. ``run_dir`` may be a loaded
+    isotonic) to its ``uncertainty.recalibration``. ``run_dir`` may be a loaded
     :class:`~smfusion.runs.Run` (products/chain.py sets its adapter's input compositing).
+    ``out`` ending in ``.zarr`` gives Zarr, else NetCDF-4. Where the tasks run:
+    ``client`` (a ``distributed.Client``), ``scheduler`` (address or scheduler
+    file of a running cluster), ``workers`` (a local cluster of that many
+    processes x ``threads_per_worker``), else this process. An unfinished job
+    of the same request resumes; ``restart`` discards it. An existing ``out`` is
+    refused unless ``overwrite`` (rules of :mod:`smfusion.io.ownership`), checked first.
     """
     if layout not in ("site", "grid"):
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
@@ -183,29 +168,51 @@ def predict_product(
     t_start, t_end = pd.Timestamp(start), pd.Timestamp(end)
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
-    _fixed_mmap_threshold()
     run = run_dir if isinstance(run_dir, Run) else Run.load(run_dir)
+    check_output(out, overwrite=overwrite, protect=[run.run_dir], kind="dir" if Path(out).suffix == ".zarr" else "file")
+    engine.fixed_mmap_threshold()
     if run.layout != "site":
         raise ConfigError(f"predict --product: '{run.adapter.name}' runs predict examples, not a domain;"
                           " use smfusion predict-points")
     noise_runs = run.cfg.uncertainty.noise_runs if noise_runs is None else int(noise_runs)
+    noise = float(run.cfg.uncertainty.noise if noise is None else noise)
     if run.cfg.data.reader == "twin":
         chunk_days = (t_end - t_start).days + 1
-    chunk_days = -(-chunk_days // composite_days) * composite_days  # whole composites per chunk
+    step = int(getattr(run.adapter, "composite_days", 1))  # days per data time step
+    span = step * composite_days  # days per output step
+    chunk_days = -(-chunk_days // span) * span  # whole composites per block
     head = run.adapter.load(start, start, require_target=False, inputs_only=True)
     dom = _Domain(head, sites, layout, grid or head.attrs.get("ease2_grid", "M36"))
+    chunk_sites = min(chunk_sites, dom.sites.size)
     out = Path(out)
-    scratch = out.parent / f".{out.name}.scratch.zarr"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    try:
-        recal = applied_recalibration(run, recalibration, noise_runs)  # fitted here, once, when not yet saved
-        _write_chunks(run, dom, scratch, t_start, t_end, chunk_days, chunk_sites, composite_days, noise_runs,
-                      noise, progress, recal)
-        return _finalise(run, scratch, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end), recal)
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch)
+    mode = time_mode(run.members)
+    recal = applied_recalibration(run, recalibration, noise_runs)  # fitted here, once, when not yet saved
+    job = engine.Job(work=str(out.parent / f".{out.name}.work"), sites=dom.sites, noise_runs=noise_runs, noise=noise,
+                     seed=run.cfg.uncertainty.seed, days=composite_days, mode=mode, layers=_site_chunk,
+                     recalibration=recal, step=step)
+    chains = engine.plan(run, dom.sites.size, t_start, t_end, chunk_days, chunk_sites, span)
+    names = list(_probe_layers(run, job, chains[0][0]))
+    times = pd.date_range(t_start, t_end, freq=f"{span}D").values
+    request = engine.request_of(run, dom.sites, start, end, composite_days, noise_runs, noise, chunk_days,
+                                chunk_sites, mode, recal)
+    done = engine.open_work(job, request, names, times, dom.sites.size, chunk_sites, chunk_days // span, restart)
+    if done and progress:
+        print(f"resuming {job.work}: {len(done)} finished region(s) skipped", file=sys.stderr)
+    with dask_client(workers, threads_per_worker, scheduler, client=client, progress=progress) as c:
+        engine.execute(run, job, chains, done, client=c, progress=progress)
+        path = _finalise(run, job.store, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end),
+                         distributed=c is not None, overwrite=overwrite, recal=recal)
+    shutil.rmtree(job.work, ignore_errors=True)
+    return path
+
+
+def _probe_layers(run: Run, job: engine.Job, blk: engine.Block) -> dict[str, np.ndarray]:
+    """The layers of the first site over the first composite (names for the work store)."""
+    end = (pd.Timestamp(blk.start) + pd.Timedelta(days=job.step * job.days - 1)).strftime("%Y-%m-%d")
+    ids = job.sites[:1]
+    ds = engine.load_sites(run, ids, blk.load_from, end)
+    return job.layers(run, engine.block_distribution(run, job, ds, ids, blk.start, end, np.random.default_rng(0))[0],
+                      ids, engine.step_times(blk.start, end, job.step), job.days)
 
 
 class _Domain:
@@ -220,52 +227,40 @@ class _Domain:
             self.rows, self.cols, self.ys, self.xs = _grid_index(self.lat, self.lon, get_grid(grid))
             self.ny, self.nx = self.ys.stop - self.ys.start, self.xs.stop - self.xs.start
 
-    def piece(self, layers: dict[str, np.ndarray], times) -> xr.Dataset:
-        if self.layout == "site":
-            return xr.Dataset({k: (("site", "time"), v) for k, v in layers.items()}, coords={"time": times})
-        r, c = self.rows - self.ys.start, self.cols - self.xs.start
-        return xr.Dataset({k: (("time", "y", "x"), _to_grid(v, r, c, self.ny, self.nx)) for k, v in layers.items()},
-                          coords={"time": times})
+    def gridded(self, lazy: xr.Dataset) -> tuple[xr.Dataset, int]:
+        """(site, time) layers -> (time, y, x) on the grid window, lazily (a few days of the window per task);
+        returns the Dataset and its time chunk."""
+        import dask.array as da
+
+        r, c, ny, nx = self.rows - self.ys.start, self.cols - self.xs.start, self.ny, self.nx
+        ct = int(max(1, min(lazy.sizes["time"], (32 << 20) // (4 * ny * nx))))
+        out = {}
+        for name, var in lazy.data_vars.items():
+            arr = var.data.rechunk({0: -1, 1: ct})
+            out[name] = (("time", "y", "x"), da.map_blocks(_to_grid, arr, r, c, ny, nx, dtype=np.float32,
+                                                           drop_axis=0, new_axis=[1, 2],
+                                                           chunks=(arr.chunks[1], (ny,), (nx,))), var.attrs)
+        return xr.Dataset(out, coords={"time": lazy["time"]}, attrs=lazy.attrs), ct
 
 
-def _write_chunks(run: Run, dom: _Domain, scratch: Path, t_start, t_end, chunk_days: int, chunk_sites: int,
-                  days: int, noise_runs: int, noise, progress: bool, recal: str = "none") -> None:
-    """Predict time chunk by time chunk (each with its own warm-up) and append each to the scratch store."""
-    cfg = run.cfg
-    starts = pd.date_range(t_start, t_end, freq=f"{chunk_days}D")
-    site_chunks = [dom.sites[i : i + chunk_sites] for i in range(0, len(dom.sites), chunk_sites)]
-    bar = tqdm(total=len(starts) * len(site_chunks), desc="product", unit="chunk", disable=not progress)
-    try:
-        for ci, a in enumerate(starts):
-            b = min(a + pd.Timedelta(days=chunk_days - 1), t_end)
-            period = (a.strftime("%Y-%m-%d"), b.strftime("%Y-%m-%d"))
-            w0 = (a - pd.Timedelta(days=cfg.periods.warmup_days)).strftime("%Y-%m-%d")
-            ds = run.adapter.load(w0, period[1], require_target=False, inputs_only=True)
-            parts = []
-            for si, chunk in enumerate(site_chunks):
-                parts.append(_site_chunk(run, ds, chunk, period, noise_runs, noise,
-                                         cfg.uncertainty.seed + 1000 * ci + si, days, recal))
-                bar.update(1)
-            layers = {k: np.concatenate([p[k] for p in parts], axis=0) for k in parts[0]}
-            piece = dom.piece(layers, ds["time"].sel(time=slice(a, b)).values[::days])
-            piece.to_zarr(scratch, mode="w" if ci == 0 else "a", zarr_format=2, consolidated=False,
-                          **({} if ci == 0 else {"append_dim": "time"}))
-            del ds, parts, layers, piece
-    finally:
-        bar.close()
-
-
-def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, period, recal="none") -> Path:
+def _finalise(run, store, out, dom: _Domain, days, noise_runs, noise, units, period, distributed=False,
+              overwrite=False, recal: str = "none") -> Path:
+    """The CF product from the work store: Zarr written by the cluster's workers (when ``distributed``),
+    NetCDF in this process, chunk by chunk."""
     import dask
 
     cfg = run.cfg
     layout, grid = dom.layout, dom.grid
-    lazy = xr.open_zarr(scratch, consolidated=False)
+    lazy = xr.open_zarr(store, consolidated=False)
+    lazy = lazy.drop_vars([v for v in ("site",) if v in lazy.variables])
+    chunks = None
     if layout == "site":
-        lazy = lazy.assign_coords(site=("site", np.asarray(dom.sites, dtype=np.int64)), lat=("site", dom.lat),
+        lazy = lazy.assign_coords(site=("site", np.asarray(dom.sites, dtype=np.int32)), lat=("site", dom.lat),
                                   lon=("site", dom.lon))
     else:
         g = get_grid(grid)
+        lazy, ct = dom.gridded(lazy)
+        chunks = {"time": ct}
         ys, xs = dom.ys, dom.xs
         rr, cc = np.meshgrid(np.arange(ys.start, ys.stop), np.arange(xs.start, xs.stop), indexing="ij")
         glat, glon = rowcol_to_latlon(g, rr, cc)
@@ -278,6 +273,7 @@ def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, p
     for name in lazy.data_vars:
         var = next(v for v, p in names.items() if str(name) == p or str(name).startswith(p + "_"))
         lazy[name].attrs = _attrs(str(name), var, names[var], units, days, recal)
+        lazy[name].encoding = {}
     for var, prefix in names.items():
         ancillary = ancillary_of(prefix, var, lazy.data_vars, units)
         if ancillary:
@@ -297,11 +293,13 @@ def _finalise(run, scratch, out, dom: _Domain, days, noise_runs, noise, units, p
         recalibration=recal,
     )
     kw = dict(title=f"smfusion {cfg.name} product {period[0]} .. {period[1]}", config=cfg.to_dict(),
-              inputs=[str(run.run_dir)], grid=grid if layout == "grid" else None)
-    with dask.config.set(scheduler="synchronous"):
-        if out.suffix == ".zarr":
+              inputs=[str(run.run_dir)], grid=grid if layout == "grid" else None, chunks=chunks, overwrite=overwrite,
+              protect=[run.run_dir])
+    if out.suffix == ".zarr":
+        with dask.config.set(scheduler="synchronous") if not distributed else contextlib.nullcontext():
             cf.write_zarr(lazy, out, **kw)
-        else:
+    else:
+        with dask.config.set(scheduler="synchronous"):
             cf.write_netcdf(lazy, out, **kw)
     lazy.close()
     return out

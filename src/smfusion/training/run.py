@@ -67,6 +67,8 @@ def _inputs(cfg: RunConfig) -> list[str]:
     out = [cfg.data.root, cfg.transfer.from_run if cfg.transfer else None]
     if cfg.data.gridded is not None:
         out += [cfg.data.gridded.forcing, cfg.data.gridded.smap_dir, cfg.data.gridded.ismn_dir]
+    if cfg.data.grid_inputs is not None:
+        out += [st.path for st in cfg.data.grid_inputs.stores if "*" not in st.path]
     try:
         out.append(data_dir())
     except SmfusionError:
@@ -212,33 +214,60 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
 
     ``data`` (optional) is what the adapter's ``load`` would return (the canonical
     Dataset, or a point set), to train on it instead of reading ``cfg.data``.
+    Launched by torchrun with several processes, the members are trained with
+    DistributedDataParallel (:mod:`smfusion.training.distributed`); rank 0 writes.
     """
+    from smfusion.training.distributed import from_env
+
     run_dir = default_run_dir(cfg, run_dir)
     cfg.run_dir = str(run_dir)
     adapter = check_names(cfg)
     adapter.check()
+    dist = from_env()
+    if dist is not None:
+        for m in cfg.members():
+            dist.check_batch(m.training.batch_size)
     if data is None:
         _check_inputs(cfg)
         data = adapter.load()  # bad input fails here, before anything is written
-    write_run_config(cfg, run_dir, resume)
-    split = adapter.split(data)
-    adapter.save_split(run_dir, split)
-    source = _transfer_source(cfg)
-    adapter.fit(data, split, source=source.adapter if source is not None else None)
-    adapter.save(run_dir)
-    vb = adapter.validation_batches(data, split)
-    validation = Validation(vb) if vb is not None else None
+    main = dist is None or dist.is_main
+    if dist is not None:
+        device = dist.init(cfg.training.device)
+        cfg.training.device = device
+    try:
+        if main:
+            write_run_config(cfg, run_dir, resume)
+        split = adapter.split(data)
+        source = _transfer_source(cfg)
+        adapter.fit(data, split, source=source.adapter if source is not None else None)
+        if main:
+            adapter.save_split(run_dir, split)
+            adapter.save(run_dir)
+        if dist is not None:
+            dist.barrier()  # the run directory is ready before any process reads its checkpoints
+        vb = adapter.validation_batches(data, split)
+        validation = Validation(vb) if vb is not None else None
+        _train_members(cfg, adapter, data, split, source, validation, run_dir, resume, dist)
+    finally:
+        if dist is not None:
+            dist.close()
+    return run_dir
+
+
+def _train_members(cfg, adapter, data, split, source, validation, run_dir: Path, resume: bool, dist) -> None:
     members = cfg.members()
     for m in members:
         sampler = adapter.train_batches(data, split, m.training)  # member settings: batch size, window
         torch.manual_seed(m.training.seed)
         model = build_member(cfg, adapter, m.model)
         parameters = _transfer(cfg, source, adapter, model, m.index) if source is not None else None
-        Trainer(model, m.training, out_dir=run_dir / f"member_{m.index}",
+        training = m.training if dist is None else m.training.model_copy(update={"device": cfg.training.device})
+        Trainer(model, training, out_dir=run_dir / f"member_{m.index}",
                 objective=build_objective(cfg, m.training, adapter.default_objective), parameters=parameters,
                 desc=f"member {m.index + 1}/{len(members)}", config_key=f"{config_key(cfg)}/member_{m.index}",
-                ).fit(sampler, validation, resume=resume)
-    return run_dir
+                dist=dist).fit(sampler, validation, resume=resume)
+        if dist is not None:
+            dist.barrier()
 
 
 def _transfer(cfg: RunConfig, source: Trained, adapter: Adapter, model: torch.nn.Module, index: int) -> list:

@@ -163,7 +163,9 @@ class Trainer:
         parameters: Optional[list[nn.Parameter]] = None,
         desc: str = "train",
         config_key: Optional[str] = None,
+        dist=None,
     ):
+        self.dist = dist  # training.distributed.Dist: one of several DDP processes (None: the only one)
         self.model = model.to(cfg.device)
         self.config_key = config_key  # stored in every checkpoint; a resume refuses another config's
         self.cfg = cfg
@@ -172,6 +174,18 @@ class Trainer:
         self.objective = objective or MaskedObjective(cfg.loss)
         self.params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.net = dist.wrap(self.model) if dist is not None else self.model
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes checkpoints and the model (rank 0 of a DDP group, or the only one)."""
+        return self.out_dir is not None and (self.dist is None or self.dist.is_main)
+
+    def _loss(self, batch: dict[str, torch.Tensor]):
+        """Objective of one minibatch (several DDP processes: the model on this process's rows only)."""
+        if self.dist is None:
+            return self.objective(self.model(batch), batch)
+        return self.dist.loss(self.net, self.objective, batch)
 
     # -- checkpoints -------------------------------------------------------
     @property
@@ -210,7 +224,7 @@ class Trainer:
         return None
 
     def _save_checkpoint(self, epoch: int, rng: np.random.Generator, state: dict) -> None:
-        if self.ckpt_dir is None:
+        if not self.writes:
             return
         payload = {
             "epoch": epoch,
@@ -246,7 +260,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, (epoch - 1) * n_iter + it, n_iter)
             batch = to_tensors(sampler.sample(rng), cfg.device)
-            loss, terms = self.objective(self.model(batch), batch)
+            loss, terms = self._loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm is not None:
@@ -322,7 +336,7 @@ class Trainer:
         elif best["state"] is not None and validation is not None:
             self.model.load_state_dict(best["state"])
         best_epoch = best["epoch"] if best["state"] is not None else epoch
-        if self.out_dir is not None:
+        if self.writes:
             with atomic_path(self.out_dir / "model.pt") as tmp:
                 torch.save(self.model.state_dict(), tmp)
             write_text(self.out_dir / "history.json", json.dumps(history, indent=1))

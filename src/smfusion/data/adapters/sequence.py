@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from smfusion.data import lazy
 from smfusion.data.adapters import register_adapter
 from smfusion.data.adapters.base import Adapter, Batches, Sampler
 from smfusion.data.climate import add_descriptors, static_inputs
@@ -75,6 +76,8 @@ class SequenceAdapter(Adapter):
         """The Dataset over ``start..end`` (both None: every period of the config, warm-up included);
         ``inputs_only``: without the target (products beyond the target's availability)."""
         if start is None and end is None:
+            if self.cfg.data.lazy is not None:
+                return lazy.skeleton(self)  # data.lazy: blocks are read when needed
             start, end = span(self.cfg)
         data = self.cfg.data.model_copy(update={"target": []}) if inputs_only else self.cfg.data
         ds = load_dataset(data, start, end, require_target=require_target and not inputs_only)
@@ -90,6 +93,19 @@ class SequenceAdapter(Adapter):
                                                                ds["site"].values]}),
                                    *cfg.periods.train.as_tuple(), require_target=False)
         return add_descriptors(ds, cfg, forcing=forcing)
+
+    def load_sites(self, ids: Optional[np.ndarray], start: str, end: str, target: bool = False,
+                   only: Optional[list[str]] = None) -> xr.Dataset:
+        """Sites ``ids`` (None: all) over ``start..end``, inputs only unless ``target`` (``only``: just these
+        inputs): products and lazy training read one block at a time; readers that honour ``data.sites`` read
+        no other cell."""
+        update: dict = {} if target else {"target": []}
+        if only is not None:
+            update.update(dynamic=[v for v in self.cfg.data.dynamic if v in only],
+                          static=[v for v in self.cfg.data.static if v in only])
+        if ids is not None:
+            update["sites"] = [int(i) for i in ids]
+        return load_dataset(self.cfg.data.model_copy(update=update), start, end, require_target=False)
 
     def split(self, ds: xr.Dataset) -> SiteSplit:
         return resolve_split(self.cfg, ds["site"].values)
@@ -113,8 +129,13 @@ class SequenceAdapter(Adapter):
         ``source`` knows keep its climatologies (and, with ``transfer.source_scaler``, its statistics)."""
         cfg = self.cfg
         given = getattr(source, "seasonal", None)
-        self.seasonal = fit_seasonal(cfg, ds, split, given=given.clims if given is not None else None)
         src_scaler = getattr(source, "scaler", None) if source is not None and cfg.transfer.source_scaler else None
+        if lazy.is_skeleton(ds):
+            self.seasonal, self.scaler = lazy.fit_lazy(self, ds, split, given.clims if given is not None else None)
+            if src_scaler is not None:
+                _adopt(self.scaler, src_scaler)
+            return
+        self.seasonal = fit_seasonal(cfg, ds, split, given=given.clims if given is not None else None)
         train_ds = prepare(select_period(ds.sel(site=split.train), cfg.periods.train.as_tuple()), cfg, self.seasonal)
         per_site = cfg.data.target if cfg.normalization.target == "site" else []
         self.scaler = Scaler.fit(train_ds, [*dynamic_inputs(cfg), *static_inputs(cfg), *cfg.data.target],
@@ -149,6 +170,10 @@ class SequenceAdapter(Adapter):
 
     # -- batches ---------------------------------------------------------------
     def train_batches(self, ds: xr.Dataset, split: SiteSplit, training) -> Sampler:
+        lz = self.cfg.data.lazy
+        if lazy.is_skeleton(ds):
+            return lazy.LazySequenceSampler(self, split.train, self.cfg.periods.train.as_tuple(), training.batch_size,
+                                            training.seq_len, lz.block_sites, lz.cache_mb)
         if self._train_arrays is None:
             train_ds = select_period(ds.sel(site=split.train), self.cfg.periods.train.as_tuple())
             self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
@@ -182,6 +207,9 @@ class SequenceAdapter(Adapter):
             return None
         sites = split.validation if split.validation.size else split.train
         period = (cfg.periods.validation or cfg.periods.train).as_tuple()
+        if lazy.is_skeleton(ds):  # data.lazy: the validation sites are read whole
+            w0 = (pd.Timestamp(period[0]) - pd.Timedelta(days=cfg.periods.warmup_days)).strftime("%Y-%m-%d")
+            ds = self.load_sites(sites, w0, period[1], target=True)
         return self.eval_batches(ds, sites, period, chunk=VALIDATION_CHUNK_SITES)
 
     def eval_batches(self, ds: xr.Dataset, ids: np.ndarray, period, chunk: Optional[int] = None) -> Batches:

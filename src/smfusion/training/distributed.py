@@ -1,0 +1,108 @@
+"""Multi-process training with PyTorch DistributedDataParallel, with the semantics of one process.
+
+Launched by ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``
+in the environment; one machine or several) or by ``smfusion train --nproc N``,
+which starts ``torchrun --standalone`` on this machine. Backend: gloo on CPU,
+NCCL when the run trains on CUDA devices (one per process, ``LOCAL_RANK``).
+
+Every process seeds and draws the *same* global minibatch (same sampler, same
+RNG), runs the model on its own contiguous slice of ``batch_size / N`` rows,
+and all-gathers the model outputs (:class:`_Gather`), so the objective is
+computed on the whole global batch exactly as in one process. The gather's
+backward hands each process the gradient of its own rows, times N; DDP then
+averages the parameter gradients over the processes, which gives the
+gradient of the one-process loss. Hence the same loss curve as one process
+up to floating-point summation order -- except for dropout, whose masks each
+process draws for its own rows (equal in distribution, not in value).
+Validation is computed by every process on the whole validation set (same
+weights, same decision for early stopping); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.distributed as tdist
+
+from smfusion.errors import ConfigError
+
+__all__ = ["Dist", "from_env"]
+
+
+class _Gather(torch.autograd.Function):
+    """All-gather along rows; backward: this rank's rows of the gradient, times the world size."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        world = tdist.get_world_size()
+        ctx.rank, ctx.world, ctx.n = tdist.get_rank(), world, x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(world)]
+        tdist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n] * ctx.world
+
+
+@dataclass
+class Dist:
+    """This process's place in the group (see the module docstring)."""
+
+    rank: int
+    world: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def init(self, device: str) -> str:
+        """Join the process group; returns the device this process trains on."""
+        cuda = device.startswith("cuda") and torch.cuda.is_available()
+        if not tdist.is_initialized():
+            tdist.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(self.local_rank)
+            return f"cuda:{self.local_rank}"
+        return device
+
+    def check_batch(self, batch_size: int) -> None:
+        if batch_size % self.world:
+            raise ConfigError(f"training.batch_size {batch_size} must be a multiple of the {self.world} processes")
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.local_rank] if next(model.parameters()).is_cuda else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def loss(self, net: torch.nn.Module, objective, batch: dict[str, torch.Tensor]):
+        """The objective of the whole global ``batch`` with the model run on this process's rows only."""
+        n = next(iter(batch.values())).shape[0]
+        self.check_batch(n)
+        k = n // self.world
+        rows = slice(self.rank * k, (self.rank + 1) * k)
+        local = {key: (v[rows] if v.ndim and v.shape[0] == n else v) for key, v in batch.items()}
+        pred = net(local)
+        full = {key: (_Gather.apply(v) if torch.is_tensor(v) and v.ndim and v.shape[0] == k else v)
+                for key, v in pred.items()}
+        return objective(full, batch)
+
+    def barrier(self) -> None:
+        tdist.barrier()
+
+    def close(self) -> None:
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
+def from_env() -> Optional[Dist]:
+    """The process's group when launched by torchrun with more than one process, else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    return Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
