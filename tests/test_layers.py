@@ -21,13 +21,13 @@ LAYERS = {
     "data": 4,
     "models": 5,
     "training": 6,
-    "runs": 7,
+    "runs": 7, "run_blocks": 7,
     "evaluation": 8,
     "products": 9,
-    "cli": 10, "cli_args": 10, "demo": 10,
+    "cli": 10, "cli_args": 10, "cli_fusion": 10, "cli_validate": 10, "demo": 10,
 }
 SYNTHETIC_LAYER = 4  # generators may use data-layer code and below
-SYNTHETIC_USERS = {"cli", "demo", "synthetic"}  # and tests, benchmarks (outside src)
+SYNTHETIC_USERS = {"cli", "cli_fusion", "demo", "synthetic"}  # and tests, benchmarks (outside src)
 
 
 def _package(path: Path) -> str:

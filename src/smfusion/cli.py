@@ -6,8 +6,10 @@ import argparse
 import os
 import sys
 
-from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int, positive_float,
+from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int,
                                 positive_int, run)
+from smfusion.cli_fusion import fusion_parsers
+from smfusion.cli_validate import report_parser, validate_parser
 from smfusion.errors import ConfigError
 
 
@@ -144,39 +146,6 @@ def _cv(args: argparse.Namespace) -> int:
     return 0
 
 
-def _merge_labels(args: argparse.Namespace) -> int:
-    from smfusion.data.merge_labels import merge_labels
-
-    counts = merge_labels(args.examples, args.ismn, args.out, num_workers=args.num_workers,
-                          meta_dir=args.ismn_metadata, overwrite=args.overwrite)
-    print(counts)
-    return 0
-
-
-def _predict_points(args: argparse.Namespace) -> int:
-    if args.saved_model:
-        from smfusion.io.saved_model import predict_saved_model
-
-        path, n = predict_saved_model(args.saved_model, args.input, args.out, args.num_inference_samples,
-                                      args.num_skip_samples)
-    else:
-        from smfusion.products.points import predict_points_file
-
-        path, n = predict_points_file(args.input, args.run, args.out, overwrite=args.overwrite)
-    print(f"wrote {n} predictions to {path}")
-    return 0
-
-
-def _fusion_shards(args: argparse.Namespace) -> int:
-    from smfusion.synthetic.fusion_shards import write_shards
-
-    paths = write_shards(args.out, n_sensors=args.sensors, n_times=args.times, size=args.size, seed=args.seed,
-                         n_shards=args.shards, labelled=not args.unlabelled, label_fraction=args.label_fraction,
-                         overwrite=args.overwrite)
-    print(f"wrote {len(paths)} SYNTHETIC shards to {args.out}")
-    return 0
-
-
 def _check(args: argparse.Namespace) -> int:
     from smfusion.data.checks import check_config
 
@@ -196,83 +165,6 @@ def _casm_twin(args: argparse.Namespace) -> int:
                            dielectric=args.dielectric)
     print(f"wrote the SYNTHETIC CASM twin (TB of four sensor eras, sm_smap, sm_true) to {path}")
     return 0
-
-
-def _depth(text: str) -> tuple[float, float]:
-    try:
-        top, bottom = (float(v) for v in text.split("-"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"depth must be TOP-BOTTOM in metres, e.g. 0-0.05, got {text!r}") from None
-    return top, bottom
-
-
-def _validate(args: argparse.Namespace) -> int:
-    from smfusion.evaluation.validation import ValidationOptions, format_validation, validate, write_validation
-
-    opts = ValidationOptions(
-        max_distance_km=args.max_distance, spatial=args.spatial, depth=args.depth, good_flags=tuple(args.flags),
-        matching=args.matching, window=args.window, min_hours=args.min_hours, min_samples=args.min_samples,
-        start=args.start, end=args.end, common_dates=args.common_dates, quality=args.quality,
-        variable=args.variable, n_boot=args.n_boot, seed=args.seed, value_column=args.value_column)
-    refs = [tuple(r.split("=", 1)) if "=" in r else r for r in args.reference]
-    pred = (args.label, args.prediction) if args.label else args.prediction
-    result = validate(pred, args.stations, refs, opts)
-    paths = write_validation(result, args.out)
-    print(format_validation(result))
-    print(f"wrote {paths['table']}, {paths['summary']}, {paths['json']}")
-    return 0
-
-
-def _validate_parser(sub) -> None:
-    v = sub.add_parser("validate", help="score a prediction (and reference products) against in-situ stations")
-    v.add_argument("prediction", help="smfusion output (site or grid layout, NetCDF/Zarr), a gridded NetCDF, "
-                                      "or a folder of pynetcf cell files (QA4SM SMAP L3 / ERA5-Land)")
-    v.add_argument("--stations", required=True, help="ISMN folder or .zip, station table CSV (or folder with "
-                                                     "stations.csv), or long CSV (docs/formats.md)")
-    v.add_argument("--reference", action="append", default=[], metavar="[LABEL=]PATH",
-                   help="reference product scored beside the prediction (repeatable)")
-    v.add_argument("--out", required=True, help="table CSV; TABLE.summary.csv and TABLE.json beside it")
-    v.add_argument("--overwrite", action="store_true", help="replace the tables if smfusion wrote them (docs/errors.md)")
-    v.add_argument("--label", default=None, help="name of the prediction in the table (default: file name)")
-    v.add_argument("--variable", default=None, help="prediction variable (default: the soil-moisture one)")
-    v.add_argument("--max-distance", type=positive_float, default=50.0, metavar="KM", help="station-to-point limit (km)")
-    v.add_argument("--spatial", choices=["nearest", "cell"], default="nearest",
-                   help="nearest point with data, or the EASE-2 cell containing the station")
-    v.add_argument("--depth", type=_depth, default=(0.0, 0.1), metavar="TOP-BOTTOM", help="sensor depth range (m)")
-    v.add_argument("--flags", nargs="+", default=["G"], help="ISMN quality flags kept (default G)")
-    v.add_argument("--matching", choices=["auto", "daily", "nearest", "mean"], default="auto")
-    v.add_argument("--window", default="1h", help="half-width for nearest/mean matching (e.g. 1h, 30min)")
-    v.add_argument("--min-hours", type=positive_int, default=12, help="hourly values a daily station mean needs")
-    v.add_argument("--min-samples", type=positive_int, default=20, help="pairs a station needs to be scored")
-    v.add_argument("--start", type=date, default=None, help="first date scored (UTC)")
-    v.add_argument("--end", type=date, default=None, help="last date scored (UTC)")
-    v.add_argument("--common-dates", action="store_true", help="score every product on the dates all have pairs")
-    v.add_argument("--quality", choices=["none", "recommended"], default="none",
-                   help="SMAP retrieval_qual_flag filter for products that carry it")
-    v.add_argument("--value-column", default=None, help="value column of station CSVs (default vwc/soil_moisture/sm)")
-    v.add_argument("--n-boot", type=positive_int, default=1000, help="bootstrap resamples for the median intervals")
-    v.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed")
-    v.set_defaults(func=_validate)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from smfusion.evaluation.htmlreport import build_report
-
-    index = build_report(args.run_dir, args.out, validation=args.validation, sites=args.sites,
-                         progress=not args.quiet, overwrite=args.overwrite)
-    print(f"wrote {index} (open it in a browser; no server needed)")
-    return 0
-
-
-def _report_parser(sub) -> None:
-    r = sub.add_parser("report", help="static HTML report of a run (index.html + images) from its files")
-    r.add_argument("run_dir")
-    r.add_argument("--out", required=True, help="output folder (written whole; an existing one needs --overwrite)")
-    r.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    r.add_argument("--validation", default=None, help="station validation table from smfusion validate")
-    r.add_argument("--sites", nargs="*", default=[], help="test sites to show as time series besides best/median/worst")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.set_defaults(func=_report)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -336,6 +228,19 @@ def _predict_parser(sub) -> None:
     pr.set_defaults(func=_predict)
 
 
+def _casm_twin_parser(sub) -> None:
+    ct = sub.add_parser("casm-twin", help="write the SYNTHETIC CASM twin (tau-omega TB of AMSR-E/AMSR2/SMOS/SMAP-like "
+                                      "eras, SMAP-like target, truth) as a (site, time) NetCDF")
+    ct.add_argument("--out", required=True)
+    ct.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    ct.add_argument("--cells", type=positive_int, default=200)
+    ct.add_argument("--seed", type=non_negative_int, default=0)
+    ct.add_argument("--start", type=date, default="2002-01-01")
+    ct.add_argument("--end", type=date, default="2020-12-31")
+    ct.add_argument("--dielectric", default="mironov", choices=["mironov", "dobson"])
+    ct.set_defaults(func=_casm_twin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="smfusion", description="Machine-learning soil-moisture products.")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error (or set SMFUSION_DEBUG=1)")
@@ -366,59 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(c)
     c.set_defaults(func=_cv)
 
-    ml = sub.add_parser("merge-labels", help="add ISMN 5 cm readings to fusion shards as sm_0_5 "
-                        "(the published combine_ismn_data.py rule; docs/fusion.md)")
-    ml.add_argument("--examples", required=True, help="TFRecord shards: file, folder or glob")
-    ml.add_argument("--ismn", required=True, help="ISMN download: the CEOP-format zip or its extracted folder")
-    ml.add_argument("--out", required=True, help="output folder for the labelled shards")
-    ml.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    ml.add_argument("--num-workers", type=positive_int, default=1, help="processes, one shard each at a time")
-    ml.add_argument("--ismn-metadata", default=None, help="folder for the ismn package's index (kept for reuse); "
-                    "default a temporary folder")
-    ml.set_defaults(func=_merge_labels)
-
-    pp = sub.add_parser("predict-points", help="predict sm_0_5 for every example of a TFRecord file into a CSV")
-    pp.add_argument("--input", required=True, help="TFRecord file (gzip or plain); labels not needed")
-    which = pp.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="trained point run directory")
-    which.add_argument("--saved-model", help="the published exported model folder (saved_model.pb, variables/); "
-                       "needs the tensorflow extra")
-    pp.add_argument("--out", required=True, help="CSV file")
-    pp.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    pp.add_argument("--num-inference-samples", type=positive_int, default=None,
-                    help="--saved-model: predict this many examples (default all)")
-    pp.add_argument("--num-skip-samples", type=non_negative_int, default=0, help="--saved-model: skip this many first")
-    pp.set_defaults(func=_predict_points)
-
-    fs = sub.add_parser("fusion-shards", help="write SYNTHETIC fusion shards in the published layout "
-                        "(field names, dtypes, shapes; small images)")
-    fs.add_argument("--out", required=True)
-    fs.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    fs.add_argument("--sensors", type=positive_int, default=40)
-    fs.add_argument("--times", type=positive_int, default=30)
-    fs.add_argument("--size", type=positive_int, default=8)
-    fs.add_argument("--shards", type=positive_int, default=4)
-    fs.add_argument("--seed", type=non_negative_int, default=0)
-    fs.add_argument("--unlabelled", action="store_true")
-    fs.add_argument("--label-fraction", type=fraction, default=1.0, help="share of sensors carrying sm_0_5")
-    fs.set_defaults(func=_fusion_shards)
-
     ck = sub.add_parser("check", help="check a config's inputs in seconds (files, variables, periods) before training")
     ck.add_argument("config")
     ck.set_defaults(func=_check)
 
-    ct = sub.add_parser("casm-twin", help="write the SYNTHETIC CASM twin (tau-omega TB of AMSR-E/AMSR2/SMOS/SMAP-like "
-                                      "eras, SMAP-like target, truth) as a (site, time) NetCDF")
-    ct.add_argument("--out", required=True)
-    ct.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
-    ct.add_argument("--cells", type=positive_int, default=200)
-    ct.add_argument("--seed", type=non_negative_int, default=0)
-    ct.add_argument("--start", type=date, default="2002-01-01")
-    ct.add_argument("--end", type=date, default="2020-12-31")
-    ct.add_argument("--dielectric", default="mironov", choices=["mironov", "dobson"])
-    ct.set_defaults(func=_casm_twin)
-    _validate_parser(sub)
-    _report_parser(sub)
+    fusion_parsers(sub)
+    _casm_twin_parser(sub)
+    validate_parser(sub)
+    report_parser(sub)
 
     d = sub.add_parser("demo", help="train and evaluate the demo LSTM on the real CONUS data (< 10 min)")
     d.add_argument("--run-dir", default="runs/demo")

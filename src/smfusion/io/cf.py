@@ -32,7 +32,7 @@ from smfusion import __version__
 from smfusion.errors import DataError
 from smfusion.grids.ease2 import EASE2Grid, get_grid
 from smfusion.io.atomic import atomic_path
-from smfusion.io.cf_dtypes import int64_dtype as _int64_dtype, time_encoding as _time_encoding
+from smfusion.io.cf_encoding import dim_chunks as _dim_chunks, encoding as _encoding, zarr_v3_library as _zarr_v3_library
 
 __all__ = [
     "CONVENTIONS",
@@ -252,57 +252,6 @@ def cf_problems(ds: xr.Dataset) -> list[str]:
         if gm is not None and (gm not in ds.variables or "grid_mapping_name" not in ds[gm].attrs):
             problems.append(f"{name}: grid_mapping {gm!r} is not a grid-mapping variable")
     return problems
-
-
-def _dim_chunks(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> dict[str, int]:
-    """Chunk length per dim: defaults (time 366, y/x 128, site 256) overridden by ``chunks``."""
-    wanted = {"time": 366, "y": 128, "x": 128, "site": 256, **(chunks or {})}
-    return {d: max(1, min(int(wanted.get(d, n)), n)) for d, n in ds.sizes.items()}
-
-
-def _chunks(ds: xr.Dataset, var: xr.DataArray, chunks: Mapping[str, int] | None) -> tuple[int, ...]:
-    per_dim = _dim_chunks(ds, chunks)
-    return tuple(per_dim[d] for d in var.dims)
-
-
-def _encoding(ds: xr.Dataset, fmt: str, complevel: int, chunks) -> dict:
-    enc = {}
-    for name, var in ds.variables.items():
-        e: dict[str, Any] = {}
-        old = var.encoding
-        for key in ("_FillValue", "dtype", "units", "calendar", "grid_mapping"):
-            if key in old and not (key == "units" and not np.issubdtype(var.dtype, np.datetime64)):
-                e[key] = old[key]
-        numeric = var.dtype.kind in "fiuMb" and var.ndim > 0
-        if var.dtype.kind == "f" and "_FillValue" not in e:
-            e["_FillValue"] = np.nan
-        if var.dtype.kind in "fiu" and name in ds.coords and var.ndim > 0:
-            e["_FillValue"] = None  # CF: coordinates carry no fill value
-        if var.dtype.kind == "M":
-            e.update(_time_encoding(var, name in ds.coords))
-        elif var.dtype.kind in "iu" and var.dtype.itemsize == 8:
-            e["dtype"] = _int64_dtype(var)
-        if numeric and var.ndim > 0 and complevel > 0:
-            shape = _chunks(ds, var, chunks)
-            if fmt == "netcdf":
-                e.update(zlib=True, complevel=int(complevel), shuffle=True, chunksizes=shape)
-            else:
-                e.update(chunks=shape, **_zarr_compressor(complevel))
-        enc[name] = e
-    return enc
-
-
-def _zarr_v3_library() -> bool:
-    import zarr
-
-    return int(zarr.__version__.split(".")[0]) >= 3
-
-
-def _zarr_compressor(complevel: int) -> dict:
-    from numcodecs import Blosc
-
-    codec = Blosc(cname="zstd", clevel=int(complevel), shuffle=Blosc.SHUFFLE)
-    return {"compressors": (codec,)} if _zarr_v3_library() else {"compressor": codec}
 
 
 def _prepare(ds, grid, title, config, inputs):
