@@ -17,7 +17,7 @@ from smfusion.products.longterm import predict_product
 from smfusion.runs import Run
 
 sys.path.insert(0, str(Path(__file__).parent))
-from engine_setup import train_runs  # noqa: E402
+from engine_setup import train_runs, write_domain  # noqa: E402
 
 PERIOD = ("2015-08-01", "2015-10-29")  # 90 days after the training period
 
@@ -138,3 +138,27 @@ def test_resume_skips_finished_regions(runs, tmp_path, monkeypatch):
     assert len(calls) == 9 - 2 and (0, 0) not in {(b.sb, b.tb) for b in calls}
     ref = predict_product(runs["lstm"], *PERIOD, tmp_path / "ref.nc", **kw)
     np.testing.assert_array_equal(_layers(out)[0]["sm"], _layers(ref)[0]["sm"])
+
+
+def test_product_of_a_run_with_descriptors(tmp_path):
+    """Climate descriptors (statics computed from the training period's forcing) reach every block of the
+    engine (which reads cells block by block): the product equals the run's one-pass prediction."""
+    from engine_setup import ROWS, COLS, config
+
+    from smfusion.synthetic.global_forcing import write_forcing_store
+    from smfusion.training.run import train
+
+    _, cells = write_domain(tmp_path)
+    store = write_forcing_store(tmp_path / "two_years.zarr", ROWS.ravel(), COLS.ravel(), "2014-01-01", "2015-12-31",
+                                seed=3)
+    cfg = config(store, cells, "lstm", descriptors={"climate": ["p_mean", "t_mean", "p_seasonality"],
+                                                    "location": "xyz", "precipitation": "precip",
+                                                    "temperature": "tair"})
+    cfg.periods.train = cfg.periods.train.model_copy(update={"start": "2014-02-01", "end": "2015-01-31"})
+    run_dir = train(cfg, tmp_path / "run")
+    out = predict_product(run_dir, *PERIOD, tmp_path / "d.nc", chunk_days=30, chunk_sites=20, noise_runs=0,
+                          progress=False)
+    layers, _ = _layers(out)
+    ref = Run.load(run_dir).predict(*PERIOD)
+    assert "clim_p_mean" in Run.load(run_dir).adapter.load_sites(np.array([0, 1]), *PERIOD)
+    np.testing.assert_allclose(layers["sm"], ref["sm"].values, rtol=1e-5, atol=1e-6)

@@ -177,14 +177,16 @@ def add_descriptors(ds: xr.Dataset, cfg, forcing: Optional[xr.Dataset] = None) -
     if desc.climate:
         src = (forcing if forcing is not None else ds).sel(site=ds["site"].values)
         src = src.sel(time=slice(*cfg.periods.train.as_tuple()))
-        need = [desc.precipitation, desc.temperature, desc.shortwave, desc.longwave]
+        use_pet = bool({"pet_mean", "aridity"} & set(desc.climate))  # radiation only for these
+        need = [desc.precipitation, desc.temperature] + ([desc.shortwave, desc.longwave] if use_pet else [])
         missing = [v for v in need if v not in src]
         if missing or src.sizes["time"] < 365:
             raise DataError(f"climate descriptors need a year of {need} over the training period"
                             f" (missing {missing}, {src.sizes['time']} days)", field="descriptors")
         t = _celsius(src[desc.temperature], desc.temperature)
-        pet = priestley_taylor_pet(t, src[desc.shortwave].transpose("site", "time").values,
-                                   src[desc.longwave].transpose("site", "time").values, albedo=desc.albedo)
+        pet = (priestley_taylor_pet(t, src[desc.shortwave].transpose("site", "time").values,
+                                    src[desc.longwave].transpose("site", "time").values, albedo=desc.albedo)
+               if use_pet else np.full(t.shape, np.nan))
         idx = climate_indices(_per_day(src[desc.precipitation], desc.precipitation), t, pet, src["time"].values)
         for c in desc.climate:
             out[PREFIX_CLIMATE + c] = ("site", idx[c].astype(np.float32), {"long_name": f"climate index {c} "

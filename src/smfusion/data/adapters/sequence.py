@@ -105,7 +105,8 @@ class SequenceAdapter(Adapter):
                           static=[v for v in self.cfg.data.static if v in only])
         if ids is not None:
             update["sites"] = [int(i) for i in ids]
-        return load_dataset(self.cfg.data.model_copy(update=update), start, end, require_target=False)
+        ds = load_dataset(self.cfg.data.model_copy(update=update), start, end, require_target=False)
+        return self._with_descriptors(ds) if self.cfg.descriptors.active and only is None else ds
 
     def split(self, ds: xr.Dataset) -> SiteSplit:
         return resolve_split(self.cfg, ds["site"].values)

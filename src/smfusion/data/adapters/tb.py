@@ -88,6 +88,14 @@ class TBAdapter(SequenceAdapter):
             check_sites(ds, cfg.data.target)
         return ds
 
+    def load_sites(self, ids: Optional[np.ndarray], start: str, end: str, target: bool = False,
+                   only: Optional[list[str]] = None) -> xr.Dataset:
+        """Sites ``ids`` over ``start..end`` widened to whole windows, composited (products read block by block)."""
+        if self.composite_days > 1:
+            start, end = snap_to_windows(start, end, self.composite_days, self.composite_origin)
+        ds = super().load_sites(ids, start, end, target=target, only=only)
+        return composite_windows(ds, self.composite_days, self.composite_origin)
+
     def _fill_target(self, ds: xr.Dataset) -> xr.Dataset:
         """The target where it has no value, from ``tb.target_product`` (same sites, same time steps)."""
         tb, var = self.cfg.tb, self.cfg.data.target[0]
