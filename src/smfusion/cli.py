@@ -129,7 +129,8 @@ def _predict_chain(args: argparse.Namespace) -> int:
         eras = [(args.run_dir, args.start, args.end)]
     path = predict_chain(eras, args.out, layout=args.layout, grid=args.grid, composite_days=args.composite_days,
                          noise_runs=args.noise_runs, noise=args.noise, chunk_days=args.chunk_days,
-                         chunk_sites=args.chunk_sites, min_valid_fraction=args.min_valid_fraction)
+                         chunk_sites=args.chunk_sites, min_valid_fraction=args.min_valid_fraction,
+                         overwrite=args.overwrite)
     print(f"wrote {path}")
     if args.check:
         from smfusion.evaluation.product_check import check_product

@@ -123,3 +123,20 @@ def test_25_and_36_km_output_conserves_the_area_mean(runs):
                                    (v[ok] * get_grid("M25").cell_size ** 2).sum(), rtol=1e-5)
     src = grid["source"].values
     assert (src[np.isfinite(grid["sm"].values)] >= 0).all()
+
+
+def test_chained_product_refuses_an_existing_output_and_leaves_no_scratch(runs, capsys):
+    """--era writes nothing over a file smfusion did not write (exit 2, before any era is predicted) and
+    leaves no scratch folder beside a finished product."""
+    tmp = runs["tmp"]
+    user = tmp / "mine.nc"
+    user.write_bytes(b"a user's file")
+    era = ["--era", str(runs["smos"]), "2016-01-01", "2016-03-31"]
+    assert main(["predict", "--product", *era, "--out", str(user)]) == 2
+    assert user.read_bytes() == b"a user's file" and "--overwrite" in capsys.readouterr().err
+    assert main(["predict", "--product", *era, "--out", str(user), "--overwrite"]) == 2  # not smfusion's
+    assert user.read_bytes() == b"a user's file"
+    out = tmp / "short_chain.nc"
+    assert main(["predict", "--product", *era, "--out", str(out)]) == 0
+    assert main(["predict", "--product", *era, "--out", str(out), "--overwrite"]) == 0  # its own output
+    assert not [p for p in tmp.iterdir() if ".chain" in p.name or p.name.endswith(".work")]

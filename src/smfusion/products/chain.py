@@ -30,6 +30,8 @@ import xarray as xr
 
 from smfusion.errors import ConfigError, DataError
 from smfusion.io import cf
+from smfusion.io.atomic import clean_stale, temp_name
+from smfusion.io.ownership import check_output
 from smfusion.products.longterm import predict_product
 from smfusion.products.regrid_product import SOURCE_FILL, regrid_site_product
 from smfusion.runs import Run
@@ -91,10 +93,12 @@ def era_periods(eras: list[Era], days: int) -> list[tuple[pd.Timestamp, pd.Times
 def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid: Optional[str] = None,
                   composite_days: int = 1, noise_runs: Optional[int] = None, noise: Optional[float] = None,
                   chunk_days: int = 366, chunk_sites: int = 512, min_valid_fraction: float = 0.5,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, overwrite: bool = False) -> Path:
     """Write the chained product of ``eras`` to ``out`` (module doc); returns ``out``.
 
     ``noise_runs``/``noise`` default to each run's ``uncertainty`` section; ``.zarr`` gives Zarr, else NetCDF-4.
+    An existing ``out`` is refused unless ``overwrite`` (rules of :mod:`smfusion.io.ownership`), checked first.
+    The eras' products are written to a fresh scratch folder beside ``out`` (this call's own), removed at the end.
     """
     if layout not in ("site", "grid"):
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
@@ -103,10 +107,11 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
     eras = check_eras(eras)
     periods = era_periods(eras, composite_days)
     out = Path(out)
-    scratch = out.parent / f".{out.name}.chain"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
+    protect = [e.run_dir for e in eras]
+    check_output(out, overwrite=overwrite, protect=protect, kind="dir" if out.suffix == ".zarr" else "file")
+    clean_stale(out)  # scratch folders left by killed chains
+    scratch = temp_name(out, "tmp", ".chain")
+    scratch.mkdir()
     try:
         names, data_grid = [], None
         for i, (e, (a, b)) in enumerate(zip(eras, periods)):
@@ -129,7 +134,7 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
                                      min_valid_fraction=min_valid_fraction)
         else:
             ds = _site_source(ds)
-        return _write(ds, out, eras, names, composite_days, layout, grid or data_grid)
+        return _write(ds, out, eras, names, composite_days, layout, grid or data_grid, overwrite)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -174,7 +179,7 @@ def _site_source(ds: xr.Dataset) -> xr.Dataset:
     return ds.drop_vars("source_era").assign(source=src)
 
 
-def _write(ds: xr.Dataset, out: Path, eras, names, days, layout, grid) -> Path:
+def _write(ds: xr.Dataset, out: Path, eras, names, days, layout, grid, overwrite: bool = False) -> Path:
     import dask
 
     if "source_era" in ds:
@@ -192,7 +197,8 @@ def _write(ds: xr.Dataset, out: Path, eras, names, days, layout, grid) -> Path:
     )
     kw = dict(title=f"smfusion chained product {eras[0].start.date()} .. {eras[-1].end.date()}",
               config={"eras": ds.attrs["eras"], "composite_days": int(days), "layout": layout, "grid": grid},
-              inputs=[str(e.run_dir) for e in eras], grid=grid if layout == "grid" else None)
+              inputs=[str(e.run_dir) for e in eras], grid=grid if layout == "grid" else None, overwrite=overwrite,
+              protect=[e.run_dir for e in eras])
     with dask.config.set(scheduler="synchronous"):
         if out.suffix == ".zarr":
             cf.write_zarr(ds, out, **kw)
