@@ -6,13 +6,14 @@ Gaussian-mixture heads (mixture NLL), then prints one table on the test year 201
 ensemble spread only, noise runs, Gaussian single model, Gaussian ensemble, mixture ensemble, each raw and
 recalibrated (fitted on the validation period only); columns = coverage of the central 68% / 95% intervals
 (pooled over cell-days / median over cells), CRPS, spread-skill correlation, median R and ubRMSE of the
-mean, and the 68% / 95% coverage on cells held out by spatial CV folds (``--cv-kind block``: contiguous
-``--block-deg`` lat/lon blocks, the project's regional folds until k-means folds land). Each fold holds out
+mean, and the 68% / 95% coverage on cells held out by spatial CV folds (``--cv-kind kmeans``: the project's
+regional folds, balanced k-means on EASE-2 coordinates, seed 0, docs/ungauged.md; ``block``: contiguous
+``--block-deg`` lat/lon blocks). Each fold holds out
 ``--cv-validation-fraction`` of its training cells as validation cells (never trained on): its
 recalibration is fitted on them over the validation period, so it sees the error at unseen cells.
 
     OMP_NUM_THREADS=1 nice python benchmarks/uncertainty.py [--out runs/uncertainty] [--jobs 2]
-        [--cv-k 5] [--cv-members 2] [--block-deg 8] [--cv-validation-fraction 0.2] [--no-cv]
+        [--cv-kind kmeans] [--cv-k 5] [--cv-members 2] [--block-deg 8] [--cv-validation-fraction 0.2] [--no-cv]
 
 Training resumes from checkpoints in ``--out``; a finished run is not retrained.
 """
@@ -135,7 +136,7 @@ def spatial_cv(cfg, out: Path, n_jobs: int, k: int, members: int, block_deg: flo
     for f in folds:
         split = {"train_sites": [int(s) for s in f["train"]], "test_sites": [int(s) for s in f["test"]],
                  "validation_fraction": val_fraction}
-        dirs = {kk: out / "cv" / f"fold_{f['fold']}" / kk for kk in KINDS}
+        dirs = {kk: out / ("cv" if kind == "block" else f"cv_{kind}") / f"fold_{f['fold']}" / kk for kk in KINDS}
         jobs += [(variant(cfg, kk, members, split, global_target=True), d) for kk, d in dirs.items()]
         fold_dirs.append(dirs)
     train_all(jobs, n_jobs)
@@ -157,7 +158,7 @@ def spatial_cv(cfg, out: Path, n_jobs: int, k: int, members: int, block_deg: flo
         obs_all.append(fa.observations(data, tb)[..., 0])
     obs = np.concatenate(obs_all, 0)
     res = {row: {w: calibration_scores(concat_rows(p), obs) for w, p in d.items()} for row, d in pooled.items()}
-    res["_folds"] = [{"fold": f["fold"], "n_test": len(f["test"]), "blocks": f["groups"]} for f in folds]
+    res["_folds"] = [{"fold": f["fold"], "n_test": len(f["test"]), "groups": f.get("groups")} for f in folds]
     return res
 
 
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="ensembles trained at once (one process each)")
     p.add_argument("--method", default="variance", choices=["variance", "isotonic"])
     p.add_argument("--no-cv", action="store_true")
-    p.add_argument("--cv-kind", default="block", choices=["block", "station"])
+    p.add_argument("--cv-kind", default="kmeans", choices=["kmeans", "block", "station"])
     p.add_argument("--cv-k", type=int, default=5)
     p.add_argument("--cv-members", type=int, default=2)
     p.add_argument("--block-deg", type=float, default=8.0)
@@ -229,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
           f"noise runs: {cfg.uncertainty.noise_runs or 10} x input noise {cfg.uncertainty.noise} x training std; "
           f"recalibration: {args.method}")
     if cv:
-        print(f"Spatial CV: {len(cv['_folds'])} {args.cv_kind} folds ({args.block_deg} deg lat/lon blocks), ensembles of "
+        how = f"{args.block_deg} deg lat/lon blocks" if args.cv_kind == "block" else "the project's regional folds"
+        print(f"Spatial CV: {len(cv['_folds'])} {args.cv_kind} folds ({how}), ensembles of "
               f"{args.cv_members}, global target scaling, {args.cv_validation_fraction:.0%} of each fold's training "
               f"cells held out for the recalibration (validation period; variance scaling); coverage on the held-out "
               f"cells over the test year, pooled over cell-days / median over cells")

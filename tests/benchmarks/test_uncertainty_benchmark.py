@@ -25,11 +25,11 @@ def test_uncertainty_benchmark_prints_the_table(conus_root, tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(raw))
     mod = runpy.run_path(str(SCRIPT))
-    assert mod["main"](["--config", str(cfg), "--out", str(tmp_path / "out"), "--cv-k", "2", "--block-deg", "10"]) == 0
+    assert mod["main"](["--config", str(cfg), "--out", str(tmp_path / "out"), "--cv-k", "2", "--cv-kind", "kmeans"]) == 0
     out = capsys.readouterr().out
     for row in ("ensemble spread only", "noise runs", "Gaussian single model", "Gaussian ensemble", "mixture ensemble"):
         assert out.count(row) >= 2
-    assert "CV cov95" in out and "held-out cells (spatial CV) coverage_95" in out and "block folds" in out
+    assert "CV cov95" in out and "held-out cells (spatial CV) coverage_95" in out and "kmeans folds" in out
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(res["cv"]["Gaussian ensemble"]) == {"raw", "recalibrated"}
     assert len(res["cv"]["_folds"]) == 2
