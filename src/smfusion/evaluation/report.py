@@ -2,7 +2,8 @@
 
 Series runs (sequence, multiscale) are scored per site (median over sites);
 point runs pooled over a split's examples (:mod:`smfusion.evaluation.points`).
-For series, writes under the run directory: ``predictions/test.nc``, ``metrics/sites_<row>.csv``,
+For series, writes under the run directory: ``predictions/test.nc`` (the mean, the distribution layers of
+``smfusion predict`` when the run has a spread, the observations as ``<target>_obs``), ``metrics/sites_<row>.csv``,
 ``metrics/summary.csv``, ``metrics/metrics.json`` and ``plots/*.png``; returns the
 printed report (protocol lines above the table of model and baseline rows). R is
 reported on the full signal (``pearson_r``) and on anomalies from the observed
@@ -130,6 +131,8 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     res = run.predict_members(ds, None, None, noise_runs=noise_runs, batches=batches)
     member_pred, noisy = res if noise_runs else (res, None)
     pred = run.to_dataset(member_pred, ds, batches, noisy=noisy)
+    dist = run.predict_distribution(ds, None, None, batches=batches, noisy=noisy)  # the config's recalibration
+    pred = run.add_distribution(pred, dist, ds, batches, cfg.uncertainty.quantiles)  # as `smfusion predict` has them
     obs = run.adapter.observations(ds, batches)[..., 0]
     stored = pred.assign({f"{target}_obs": (("site", "time"), obs, {  # the report reads them from the file
         "units": pred[target].attrs.get("units", ""), "long_name": f"observed {target} (the scored target)"})})

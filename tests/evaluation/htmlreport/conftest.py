@@ -1,5 +1,5 @@
-"""A tiny trained run (real CONUS data, 2 members, noise runs), a tiny spatial-CV run, a validation table,
-and a headless-Chromium opener for the report tests."""
+"""Tiny trained runs on real CONUS data (a Gaussian-head ensemble, a single point-head model), a tiny regional
+CV run, a validation table, and a headless-Chromium opener for the report tests."""
 
 import importlib.util
 import json
@@ -18,11 +18,12 @@ data:
   target: [SMAP_AM]
   sites: [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 260, 297, 339]
 periods:
-  train: [2015-04-01, 2016-03-31]
+  train: [2015-04-01, 2016-02-29]
+  validation: [2016-03-01, 2016-03-31]
   test: [2016-04-01, 2017-03-31]
   warmup_days: 60
 split: {kind: temporal}
-model: {name: lstm, hidden_size: 8, dropout: 0.0}
+model: {name: lstm, hidden_size: 8, dropout: 0.0, head: gaussian}
 training:
   epochs: 2
   batch_size: 8
@@ -30,28 +31,49 @@ training:
   iterations_per_epoch: 4
   checkpoint_every: 1
   ensemble: 2
+  loss: gaussian_nll
   progress: false
   threads: 1
-uncertainty: {noise_runs: 2, noise: 0.1}
+uncertainty: {recalibration: variance, quantiles: [0.05, 0.95]}
 evaluation: {baselines: [climatology, linear], plots: false}
 """
 
-CV = TINY.replace("name: tiny_report", "name: tiny_cv") + "cv: {kind: station, k: 2, seed: 0}\n"
+#: One point-head member, no noise runs: a run without any predictive spread.
+POINT = (TINY.replace("name: tiny_report", "name: tiny_point").replace(", head: gaussian", "")
+         .replace("ensemble: 2", "ensemble: 1").replace("  loss: gaussian_nll\n", "")
+         .replace("uncertainty: {recalibration: variance, quantiles: [0.05, 0.95]}\n", "")
+         .replace("baselines: [climatology, linear]", "baselines: [climatology]"))
+
+#: Regional CV: 3 contiguous k-means regions, two no-target baselines and the temporal reference; point-head
+#: ensemble of 2 (the held-out calibration is that of the ensemble spread).
+CV = (TINY.replace("name: tiny_report", "name: tiny_cv").replace(", head: gaussian", "")
+      .replace("  loss: gaussian_nll\n", "").replace(", quantiles: [0.05, 0.95]", "")
+      + "cv: {kind: kmeans, k: 3, seed: 0, baselines: [idw_climatology, linear], temporal_reference: true}\n")
 
 
-@pytest.fixture(scope="session")
-def tiny_run(conus_root, tmp_path_factory):
+def _train_and_evaluate(text: str, base: Path) -> Path:
     """Trained and evaluated with the current API; the report reads only the files this leaves."""
     from smfusion.config import load_config
     from smfusion.evaluation.report import evaluate
     from smfusion.training.run import train
 
-    base = tmp_path_factory.mktemp("tiny_run")
-    (base / "tiny.yaml").write_text(TINY)
+    (base / "run.yaml").write_text(text)
     run = base / "run"
-    train(load_config(base / "tiny.yaml"), run)
+    train(load_config(base / "run.yaml"), run)
     evaluate(run, plots_on=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(conus_root, tmp_path_factory):
+    """Gaussian-head ensemble of 2 with a validation month (variance recalibration) and 5/95% quantiles."""
+    return _train_and_evaluate(TINY, tmp_path_factory.mktemp("tiny_run"))
+
+
+@pytest.fixture(scope="session")
+def tiny_point_run(conus_root, tmp_path_factory):
+    """One point-head member: no spread layer, no calibration.json."""
+    return _train_and_evaluate(POINT, tmp_path_factory.mktemp("tiny_point"))
 
 
 @pytest.fixture(scope="session")

@@ -3,9 +3,11 @@
 Sections: run and protocol (config), metrics beside the baselines, maps of
 per-cell R / ubRMSE / bias and of interval coverage, time series at chosen and
 best/median/worst cells with observations and the uncertainty band, scatter
-density, calibration (reliability diagram, PIT histogram), spatial CV folds,
-station validation. Every section whose inputs are missing says which and why.
-Inputs are the run's files only (:mod:`smfusion.evaluation.htmlreport.runfiles`).
+density, calibration (coverage, CRPS, reliability diagram, PIT histogram,
+spread-skill of the run's predictive distribution; ``sections_calibration``),
+spatial / regional CV (``sections_extra``), station validation. Every section
+whose inputs are missing says which and why. Inputs are the run's files only
+(:mod:`smfusion.evaluation.htmlreport.runfiles`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import pandas as pd
 from smfusion import __version__
 from smfusion.evaluation.htmlreport import figures
 from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, pre_html, render_page, table_html
-from smfusion.evaluation.htmlreport.runfiles import RunFiles, load_land_points, load_run_files
+from smfusion.evaluation.htmlreport.runfiles import (RunFiles, load_land_points, load_run_files,
+                                                     why_no_spread)
+from smfusion.evaluation.htmlreport.sections_calibration import calibration_section
 from smfusion.evaluation.htmlreport.sections_extra import cv_section, stations_section
 from smfusion.io.atomic import atomic_path
 
@@ -83,10 +87,18 @@ def _metrics(ctx: _Ctx) -> Section:
               "the model's rows beside its baselines (protocol above).</p>")
         return s.add(table_html(pooled))
     if f.summary is None:
-        return s.add(note_html(f"No metrics table: {f.missing.get('summary')}."))
+        s.add(note_html(f"No metrics table: {f.missing.get('summary')}."))
+        return s.add(_cv_pointer(f))
     s.add("<p>Median over test sites of each per-site metric; first row: this run's model, then the baselines "
           "and reference rows the evaluation wrote (protocol above).</p>")
     return s.add(table_html(f.summary))
+
+
+def _cv_pointer(f: RunFiles) -> str:
+    """For a CV run dir: where its held-out scores are."""
+    return ("<p>This folder is a cross-validation run (smfusion cv): its scores on held-out cells, baselines, "
+            'held-out calibration and fold maps are in <a href="#cv">Spatial cross-validation</a>.</p>'
+            if f.cv is not None else "")
 
 
 def _pooled_table(metrics: dict | None) -> pd.DataFrame | None:
@@ -117,24 +129,28 @@ def _maps(ctx: _Ctx) -> Section:
     figures.map_panels(panels, path, land=land)
     s.add(figure_html(src, f"Per-cell R, ubRMSE and bias of {label} over the test period (grey: EASE-2 36 km "
                            "land cells; hollow: no value)"))
-    obs, spread = f.observations, f.spread
-    if f.predictions is None or spread is None or obs is None:
+    band = f.interval(_COVERAGE_LEVEL)
+    if f.predictions is None or band is None or f.observations is None:
         why = (f"no predictions ({f.missing.get('predictions')})" if f.predictions is None else
-               "the predictions carry no spread layer" if spread is None else
-               f"no observations ({f.missing.get('observations')})")
+               _no_band(f) if band is None else f"no observations ({f.missing.get('observations')})")
         return s.add(note_html(f"No coverage map: {why}."))
-    from smfusion.evaluation.metrics import interval_coverage
-
-    pred = f.predictions[f.target].values
-    cov = interval_coverage(obs.values, pred, spread, level=_COVERAGE_LEVEL)
+    obs = f.observations.values
+    lo, hi, how = band
+    ok = np.isfinite(obs) & np.isfinite(lo) & np.isfinite(hi)
+    inside = np.where(ok, (obs >= lo) & (obs <= hi), 0).sum(axis=1)
+    n = ok.sum(axis=1)
+    cov = np.where(n > 0, inside / np.maximum(n, 1), np.nan)
     path, src = ctx.png("map_coverage")
     figures.map_points(f.predictions["lat"].values, f.predictions["lon"].values, cov,
                        f"Coverage of the central {_COVERAGE_LEVEL:.0%} interval per cell", path, land=land,
                        cmap="coolwarm_r", label="fraction of obs inside", vmin=0.0, vmax=1.0)
-    return s.add(figure_html(src, f"Fraction of observed days inside prediction +- 1.645 x total std per cell "
-                                  f"(nominal {_COVERAGE_LEVEL}); spread = "
-                                  + ", ".join(k for k in ("ensemble_std", "aleatoric_std")
-                                              if f"{f.target}_{k}" in f.predictions)))
+    return s.add(figure_html(src, f"Fraction of observed days inside the central {_COVERAGE_LEVEL:.0%} interval per "
+                                  f"cell (nominal {_COVERAGE_LEVEL}); interval: {how}"))
+
+
+def _no_band(f: RunFiles) -> str:
+    why = why_no_spread(f.config)
+    return f"this run has no predictive spread ({why})" if why else "predictions/test.nc carries no spread layer"
 
 
 def _sym(values) -> dict:
@@ -173,20 +189,21 @@ def _timeseries(ctx: _Ctx) -> Section:
     rows = [ids.index(p) for p, _ in picks]
     pred = f.predictions[f.target].values[rows]
     obs = f.observations.values[rows] if f.observations is not None else None
-    std = f.spread[rows] if f.spread is not None else None
+    band = f.interval(_COVERAGE_LEVEL)
+    lohi = (band[0][rows], band[1][rows]) if band is not None else None
     titles = [f"site {p} ({why})" for p, why in picks]
     path, src = ctx.png("timeseries")
-    figures.series_with_band(f.predictions["time"].values, obs, pred, std, titles, path)
-    s.add(figure_html(src, "Prediction (line), observations (dots) and the central 90% interval "
-                           "(prediction +- 1.645 x total std) over the test period"))
+    figures.series_with_band(f.predictions["time"].values, obs, pred, lohi, titles, path, level=_COVERAGE_LEVEL)
+    s.add(figure_html(src, "Prediction (line), observations (dots)" + (
+        f" and the central {_COVERAGE_LEVEL:.0%} interval ({band[2]})" if band else "") + " over the test period"))
     lat, lon = f.predictions["lat"].values[rows], f.predictions["lon"].values[rows]
     s.add(table_html(pd.DataFrame({"panel": titles, "lat": lat, "lon": lon}), digits=3, index=False))
     if obs is None:
         s.add(note_html(f"No observations: {f.missing.get('observations')}."))
     else:
         s.add(f"<p>Observations: {f.observations_source}.</p>")
-    if std is None:
-        s.add(note_html("No uncertainty band: the predictions carry no spread layer (ensemble of 1, no noise runs)."))
+    if band is None:
+        s.add(note_html(f"No uncertainty band: {_no_band(f)}."))
     return s
 
 
@@ -201,34 +218,7 @@ def _scatter(ctx: _Ctx) -> Section:
     return s.add(figure_html(src, "Predicted against observed, density of site-days (log colour); dashed: 1:1"))
 
 
-def _calibration(ctx: _Ctx) -> Section:
-    f = ctx.files
-    s = Section("calibration", "Calibration of the predictive spread")
-    if f.calibration is not None:
-        cal = {k: v for k, v in f.calibration.items() if not isinstance(v, (dict, list))}
-        s.add(dict_html(cal))
-        ss = f.calibration.get("spread_skill")
-        if isinstance(ss, dict) and "rms_std" in ss:
-            s.add(table_html(pd.DataFrame({k: ss[k] for k in ("rms_std", "rmse", "count") if k in ss}), index=False))
-    else:
-        s.add(note_html(f"No calibration file: {f.missing.get('calibration')}."))
-    if f.predictions is None or f.spread is None or f.observations is None:
-        why = (f"no predictions ({f.missing.get('predictions')})" if f.predictions is None else
-               "the predictions carry no spread layer" if f.spread is None else
-               f"no observations ({f.missing.get('observations')})")
-        return s.add(note_html(f"No reliability diagram or PIT histogram: {why}."))
-    obs, mean = f.observations.values, f.predictions[f.target].values
-    p1, s1 = ctx.png("reliability")
-    figures.reliability_diagram(obs, mean, f.spread, p1, title="Reliability of the central intervals")
-    p2, s2 = ctx.png("pit")
-    figures.pit_histogram(obs, mean, f.spread, p2, title="PIT histogram")
-    s.add(figure_html(s1, "Observed coverage of the central Gaussian intervals (mean, total std) against "
-                          "their nominal probability, pooled over site-days"))
-    return s.add(figure_html(s2, "Probability integral transform of the observations under N(mean, total std); "
-                                 "U-shaped: spread too small, hump: too large"))
-
-
-_BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, _calibration, cv_section, stations_section)
+_BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, calibration_section, cv_section, stations_section)
 
 
 def build_report(run_dir: str | Path, out: str | Path, *, validation: str | Path | None = None,

@@ -1,5 +1,5 @@
 """Report figures (PNG): maps over a land background, series with an uncertainty band, density scatter,
-reliability diagram, PIT histogram.
+reliability diagram, PIT histogram, spread-skill bins.
 
 Like :mod:`smfusion.evaluation.plots`, every function draws on its own Agg
 figure (no global backend change) and writes atomically. Maps draw the EASE-2
@@ -10,7 +10,6 @@ figure (no global backend change) and writes atomically. Maps draw the EASE-2
 from __future__ import annotations
 
 from pathlib import Path
-from statistics import NormalDist
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from smfusion.evaluation.plots import new_figure as _new_figure, save_png as _save
 
 __all__ = ["map_points", "map_panels", "series_with_band", "density_scatter", "reliability_diagram",
-           "pit_histogram", "pit_values", "coverage_by_level", "bar_table", "LEVELS"]
+           "pit_histogram", "pit_values", "coverage_by_level", "bar_table", "spread_skill_plot", "LEVELS"]
 
 #: Nominal central-interval probabilities of the reliability diagram.
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -29,7 +28,7 @@ def _background(ax, land) -> None:
         ax.scatter(land[1], land[0], s=9, marker="s", color="0.88", linewidths=0, zorder=0)
 
 
-def _draw_points(fig, ax, lat, lon, values, title, cmap, label, land, vmin=None, vmax=None, size=18):
+def _draw_points(fig, ax, lat, lon, values, title, cmap, label, land, vmin=None, vmax=None, size=18, ticks=None):
     lat, lon, values = (np.asarray(a, dtype=float).ravel() for a in (lat, lon, values))
     _background(ax, land)
     ok = np.isfinite(values)
@@ -38,7 +37,7 @@ def _draw_points(fig, ax, lat, lon, values, title, cmap, label, land, vmin=None,
     sc = ax.scatter(lon[ok], lat[ok], c=values[ok], s=size, cmap=cmap, vmin=vmin, vmax=vmax,
                     edgecolors="k", linewidths=0.2, zorder=2)
     if ok.any():
-        fig.colorbar(sc, ax=ax, label=label or "", shrink=0.8)
+        fig.colorbar(sc, ax=ax, label=label or "", shrink=0.8, ticks=ticks)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
@@ -54,7 +53,8 @@ def map_points(lat, lon, values, title: str, path, *, land=None, cmap: str = "vi
 
 
 def map_panels(panels: Sequence[dict], path, *, land=None, ncols: int = 3) -> Path:
-    """Several maps side by side; each panel a dict of :func:`map_points` arguments (lat, lon, values, title...)."""
+    """Several maps side by side; each panel a dict of :func:`map_points` arguments (lat, lon, values, title...)
+    and optionally ``size`` and colorbar ``ticks``."""
     n = len(panels)
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
@@ -62,23 +62,24 @@ def map_panels(panels: Sequence[dict], path, *, land=None, ncols: int = 3) -> Pa
     for i, p in enumerate(panels):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         _draw_points(fig, ax, p["lat"], p["lon"], p["values"], p["title"], p.get("cmap", "viridis"),
-                     p.get("label"), land, p.get("vmin"), p.get("vmax"), size=p.get("size", 14))
+                     p.get("label"), land, p.get("vmin"), p.get("vmax"), size=p.get("size", 14),
+                     ticks=p.get("ticks"))
     fig.tight_layout()
     return _save(fig, path)
 
 
-def series_with_band(times, obs, pred, std, titles: Sequence[str], path, *, z: float = 1.645,
+def series_with_band(times, obs, pred, band, titles: Sequence[str], path, *, level: float = 0.9,
                      ylabel: str = "soil moisture (m3/m3)") -> Path:
-    """One panel per site: observations (dots), prediction (line), and pred +- z * std (band) when std is given."""
+    """One panel per site: observations (dots), prediction (line), and the central ``level`` interval
+    ``band`` = (lower, upper) arrays like ``pred`` when given."""
     times = np.asarray(times)
     n = len(titles)
     fig = _new_figure((10, 2.3 * n + 0.6))
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     for i, ax in enumerate(axes):
-        if std is not None:
-            lo, hi = pred[i] - z * std[i], pred[i] + z * std[i]
-            ax.fill_between(times, lo, hi, color="tab:blue", alpha=0.2, lw=0,
-                            label=f"central {round(2 * NormalDist().cdf(z) * 100 - 100)}% interval")
+        if band is not None:
+            ax.fill_between(times, band[0][i], band[1][i], color="tab:blue", alpha=0.2, lw=0,
+                            label=f"central {level:.0%} interval")
         ax.plot(times, pred[i], lw=1.1, color="tab:blue", label="prediction")
         if obs is not None:
             ax.plot(times, obs[i], ".", ms=3, color="k", label="observed")
@@ -166,4 +167,24 @@ def bar_table(rows: Mapping[str, float], path, *, title: str, xlabel: str) -> Pa
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.invert_yaxis()
+    return _save(fig, path)
+
+
+def spread_skill_plot(rows: Mapping[str, Mapping], path, *, title: str) -> Path:
+    """RMSE of the mean against the rms predicted std per bin (``rows``: label -> scores with a
+    ``spread_skill`` table of ``rms_std``, ``rmse``); on the 1:1 line when the spread is calibrated."""
+    fig = _new_figure((5.5, 5))
+    ax = fig.add_subplot()
+    hi = 0.0
+    for label, r in rows.items():
+        ss = r["spread_skill"]
+        x, y = (np.asarray(ss[k], dtype=float) for k in ("rms_std", "rmse"))
+        ok = np.isfinite(x) & np.isfinite(y)
+        ax.plot(x[ok], y[ok], "o-", ms=4, label=label)
+        hi = max(hi, float(np.max(x[ok], initial=0.0)), float(np.max(y[ok], initial=0.0)))
+    ax.plot([0, hi or 1.0], [0, hi or 1.0], "k--", lw=1, label="calibrated (RMSE = std)")
+    ax.set_xlabel("rms predicted total std in the bin")
+    ax.set_ylabel("RMSE of the mean in the bin")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)

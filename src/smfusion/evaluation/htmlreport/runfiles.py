@@ -10,13 +10,21 @@ Files and fields relied on (each optional; a missing one is recorded in
 * ``metrics/sites_<i>.csv``: columns ``site``, ``lat``, ``lon``, ``n`` and the
   metrics (``pearson_r``, ``ubrmse``, ``rmse``, ``bias``, ``anomaly_r``...), and
   ``row`` (the model label); ``sites_0.csv`` is the run's own model;
-* ``predictions/test.nc``: (site, time) ``<target>`` with ``lat``/``lon``,
-  optional ``<target>_ensemble_std`` and ``<target>_aleatoric_std``, and the
-  observations as ``<target>_obs`` when the evaluation stored them;
-* ``metrics/calibration.json``: coverages and the spread-skill table;
+* ``predictions/test.nc``: (site, time) ``<target>`` with ``lat``/``lon``; the
+  distribution layers ``<target>_std`` (total), ``_epistemic_std``,
+  ``_aleatoric_std`` and quantiles ``_qNN`` (docs/uncertainty.md) when the run
+  has a spread (older files: ``_ensemble_std`` and the noise runs'
+  ``_aleatoric_std``); the observations as ``<target>_obs``;
+* ``metrics/calibration.json`` (``smfusion evaluate``): per target ``rows``
+  (distribution label -> scores of :func:`smfusion.evaluation.calibration.calibration_scores`)
+  and ``recalibration`` (how the recalibration was fitted, or why not);
 * spatial CV (``smfusion cv`` run dirs): ``folds.json`` (``folds``: fold,
-  train, test), ``summary.json`` (``protocol``, ``per_fold_median``,
-  ``pooled_median``), ``metrics.csv`` (fold, site, R, RMSE, ubRMSE, bias, n_obs);
+  test, train, buffer; ``meta``: the cv config), ``summary.json``
+  (``protocol``, ``periods`` -> period -> row label -> ``per_fold`` /
+  ``pooled`` medians, ``ubrmse_ratio`` and ``ubrmse_ratio_pooled``),
+  ``metrics.csv`` (fold, period, row, site, lat, lon, R, RMSE, ubRMSE, bias,
+  n_obs), ``calibration.json`` (target -> label -> scores, held-out units of
+  all folds pooled; only when the runs have a spread) and ``report.txt``;
 * a station validation table (``smfusion validate``): TABLE.csv and, beside
   it, TABLE.summary.csv and TABLE.json.
 
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +47,11 @@ import xarray as xr
 import yaml
 
 from smfusion.errors import DataError
+from smfusion.training.predictive import quantile_suffix
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunFiles", "load_run_files", "load_validation", "load_land_points"]
+__all__ = ["RunFiles", "load_run_files", "load_validation", "load_land_points", "why_no_spread"]
 
 
 @dataclass
@@ -62,13 +72,55 @@ class RunFiles:
     missing: dict[str, str] = field(default_factory=dict)
 
     @property
+    def spread_layers(self) -> list[str]:
+        """Names of the target's spread and quantile layers in ``predictions/test.nc``."""
+        if self.predictions is None or self.target is None:
+            return []
+        return [str(v) for v in self.predictions.data_vars if _LAYER.fullmatch(str(v)[len(self.target):] or "")
+                and str(v).startswith(self.target)]
+
+    @property
     def spread(self) -> np.ndarray | None:
-        """Total predictive std: sqrt(ensemble_std^2 + aleatoric_std^2) from the layers present, else None."""
+        """Total predictive std: the ``<target>_std`` layer, else (older files) sqrt(ensemble_std^2 +
+        aleatoric_std^2) from the layers present, else None."""
         if self.predictions is None or self.target is None:
             return None
+        if f"{self.target}_std" in self.predictions:
+            return self.predictions[f"{self.target}_std"].values.astype(float)
         parts = [self.predictions[f"{self.target}_{k}"].values.astype(float) ** 2
                  for k in ("ensemble_std", "aleatoric_std") if f"{self.target}_{k}" in self.predictions]
         return np.sqrt(sum(parts)) if parts else None
+
+    @property
+    def spread_source(self) -> str:
+        """Which layers :attr:`spread` comes from, in words."""
+        t, p = self.target, self.predictions
+        if p is not None and f"{t}_std" in p:
+            return f"{t}_std (total predictive std" + (f"; {p[f'{t}_std'].attrs['comment']})"
+                                                        if p[f"{t}_std"].attrs.get("comment") else ")")
+        return "sqrt(" + " + ".join(f"{t}_{k}^2" for k in ("ensemble_std", "aleatoric_std")
+                                    if p is not None and f"{t}_{k}" in p) + ")"
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """(lower, upper, how) of the central ``level`` interval: the quantile layers when the file has
+        them, else the Gaussian mean +- z std of :attr:`spread`; None without any spread."""
+        from statistics import NormalDist
+
+        p, t = self.predictions, self.target
+        if p is None or t is None:
+            return None
+        lo, hi = (f"{t}{quantile_suffix(q)}" for q in ((1 - level) / 2, (1 + level) / 2))
+        if lo in p and hi in p:
+            return p[lo].values.astype(float), p[hi].values.astype(float), f"quantile layers {lo} .. {hi}"
+        std = self.spread
+        if std is None:
+            return None
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        mean = p[t].values.astype(float)
+        return mean - z * std, mean + z * std, f"prediction +- {z:.3f} x {self.spread_source}"
+
+
+_LAYER = re.compile(r"_(std|epistemic_std|aleatoric_std|ensemble_std|q\d+(p\d+)?)")
 
 
 def _read(path: Path, what: str, files: RunFiles, reader):
@@ -109,11 +161,11 @@ def load_run_files(run_dir: str | Path, validation: str | Path | None = None) ->
     f.predictions = _read(run_dir / "predictions" / "test.nc", "predictions", f,
                           lambda p: xr.open_dataset(p).load())
     if f.predictions is not None and (f.target is None or f.target not in f.predictions):
-        names = [v for v in f.predictions.data_vars if not str(v).endswith(("_std", "_obs")) and v != "crs"]
+        names = [v for v in f.predictions.data_vars if not re.search(r"_(std|obs|q\d+(p\d+)?)$", str(v))
+                 and v != "crs"]
         f.target = names[0] if names else None
     _observations(f)
-    f.calibration = _read(run_dir / "metrics" / "calibration.json", "calibration", f,
-                          lambda p: json.loads(p.read_text()))
+    f.calibration = _read(run_dir / "metrics" / "calibration.json", "calibration", f, _evaluate_calibration)
     _cv(f)
     if validation is not None:
         f.validation = load_validation(validation)
@@ -151,15 +203,70 @@ def _observations(f: RunFiles) -> None:
         f.missing["observations"] = f"predictions/test.nc has no {t}_obs and the database read failed: {exc}"
 
 
+def _evaluate_calibration(path: Path) -> dict:
+    """``metrics/calibration.json`` of ``smfusion evaluate`` as target -> {rows: label -> scores, note}."""
+    out = {}
+    for var, entry in json.loads(path.read_text()).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("rows"), dict):
+            raise ValueError(f"entry {var!r} has no 'rows' (an older layout: run smfusion evaluate again)")
+        out[var] = {"rows": _check_rows(entry["rows"], var), "note": str(entry.get("recalibration", ""))}
+    return out
+
+
+def _cv_calibration(path: Path) -> dict:
+    """``calibration.json`` of ``smfusion cv`` (target -> label -> scores) in the layout above."""
+    return {var: {"rows": _check_rows(rows, var), "note": "held-out cells of every fold pooled, each fold's "
+                  "distribution recalibrated as its run's config says (on its own validation data)"}
+            for var, rows in json.loads(path.read_text()).items()}
+
+
+def _check_rows(rows, var: str) -> dict:
+    bad = [k for k, v in rows.items() if not isinstance(v, dict) or "coverage_68" not in v or "crps" not in v]
+    if bad or not rows:
+        raise ValueError(f"{var}: rows {bad or '(none)'} lack coverage_68 / crps")
+    return rows
+
+
+def why_no_spread(config: dict) -> str:
+    """Why a run of ``config`` has no predictive spread (one point-head member, no noise runs); '' if it has."""
+    model, training = config.get("model") or {}, config.get("training") or {}
+    variants = config.get("variants") or []
+    n = int(training.get("ensemble", 1)) * max(1, len(variants))
+    heads = {model.get("head", "regression")} | {(v.get("model") or {}).get("head", model.get("head", "regression"))
+                                                 for v in variants}
+    noise = int((config.get("uncertainty") or {}).get("noise_runs", 0))
+    if n > 1 or noise > 0 or heads - {"regression"}:
+        return ""
+    return (f"the config has {n} member (training.ensemble), a point head (model.head regression) and no "
+            "input-noise runs (uncertainty.noise_runs 0), so the run predicts no spread; an ensemble, "
+            "model.head gaussian / gmm or noise runs give one (docs/uncertainty.md)")
+
+
+def _cv_summary(path: Path) -> dict:
+    """``summary.json`` of ``smfusion cv``; an older layout (``per_fold_median`` only) as the model's rows."""
+    doc = json.loads(path.read_text())
+    if "periods" not in doc and "per_fold_median" in doc:
+        doc["periods"] = {"scored period (not recorded)": {"model": {
+            "per_fold": doc["per_fold_median"], "pooled": doc.get("pooled_median") or {}}}}
+    if not isinstance(doc.get("periods"), dict):
+        raise ValueError("no 'periods' table")
+    return doc
+
+
 def _cv(f: RunFiles) -> None:
     d = f.run_dir
     if not (d / "folds.json").is_file():
         f.missing["cv"] = "no folds.json: not a spatial cross-validation run (smfusion cv)"
         return
-    cv = {"folds": _read(d / "folds.json", "cv folds", f, lambda p: json.loads(p.read_text())["folds"]),
-          "summary": _read(d / "summary.json", "cv summary", f, lambda p: json.loads(p.read_text())),
-          "metrics": _read(d / "metrics.csv", "cv metrics", f, lambda p: pd.read_csv(p))}
-    f.cv = cv if cv["folds"] is not None else None
+    doc = _read(d / "folds.json", "cv folds", f, lambda p: json.loads(p.read_text()))
+    if not doc or not isinstance(doc.get("folds"), list):
+        f.missing.setdefault("cv", f.missing.get("cv folds", "folds.json has no 'folds' list"))
+        return
+    f.cv = {"folds": doc["folds"], "meta": doc.get("meta") or {},
+            "summary": _read(d / "summary.json", "cv summary", f, _cv_summary),
+            "metrics": _read(d / "metrics.csv", "cv metrics", f, pd.read_csv),
+            "calibration": _read(d / "calibration.json", "cv calibration", f, _cv_calibration),
+            "report": _read(d / "report.txt", "cv report", f, lambda p: p.read_text())}
 
 
 def load_validation(path: str | Path) -> dict:

@@ -1,76 +1,140 @@
-"""Report sections built from optional side files: the spatial CV folds and the station validation table."""
+"""Report sections built from optional side files: a spatial / regional CV run dir (``smfusion cv``) and the
+station validation table."""
 
 from __future__ import annotations
+
+import html
 
 import numpy as np
 import pandas as pd
 
 from smfusion.evaluation.htmlreport import figures
-from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, table_html
+from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, pre_html, table_html
+from smfusion.evaluation.htmlreport.runfiles import why_no_spread
+from smfusion.evaluation.htmlreport.sections_calibration import calibration_blocks
 
 __all__ = ["cv_section", "stations_section"]
 
 
-def _fold_coords(ctx, sites: np.ndarray):
-    """lat/lon of CV stations: metrics.csv columns when present, else the hydroDL database the config names."""
-    f = ctx.files
-    m = f.cv.get("metrics")
-    if m is not None and {"lat", "lon", "site"} <= set(m.columns):
-        t = m.drop_duplicates("site").set_index("site")
-        return t["lat"].reindex(sites).to_numpy(float), t["lon"].reindex(sites).to_numpy(float), "metrics.csv"
-    data = f.config.get("data") or {}
-    if data.get("reader", "hydrodl") != "hydrodl":
-        return None
-    try:
-        from pathlib import Path
+#: The scored periods of ``smfusion cv`` (as ``smfusion.evaluation.cv.PERIOD_TEXT``; not imported: the report
+#: reads files and stays clear of the training code).
+PERIOD_TEXT = {"test": "unseen cells AND unseen year", "train": "unseen cells, training year"}
+MODEL = "model"
+_META = ("kind", "k", "seed", "buffer_km", "periods", "baselines", "temporal_reference")
+_META_OF = {"block": ("block_deg",), "ease2": ("block_cells", "grid"), "regions": ("regions", "regions_file")}
 
-        from smfusion.io.hydrodl import read_coords
-        from smfusion.settings import conus_dir
 
-        root = Path(data["root"]).expanduser() if data.get("root") else conus_dir()
-        lat, lon = read_coords(root, data.get("subset", "CONUSv4f1"))
-        idx = sites.astype(int)
-        return lat[idx], lon[idx], f"crd.csv of {root}"
-    except Exception:
-        return None
+def _meta(meta: dict) -> dict:
+    """The cv settings that matter for this kind of folds, as text."""
+    keys = _META + _META_OF.get(meta.get("kind"), ())
+    if any(str(b).startswith("idw") for b in meta.get("baselines") or []):
+        keys += ("idw_neighbours", "idw_power")
+    return {f"cv.{k}": ", ".join(map(str, meta[k])) if isinstance(meta[k], list) else meta[k]
+            for k in keys if meta.get(k) not in (None, [], "")}
 
 
 def cv_section(ctx) -> Section:
-    """Fold map (test stations coloured by fold) and per-fold medians."""
+    """Protocol, folds with the held-out / temporal ubRMSE ratio, per period a rows x folds table of median
+    R and ubRMSE, maps of the held-out cells by fold and by R, and the held-out calibration."""
     f = ctx.files
     s = Section("cv", "Spatial cross-validation")
     if f.cv is None:
         return s.add(note_html(f"No spatial CV: {f.missing.get('cv')}."))
-    folds = f.cv["folds"]
-    summary = f.cv.get("summary") or {}
-    if summary.get("protocol"):
-        s.add(f"<p>{summary['protocol']}</p>")
-    sites = np.concatenate([np.asarray(fd["test"]) for fd in folds])
-    fold_of = np.concatenate([np.full(len(fd["test"]), fd["fold"]) for fd in folds]).astype(float)
-    where = _fold_coords(ctx, sites)
-    if where is None:
-        s.add(note_html("No fold map: station coordinates are neither in metrics.csv nor in a hydroDL database."))
+    cv = f.cv
+    summary, folds, meta = cv["summary"] or {}, cv["folds"], cv["meta"]
+    protocol = summary.get("protocol") or f"(no protocol: {f.missing.get('cv summary', 'not in summary.json')})"
+    s.add("<h3>Protocol</h3>").add(f"<p>{html.escape(protocol)}</p>")
+    if meta:
+        s.add(dict_html(_meta(meta)))
+    s.add("<h3>Folds</h3>").add(table_html(_fold_table(folds, summary), digits=3))
+    if "ubrmse_ratio" in summary:
+        s.add("<p>held-out / temporal: the model's median ubRMSE over the fold's held-out cells (test period, "
+              "unseen cells and unseen year) over that of the same recipe trained on every cell with the temporal "
+              "split (seen cells, unseen year), on the same cells.</p>")
     else:
-        lat, lon, source = where
-        path, src = ctx.png("cv_folds")
-        import matplotlib
-
-        k = int(np.nanmax(fold_of)) + 1
-        cmap = matplotlib.colormaps["tab10" if k <= 10 else "tab20"].resampled(k)
-        figures.map_points(lat, lon, fold_of, "Held-out fold of each station", path, land=ctx.land_for(lat, lon),
-                           cmap=cmap, label="fold", vmin=-0.5, vmax=k - 0.5)
-        s.add(figure_html(src, f"Each station coloured by the fold that holds it out (coordinates: {source})"))
-    per_fold = summary.get("per_fold_median")
-    if per_fold:
-        tab = pd.DataFrame.from_dict(per_fold, orient="index")
-        tab.index.name = "fold"
-        tab["test stations"] = [len(fd["test"]) for fd in folds][: len(tab)]
-        if summary.get("pooled_median"):
-            tab.loc["pooled"] = {**summary["pooled_median"], "test stations": int(sum(len(fd["test"]) for fd in folds))}
-        s.add("<h3>Median over held-out stations, per fold</h3>").add(table_html(tab, digits=3))
-    else:
-        s.add(note_html(f"No per-fold table: {f.missing.get('cv summary', 'summary.json has no per_fold_median')}."))
+        s.add(note_html("No held-out / temporal ubRMSE ratio: the CV ran without the temporal reference "
+                        "(cv.temporal_reference false) or without a test period."))
+    periods = summary.get("periods") or {}
+    if not periods:
+        s.add(note_html(f"No per-fold tables: {f.missing.get('cv summary', 'summary.json has no periods')}."))
+    for period, rows in periods.items():
+        s.add(f"<h3>[{html.escape(period)}] {html.escape(PERIOD_TEXT.get(period, period))}: median over each "
+              "fold's held-out cells</h3>").add(table_html(_period_table(rows, folds), digits=4))
+    _cv_maps(ctx, s, next(iter(periods), None))
+    _cv_calibration(ctx, s, list(periods))
+    if cv.get("report"):
+        s.add("<details><summary>report.txt as smfusion cv printed it</summary>"
+              f"{pre_html(cv['report'])}</details>")
     return s
+
+
+def _fold_table(folds: list[dict], summary: dict) -> pd.DataFrame:
+    ratio = {str(k): v for k, v in (summary.get("ubrmse_ratio") or {}).items()}
+    rows = {str(fd["fold"]): {"held-out cells": len(fd["test"]), "training cells": len(fd.get("train", [])),
+                              "buffer cells (left out)": len(fd.get("buffer", [])),
+                              "held-out / temporal ubRMSE": ratio.get(str(fd["fold"]), np.nan)} for fd in folds}
+    tab = pd.DataFrame.from_dict(rows, orient="index")
+    tab = tab.astype({c: object for c in ("training cells", "buffer cells (left out)")})
+    tab.loc["all"] = [int(tab["held-out cells"].sum()), "-", "-", summary.get("ubrmse_ratio_pooled", np.nan)]
+    tab.index.name = "fold"
+    return tab.astype({"held-out cells": int, "held-out / temporal ubRMSE": float})
+
+
+def _period_table(rows: dict, folds: list[dict]) -> pd.DataFrame:
+    """Row label x (fold, metric): median R and ubRMSE over each fold's held-out cells, then over all."""
+    n = {str(fd["fold"]): len(fd["test"]) for fd in folds}
+    data = {}
+    for label, r in rows.items():
+        cells = {(f"fold {k} ({n.get(str(k), '?')} cells)", m): v.get(m) for k, v in r["per_fold"].items()
+                 for m in ("R", "ubRMSE")}
+        cells.update({(f"all ({r['pooled'].get('n_sites', '?')} cells)", m): r["pooled"].get(m)
+                      for m in ("R", "ubRMSE")})
+        data[label] = cells
+    tab = pd.DataFrame.from_dict(data, orient="index")
+    tab.columns = pd.MultiIndex.from_tuples(tab.columns)
+    tab.index.name = "row"
+    return tab
+
+
+def _cv_maps(ctx, s: Section, period: str | None) -> None:
+    """Held-out cells coloured by fold, and by the model's R and ubRMSE over ``period`` (metrics.csv)."""
+    import matplotlib
+
+    m = ctx.files.cv.get("metrics")
+    if m is None or not {"lat", "lon", "site", "fold"} <= set(m.columns):
+        s.add(note_html(f"No fold map: {ctx.files.missing.get('cv metrics', 'metrics.csv has no lat / lon')}."))
+        return
+    if "row" in m:
+        m = m[m["row"] == MODEL]
+    if "period" in m and period in set(m["period"]):
+        m = m[m["period"] == period]
+    m = m.drop_duplicates("site")
+    k = int(m["fold"].max()) + 1 if len(m) else 1
+    cmap = matplotlib.colormaps["tab10" if k <= 10 else "tab20"].resampled(k)
+    panels = [dict(lat=m["lat"], lon=m["lon"], values=m["fold"].astype(float), title="held-out fold", cmap=cmap,
+                   label="fold", vmin=-0.5, vmax=k - 0.5, size=30, ticks=list(range(k)))]
+    panels += [dict(lat=m["lat"], lon=m["lon"], values=m[c], title=f"{c} of the model on held-out cells", cmap=cm,
+                    label=c, size=30, **kw)
+               for c, cm, kw in (("R", "viridis", {"vmin": -0.2, "vmax": 1.0}), ("ubRMSE", "magma_r", {}))
+               if c in m]
+    path, src = ctx.png("cv_folds")
+    figures.map_panels(panels, path, land=ctx.land_for(m["lat"], m["lon"]))
+    s.add(figure_html(src, f"Each cell coloured by the fold that holds it out, then by the model's R and ubRMSE "
+                           f"there when held out ({period or 'scored period'}; metrics.csv; grey: EASE-2 36 km land "
+                           "cells)"))
+
+
+def _cv_calibration(ctx, s: Section, periods: list[str]) -> None:
+    f = ctx.files
+    cal = f.cv.get("calibration")
+    s.add("<h3>Calibration on held-out cells</h3>")
+    if cal is None:
+        why = why_no_spread(f.config) if f.config else ""
+        s.add(note_html(f"No held-out calibration: {why or f.missing.get('cv calibration')}."))
+        return
+    last = (f.cv["meta"].get("periods") or periods or ["?"])[-1]
+    s.body += calibration_blocks(ctx, cal, "cv_calibration",
+                                 f"held-out cells of all folds, {last} period ({PERIOD_TEXT.get(last, last)})")
 
 
 def stations_section(ctx) -> Section:
