@@ -3,6 +3,8 @@ recalibration switch (config and CLI), and the calibration section printed by ev
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,5 @@ def test_spatial_cv_prints_calibration_on_held_out_cells(conus_root, tmp_path):
     res = run_cv(cfg, tmp_path / "cv")
     assert "Calibration of SMAP_AM on held-out units" in res.text and "recalibration variance" in res.text
     assert (tmp_path / "cv" / "calibration.json").is_file()
+    scores = next(iter(json.loads((tmp_path / "cv" / "calibration.json").read_text())["SMAP_AM"].values()))
+    assert scores["mean_epistemic_std"] > 0 and scores["mean_aleatoric_std"] > 0  # the folds' split, not 0

@@ -256,7 +256,12 @@ def cv_calibration_section(held: list[tuple[dict, np.ndarray]], targets: list[st
         obs = np.concatenate([o[..., t] for _, o in held], 0)
         methods = sorted({p.recal.method for p in preds})
         label = f"held-out units, recalibration {'/'.join(methods)}"
-        payload[var] = {label: calibration_scores(pooled, obs)}
+        scores = calibration_scores(pooled, obs)
+        # joining folds materialises each ensemble into one mixture: take the split of the spread from the folds
+        for part in ("epistemic", "aleatoric"):
+            vals = [np.sqrt(p.moments()[f"{part}_var"])[np.isfinite(o[..., t])] for p, (_, o) in zip(preds, held)]
+            scores[f"mean_{part}_std"] = float(np.concatenate(vals).mean())
+        payload[var] = {label: scores}
         text.append(format_scores(payload[var], f"Calibration of {var} on held-out units (all folds pooled)"))
     if not payload:
         return ""
