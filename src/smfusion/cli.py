@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int,
+from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int, output_args,
                                 positive_int, run)
 from smfusion.cli_fusion import fusion_parsers
 from smfusion.cli_validate import report_parser, validate_parser
@@ -196,8 +196,7 @@ def _predict_parser(sub) -> None:
     pr.add_argument("run_dir", nargs="?", default=None)
     pr.add_argument("--start", type=date, default=None, help="first day, YYYY-MM-DD")
     pr.add_argument("--end", type=date, default=None, help="last day, YYYY-MM-DD")
-    pr.add_argument("--out", required=True)
-    pr.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    output_args(pr)
     pr.add_argument("--era", nargs=3, action="append", metavar=("RUN_DIR", "START", "END"),
                     help="--product: one era of a chained product (repeat, contiguous; docs/casm.md); "
                          "the product has a `source` layer")
@@ -232,8 +231,7 @@ def _predict_parser(sub) -> None:
 def _casm_twin_parser(sub) -> None:
     ct = sub.add_parser("casm-twin", help="write the SYNTHETIC CASM twin (tau-omega TB of AMSR-E/AMSR2/SMOS/SMAP-like "
                                       "eras, SMAP-like target, truth) as a (site, time) NetCDF")
-    ct.add_argument("--out", required=True)
-    ct.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    output_args(ct)
     ct.add_argument("--cells", type=positive_int, default=200)
     ct.add_argument("--seed", type=non_negative_int, default=0)
     ct.add_argument("--start", type=date, default="2002-01-01")

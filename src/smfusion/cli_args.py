@@ -263,3 +263,10 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
         warnings.showwarning = saved
     print(msg, file=sys.stderr)
     return code
+
+
+def output_args(p, help: str | None = None,
+                overwrite_help: str = "replace --out if smfusion wrote it (docs/errors.md)") -> None:
+    """``--out`` (required) and ``--overwrite``: every verb that writes a user-named output."""
+    p.add_argument("--out", required=True, **({"help": help} if help else {}))
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from smfusion.cli_args import fraction, non_negative_int, positive_int
+from smfusion.cli_args import fraction, non_negative_int, output_args, positive_int
 
 __all__ = ["fusion_parsers"]
 
@@ -48,8 +48,7 @@ def fusion_parsers(sub) -> None:
                         "(the published combine_ismn_data.py rule; docs/fusion.md)")
     ml.add_argument("--examples", required=True, help="TFRecord shards: file, folder or glob")
     ml.add_argument("--ismn", required=True, help="ISMN download: the CEOP-format zip or its extracted folder")
-    ml.add_argument("--out", required=True, help="output folder for the labelled shards")
-    ml.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    output_args(ml, "output folder for the labelled shards")
     ml.add_argument("--num-workers", type=positive_int, default=1, help="processes, one shard each at a time")
     ml.add_argument("--ismn-metadata", default=None, help="folder for the ismn package's index (kept for reuse); "
                     "default a temporary folder")
@@ -61,8 +60,7 @@ def fusion_parsers(sub) -> None:
     which.add_argument("--run", help="trained point run directory")
     which.add_argument("--saved-model", help="the published exported model folder (saved_model.pb, variables/); "
                        "needs the tensorflow extra")
-    pp.add_argument("--out", required=True, help="CSV file")
-    pp.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    output_args(pp, "CSV file")
     pp.add_argument("--num-inference-samples", type=positive_int, default=None,
                     help="--saved-model: predict this many examples (default all)")
     pp.add_argument("--num-skip-samples", type=non_negative_int, default=0, help="--saved-model: skip this many first")
@@ -70,8 +68,7 @@ def fusion_parsers(sub) -> None:
 
     fs = sub.add_parser("fusion-shards", help="write SYNTHETIC fusion shards in the published layout "
                         "(field names, dtypes, shapes; small images)")
-    fs.add_argument("--out", required=True)
-    fs.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    output_args(fs)
     fs.add_argument("--sensors", type=positive_int, default=40)
     fs.add_argument("--times", type=positive_int, default=30)
     fs.add_argument("--size", type=positive_int, default=8)

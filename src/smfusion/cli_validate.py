@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from smfusion.cli_args import date, non_negative_int, positive_float, positive_int
+from smfusion.cli_args import date, non_negative_int, output_args, positive_float, positive_int
 
 __all__ = ["validate_parser", "report_parser"]
 
@@ -42,8 +42,8 @@ def validate_parser(sub) -> None:
                                                      "stations.csv), or long CSV (docs/formats.md)")
     v.add_argument("--reference", action="append", default=[], metavar="[LABEL=]PATH",
                    help="reference product scored beside the prediction (repeatable)")
-    v.add_argument("--out", required=True, help="table CSV; TABLE.summary.csv and TABLE.json beside it")
-    v.add_argument("--overwrite", action="store_true", help="replace the tables if smfusion wrote them (docs/errors.md)")
+    output_args(v, "table CSV; TABLE.summary.csv and TABLE.json beside it",
+                overwrite_help="replace the tables if smfusion wrote them (docs/errors.md)")
     v.add_argument("--label", default=None, help="name of the prediction in the table (default: file name)")
     v.add_argument("--variable", default=None, help="prediction variable (default: the soil-moisture one)")
     v.add_argument("--max-distance", type=positive_float, default=50.0, metavar="KM", help="station-to-point limit (km)")
@@ -78,8 +78,7 @@ def _report(args: argparse.Namespace) -> int:
 def report_parser(sub) -> None:
     r = sub.add_parser("report", help="static HTML report of a run (index.html + images) from its files")
     r.add_argument("run_dir")
-    r.add_argument("--out", required=True, help="output folder (written whole; an existing one needs --overwrite)")
-    r.add_argument("--overwrite", action="store_true", help="replace --out if smfusion wrote it (docs/errors.md)")
+    output_args(r, "output folder (written whole; an existing one needs --overwrite)")
     r.add_argument("--validation", default=None, help="station validation table from smfusion validate")
     r.add_argument("--sites", nargs="*", default=[], help="test sites to show as time series besides best/median/worst")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
