@@ -135,3 +135,16 @@ def test_daily_matching_min_hours():
     assert pairs.obs[0, 0] == pytest.approx(0.2) and np.isnan(pairs.obs[0, 1])
     with pytest.raises(DataError, match="matching"):
         match_pairs(st, prod_at, mode="closest")
+
+
+def test_pick_variable_skips_spread_and_quantile_layers():
+    """A product or prediction file with the predictive-distribution layers: the value is the one variable
+    that is neither a spread, a climatology nor a quantile."""
+    from smfusion.data.extract import pick_variable
+    from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME
+
+    sm = {"standard_name": SOIL_MOISTURE_STANDARD_NAME, "units": "m3 m-3"}
+    ds = xr.Dataset({name: ("site", np.zeros(2), dict(sm)) for name in
+                     ("sm_station", "sm_station_q05", "sm_station_q95", "sm_station_q02p5")})
+    ds["sm_station_std"] = ("site", np.zeros(2), {"standard_name": SOIL_MOISTURE_STANDARD_NAME + " standard_error"})
+    assert pick_variable(ds, None, "f.nc") == "sm_station"
