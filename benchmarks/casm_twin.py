@@ -5,11 +5,12 @@ Protocol (printed with the tables):
 * data: the CASM twin (:func:`smfusion.synthetic.casm_twin.make_casm_twin`, ``--cells`` M25 cells, seed
   ``--seed``, 2002-2020): AMSR-E-like (2002-06-19 .. 2011-10-04), AMSR2-like (2012-07-03 ..), SMOS-like
   (2010-01-12 ..) TB; target ``sm_smap`` (SMAP-like retrieval, 2015-03-31 ..); truth ``sm_true``;
-* runs (``configs/casm_twin_*.yaml``, ``smfusion train``): per-day MLP from each source's H, V and PR to
-  the target, trained on 2015-04-01 .. 2018-12-31 (SMOS-like, AMSR2-like); the AMSR-E-like run on
-  2010-01-12 .. 2011-10-04 against the SMOS-like run's product (its overlap with SMOS); AMSR2/AMSR-E with
-  and without transfer from the SMOS-like run; all of it for residual training (seasonal cycle removed
-  from inputs and target) and absolute training (raw TB -> target);
+* runs (``configs/casm_twin_*.yaml``, ``smfusion train``): per-day MLP from each source's H, V, PR and
+  the means of H and V over the last 3-30 days to the target, trained on 2015-04-01 .. 2018-12-31
+  (SMOS-like, AMSR2-like); the AMSR-E-like run on 2010-01-12 .. 2011-10-04 against the SMOS-like run's
+  product (its overlap with SMOS); AMSR2/AMSR-E with and without transfer from the SMOS-like run; all of
+  it for residual training (seasonal cycle removed from inputs and target, the inputs' climatology on
+  the day as extra inputs) and absolute training (raw TB and means -> target);
 * products (``smfusion predict --product [--era ...]``): each source over its whole era, daily and as
   3-day windows composited from the passes; chains CASM (AMSR-E | SMOS) and AMSR (AMSR-E | SMOS | AMSR2);
 * statistics: median over cells of the per-cell metric over the steps where both values exist;
@@ -20,7 +21,7 @@ Protocol (printed with the tables):
   boundary with 365-day windows); baseline rows: the target itself and the target climatology vs truth.
 
 Usage: ``python benchmarks/casm_twin.py [--cells 150] [--seed 0] [--out runs/casm_twin_bench] [--members 2]``.
-About 20 minutes on one shared core for 150 cells.
+About 5 minutes on a quiet core, 12-20 on a busy shared one, for 150 cells.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def config(source: str, twin: Path, mode: str, members: int, transfer_from=None,
     raw = yaml.safe_load((ROOT / "configs" / f"casm_twin_{source}.yaml").read_text())
     raw["data"]["casm_twin"]["path"] = str(twin)
     raw["name"] = source
-    if mode == "absolute":
-        raw["seasonal"].update(target_mode="absolute", input_mode="absolute")
+    if mode == "absolute":  # raw TB (and raw means) -> target: no anomalies, so no climatologies as inputs
+        raw["seasonal"].update(target_mode="absolute", input_mode="absolute", climatology_inputs=[])
     if transfer_from is None:
         raw.pop("transfer", None)
     else:

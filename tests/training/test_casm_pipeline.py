@@ -104,6 +104,28 @@ def test_climatology_fitted_on_training_period_and_round_trip():
     np.testing.assert_allclose(back, sub["sm"].values, atol=1e-5)
 
 
+def test_climatology_inputs_are_the_input_climatology_on_the_day():
+    """seasonal.climatology_inputs: the climatology an anomaly input is taken from becomes an input column."""
+    ds = synthetic()
+    cfg = config(seasonal={"target_mode": "anomaly", "input_mode": "anomaly", "climatology_inputs": ["T"]})
+    split = SiteSplit(ds.site.values, np.array([], int), ds.site.values)
+    sea = fit_seasonal(cfg, ds, split)
+    sub = ds.sel(time=slice(*TEST))
+    prep = prepare(sub, cfg, sea)
+    c = sea.clims["T"].climatology_for(sub.time.values, site=sub.site.values).values
+    np.testing.assert_allclose(prep["T_clim"].values, c, rtol=1e-6)
+    np.testing.assert_allclose(prep["T"].values + prep["T_clim"].values, sub["T"].values, rtol=1e-5, atol=1e-4)
+    adapter = SequenceAdapter(cfg)
+    adapter.fit(ds, split)
+    assert adapter.input_names() == ["P", "T", "T_clim", "S"]
+    arr = adapter.train_batches(ds, split, cfg.training).arrays
+    assert arr.x_dynamic.shape[-1] == 3 and np.isfinite(arr.x_dynamic[..., 2]).all()
+    with pytest.raises(ConfigError, match="climatology_inputs"):
+        config(seasonal={"input_mode": "anomaly", "climatology_inputs": ["Q"]})
+    with pytest.raises(ConfigError, match="climatology_inputs"):
+        config(seasonal={"climatology_inputs": ["T"]})  # inputs not taken as anomalies
+
+
 def test_anomaly_target_needs_temporal_split():
     with pytest.raises(ConfigError, match="temporal"):
         config(seasonal={"target_mode": "anomaly"}, split={"kind": "kfold", "k": 3})

@@ -22,14 +22,17 @@ pytestmark = pytest.mark.realdata
 TWIN = dict(seed=2, n_cells=8, start="2009-06-01", end="2016-12-31")
 
 
-def _cfg(twin, name, sensor, tags, train_p, test_p, input_p, **extra):
+def _cfg(twin, name, sensor, tags, train_p, test_p, input_p, context=False, **extra):
+    """``context``: antecedent means of 3 and 7 days and the input climatologies as inputs (docs/casm.md)."""
     dyn = [f"tb_{p}_{sensor}{t}" for t in tags for p in ("h", "v")]
     pr = {f"pr_{sensor}{t}": [f"tb_h_{sensor}{t}", f"tb_v_{sensor}{t}"] for t in tags}
+    ctx = {"antecedent": {v: [3, 7] for v in dyn}} if context else {}
     raw = {"name": name, "data": {"reader": "casm_twin", "adapter": "tb", "casm_twin": {"path": str(twin)},
                                   "dynamic": dyn, "target": ["sm_smap"]},
-           "periods": {"train": train_p, **({"test": test_p} if test_p else {}), "warmup_days": 0},
-           "features": {"polarization_ratio": pr},
-           "seasonal": {"target_mode": "anomaly", "input_mode": "anomaly", "input_period": input_p},
+           "periods": {"train": train_p, **({"test": test_p} if test_p else {}), "warmup_days": 6 if context else 0},
+           "features": {"polarization_ratio": pr, **ctx},
+           "seasonal": {"target_mode": "anomaly", "input_mode": "anomaly", "input_period": input_p,
+                        "climatology_inputs": dyn if context else []},
            "model": {"name": "mlp", "hidden_size": 8, "num_layers": 2, "dropout": 0.0},
            "training": {"epochs": 2, "iterations_per_epoch": 15, "batch_size": 8, "seq_len": 30, "ensemble": 2,
                         "progress": False, "threads": 1, "loss": "mse"},
@@ -45,7 +48,7 @@ def runs(conus_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tbrun")
     twin = write_casm_twin(tmp / "twin.nc", root=conus_root, **TWIN)
     smos = train(_cfg(twin, "smos", "smos", [""], ["2015-04-01", "2016-06-30"], ["2016-07-01", "2016-12-31"],
-                      ["2010-01-12", "2016-12-31"]), tmp / "smos")
+                      ["2010-01-12", "2016-12-31"], context=True), tmp / "smos")
     assert main(["predict", str(smos), "--product", "--start", "2010-01-12", "--end", "2011-10-04",
                  "--out", str(tmp / "overlap.nc")]) == 0
     amsre = train(_cfg(twin, "amsre", "amsre", ["_06", "_10"], ["2010-01-12", "2011-10-04"], None,

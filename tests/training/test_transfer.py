@@ -98,3 +98,17 @@ def test_input_map_starts_new_columns_from_their_analogue_split_among_them():
     np.testing.assert_allclose(dst.head.weight.detach(), src.head.weight.detach())
     with pytest.raises(ConfigError, match="input_map"):
         transfer_weights(src, dst, s_in, d_in, input_map={"tb_h_a06": "nope"})
+
+
+def test_input_map_carries_over_to_derived_columns():
+    """A mapped input's antecedent means, lags and climatology start from the source's same derived columns."""
+    torch.manual_seed(0)
+    src = build_model("mlp", n_dynamic=4, n_static=0, n_target=1, hidden_size=6, dropout=0.0, num_layers=2)
+    dst = build_model("mlp", n_dynamic=5, n_static=0, n_target=1, hidden_size=6, dropout=0.0, num_layers=2)
+    s_in = ["tb_h_smos", "tb_h_smos_mean3", "tb_h_smos_clim", "tb_h_smos_lag1"]
+    d_in = ["tb_h_a06", "tb_h_a06_mean3", "tb_h_a06_clim", "tb_h_a06_mean7", "tb_h_a06x"]
+    transfer_weights(src, dst, s_in, d_in, input_map={"tb_h_a06": "tb_h_smos"})
+    ws, wd = src.input_layer[0].weight.detach(), dst.input_layer[0].weight.detach()
+    for j, i in ((0, 0), (1, 1), (2, 2)):
+        np.testing.assert_allclose(wd[:, j], ws[:, i])
+    assert (wd[:, 3] == 0).all() and (wd[:, 4] == 0).all()  # no source mean7; not a derived suffix

@@ -158,7 +158,9 @@ class SeasonalConfig(_Strict):
     period the input climatologies are fitted on (None: ``periods.train``);
     inputs only, no target, so any period where the inputs exist, e.g. a
     source sensor's whole era (CASM computes each sensor's seasonal cycle over
-    its record).
+    its record). ``climatology_inputs``: anomaly inputs whose climatology on
+    the day is also an input column, ``<name>_clim`` (the seasonal state the
+    anomaly is taken from: a residual model that sees it can be state-dependent).
     """
 
     target_mode: Literal["absolute", "anomaly"] = "absolute"
@@ -167,6 +169,7 @@ class SeasonalConfig(_Strict):
     window: int = Field(31, ge=1, le=365)
     min_count: int = Field(5, ge=1)
     input_period: Optional[Period] = None
+    climatology_inputs: list[str] = Field(default_factory=list)
 
     @field_validator("input_period", mode="before")
     @classmethod

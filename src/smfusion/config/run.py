@@ -71,6 +71,13 @@ class RunConfig(_Strict):
             if clash:
                 raise ValueError(f"normalization.log1p {clash} and seasonal.input_mode anomaly exclude each other"
                                  " (log1p would clip negative anomalies)")
+        if sea.climatology_inputs:
+            base = sea.inputs if sea.inputs is not None else list(dyn)
+            ok = set(base) | {n for n, pair in self.features.polarization_ratio.items() if set(pair) <= set(base)}
+            bad = [v for v in sea.climatology_inputs if v not in ok or sea.input_mode != "anomaly"]
+            if bad:
+                raise ValueError(f"seasonal.climatology_inputs {bad}: give anomaly inputs (input_mode anomaly;"
+                                 " data.dynamic or polarization ratios of them)")
         if sea.target_mode == "anomaly" and (self.split.kind != "temporal" or self.split.validation_fraction):
             raise ValueError("seasonal.target_mode 'anomaly' needs the target climatology at every predicted site:"
                              " use split.kind temporal without validation_fraction (a validation period works)")

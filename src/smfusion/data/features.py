@@ -12,7 +12,10 @@ For a dynamic variable ``v`` (dims site, time, daily steps):
 
 They let a per-day model (the MLP) see the recent past; compute them on a
 period that starts ``max(k, w)`` days before the first scored day (the
-warm-up does that).
+warm-up does that). ``k`` and ``w`` are days: on data composited over N-day
+windows (attribute ``composite_days``, :mod:`smfusion.data.composite`) they
+become ``max(1, round(k / N))`` steps, so a daily run predicted from N-day
+composites sees about the same stretch of the past as in training.
 """
 
 from __future__ import annotations
@@ -65,21 +68,27 @@ def _trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
+def steps(days: int, step_days: int) -> int:
+    """Time steps covering ``days`` days on data with ``step_days``-day steps (at least 1)."""
+    return max(1, int(round(int(days) / int(step_days))))
+
+
 def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
     """``ds`` with the lag, antecedent-mean and polarization-ratio variables of ``cfg`` added as (site, time)
-    variables."""
+    variables (lags and windows in days; steps of ``ds.attrs['composite_days']`` days, default 1)."""
     if not cfg.lags and not cfg.antecedent and not cfg.polarization_ratio:
         return ds
+    n = int(ds.attrs.get("composite_days", 1))
     out = ds.copy()
     for v, ks in cfg.lags.items():
         x = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
         for k in ks:
-            out[lag_name(v, k)] = (("site", "time"), _lag(x, int(k)).astype(np.float32),
+            out[lag_name(v, k)] = (("site", "time"), _lag(x, steps(k, n)).astype(np.float32),
                                   {"long_name": f"{v} {k} days before", "units": ds[v].attrs.get("units", "1")})
     for v, ws in cfg.antecedent.items():
         x = np.asarray(ds[v].transpose("site", "time").values, dtype=np.float64)
         for w in ws:
-            out[mean_name(v, w)] = (("site", "time"), _trailing_mean(x, int(w)).astype(np.float32),
+            out[mean_name(v, w)] = (("site", "time"), _trailing_mean(x, steps(w, n)).astype(np.float32),
                                    {"long_name": f"mean {v} over the last {w} days",
                                     "units": ds[v].attrs.get("units", "1")})
     for name, (h, v) in cfg.polarization_ratio.items():

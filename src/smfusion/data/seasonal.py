@@ -24,13 +24,20 @@ from smfusion.data.splits import select_period
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.atomic import atomic_path
 
-__all__ = ["Seasonal", "fit_seasonal", "prepare", "dynamic_inputs", "input_names", "anomaly_inputs",
-           "anomaly_vars"]
+__all__ = ["Seasonal", "fit_seasonal", "prepare", "dynamic_inputs", "climatology_name", "input_names",
+           "anomaly_inputs", "anomaly_vars"]
+
+
+def climatology_name(var: str) -> str:
+    """Input column holding the climatology of anomaly input ``var`` (``seasonal.climatology_inputs``)."""
+    return f"{var}_clim"
 
 
 def dynamic_inputs(cfg: RunConfig) -> list[str]:
-    """The model's dynamic input columns: ``data.dynamic`` then the derived ``features``."""
-    return [*cfg.data.dynamic, *feature_names(cfg.features)]
+    """The model's dynamic input columns: ``data.dynamic``, the derived ``features``, then the climatologies of
+    ``seasonal.climatology_inputs``."""
+    clim = [climatology_name(v) for v in cfg.seasonal.climatology_inputs]
+    return [*cfg.data.dynamic, *feature_names(cfg.features), *clim]
 
 
 def input_names(cfg: RunConfig) -> list[str]:
@@ -116,7 +123,8 @@ def fit_seasonal(cfg: RunConfig, ds: xr.Dataset, split: SiteSplit, given: Option
 
 
 def prepare(ds: xr.Dataset, cfg: RunConfig, seasonal: Optional[Seasonal] = None) -> xr.Dataset:
-    """Add the derived input features, then replace anomaly variables by ``value - climatology``."""
+    """Add the derived input features, then replace anomaly variables by ``value - climatology``; the
+    climatologies of ``seasonal.climatology_inputs`` become input columns ``<name>_clim``."""
     anomalies = anomaly_vars(cfg)
     if anomalies and seasonal is None:
         raise ConfigError("the config trains on anomalies (seasonal section): pass the run's climatologies")
@@ -130,4 +138,10 @@ def prepare(ds: xr.Dataset, cfg: RunConfig, seasonal: Optional[Seasonal] = None)
                 out[var] = seasonal.clims[var].transform(out[var]).astype(np.float32)
             except ValueError as exc:
                 raise DataError(f"cannot take anomalies: {exc}", field=var) from None
+    for var in cfg.seasonal.climatology_inputs:
+        if var in out:
+            clim = seasonal.clims[var].climatology_for(out["time"].values, site=out["site"].values)
+            out[climatology_name(var)] = (("site", "time"), clim.values.astype(np.float32),
+                                          {"long_name": f"day-of-year climatology of {var}",
+                                           "units": out[var].attrs.get("units", "1")})
     return out

@@ -9,13 +9,16 @@ start at zero (so the transferred function is unchanged at the start of
 fine-tuning), dropped variables are left out; ``"reinit"`` keeps the new
 model's random input layer. ``input_map`` (new variable -> source variable)
 starts a new variable's column from a source column of another name (another
-sensor's analogue); a source column that k new columns start from is divided
-by k, so inputs that move together keep the source's response. :func:`freeze` stops gradients of the listed
+sensor's analogue), and the columns derived from it (``_lag<k>``, ``_mean<w>``,
+``_clim``) from the source's same derived columns; a source column that k new
+columns start from is divided by k, so inputs that move together keep the
+source's response. :func:`freeze` stops gradients of the listed
 parts and returns the parameters left to train (the Trainer's ``parameters``).
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Optional
 
@@ -25,6 +28,8 @@ from torch import nn
 from smfusion.errors import ConfigError
 
 __all__ = ["transfer_weights", "freeze", "input_linear"]
+
+_DERIVED = re.compile(r"_(lag\d+|mean\d+|clim)")  # suffixes of derived inputs (data/features.py, data/seasonal.py)
 
 
 def _parts(model: nn.Module) -> tuple[str, ...]:
@@ -99,13 +104,19 @@ def transfer_weights(
 
 
 def _origins(source_inputs, target_inputs, input_map: dict[str, str]) -> dict[str, str]:
-    """New input -> the source input its column starts from (same name, else ``input_map``)."""
+    """New input -> the source input its column starts from (same name, else ``input_map``, else the same
+    derived column of the ``input_map`` source: ``tb_h_amsr2_06_mean3`` -> ``tb_h_smos_mean3``)."""
     bad = {k: v for k, v in input_map.items() if k not in target_inputs or v not in source_inputs}
     if bad:
         raise ConfigError(f"transfer.input_map {bad}: keys must be this run's inputs {list(target_inputs)}, "
                           f"values the source run's {list(source_inputs)}")
     out = {v: v for v in target_inputs if v in source_inputs}
     out.update({k: v for k, v in input_map.items() if k not in out})
+    for k, v in input_map.items():
+        for t in target_inputs:
+            suffix = t[len(k):]
+            if t not in out and t.startswith(k) and _DERIVED.fullmatch(suffix) and v + suffix in source_inputs:
+                out[t] = v + suffix
     return out
 
 
