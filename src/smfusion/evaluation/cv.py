@@ -135,9 +135,9 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Opt
         run = Run.load(train(fold_config(cfg, f), run_dir / f"fold_{f['fold']}", data=data))
         fitted: dict = {}  # baselines fitted once per fold, scored over each period
         for pname, period in periods.items():
-            rows += _score_fold(run, data, f, pname, period, fitted)
-        b = run.adapter.eval_batches(data, np.asarray(f["test"]), period)
-        held.append((run.predict_distribution(data, None, None, batches=b), run.adapter.observations(data, b)))
+            fold_rows, b, obs = _score_fold(run, data, f, pname, period, fitted)
+            rows += fold_rows
+        held.append((run.predict_distribution(data, None, None, batches=b), obs))  # the last period's batches
     if cv.temporal_reference if temporal is None else temporal:
         run = Run.load(train(temporal_config(cfg), run_dir / "temporal", data=data))
         rows += _score_temporal(run, data, todo, cfg.periods.test.as_tuple())
@@ -159,11 +159,13 @@ def _rows(fold: int, period: str, label: str, sites, obs: np.ndarray, sim: np.nd
             for i, s in enumerate(sites)]
 
 
-def _score_fold(run: Run, data, fold: dict, pname: str, period: tuple[str, str], fitted: dict) -> list[dict]:
-    """Model (and member 0) and baseline rows of one fold's held-out units over ``period``."""
+def _score_fold(run: Run, data, fold: dict, pname: str, period: tuple[str, str], fitted: dict):
+    """Model (and member 0) and baseline rows of one fold's held-out units over ``period``, with the batches
+    and observations (row, time, target) they were scored on."""
     b = run.adapter.eval_batches(data, np.asarray(fold["test"]), period)
     members = run.predict_members(data, None, None, batches=b)[..., 0]
-    obs = run.adapter.observations(data, b)[..., 0]
+    observed = run.adapter.observations(data, b)
+    obs = observed[..., 0]
     out = _rows(fold["fold"], pname, MODEL, b.rows, obs, members.mean(axis=0), data)
     if members.shape[0] > 1:
         out += _rows(fold["fold"], pname, MEMBER0, b.rows, obs, members[0], data)
@@ -172,7 +174,7 @@ def _score_fold(run: Run, data, fold: dict, pname: str, period: tuple[str, str],
     for name in cfg.cv.baselines:
         sim = _baseline(name, cfg, data, np.asarray(fold["train"]), b.rows, period, dates, fitted)
         out += _rows(fold["fold"], pname, BASELINE_LABELS[name], b.rows, obs, sim, data)
-    return out
+    return out, b, observed
 
 
 def _baseline(name: str, cfg: RunConfig, ds, train_ids, test_ids, period, dates, fitted: dict) -> np.ndarray:
