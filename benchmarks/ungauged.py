@@ -30,15 +30,20 @@ STATIC_SOIL = ["Bulk", "Capa", "Clay", "Sand", "Silt"]
 FLAGS = ["flag_albedo", "flag_extraOrd", "flag_landcover", "flag_roughness", "flag_vegDense", "flag_waterbody"]
 CLIMATE = ["p_mean", "pet_mean", "aridity", "p_seasonality", "frac_snow", "high_prec_freq", "high_prec_dur",
            "low_prec_freq", "low_prec_dur", "t_mean"]
+# trailing means of the forcing (data/features.py): the slow state a 30-day training window cannot see
+ANTECEDENT = {"APCP_FORA": [3, 7, 30, 90], "TMP_2_FORA": [7, 30, 90], "DSWRF_FORA": [30], "SPFH_2_FORA": [30]}
+
+
 def merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        # an empty mapping replaces (clears) the section; a non-empty one is merged key by key
+        out[k] = merge(out[k], v) if isinstance(v, dict) and v and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
 
 
 # every setting an ablation row changes, as the issue's recipe has it; rows override some of them
-ISSUE = {"descriptors": {"climate": [], "location": "none", "static_noise": 0.0},
+ISSUE = {"descriptors": {"climate": [], "location": "none", "static_noise": 0.0}, "features": {"antecedent": {}},
          "normalization": {"target": "global"}, "model": {"hidden_size": 64, "dropout": 0.5},
          "training": {"weight_decay": 0.0, "ensemble": 1, "seed": 0}, "variants": []}
 # the final recipe's ensemble: 2 members of each of two variants (30-day windows with weight averaging,
@@ -68,6 +73,16 @@ ROWS: dict[str, tuple[str, dict]] = {
                  row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"seed": 1})),
     "wd": ("+ climate indices, noise 0.25, weight decay 1e-4",
            row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"weight_decay": 1e-4})),
+    "antecedent": ("+ climate indices, trailing 3-90-day means of precipitation, temperature, radiation, humidity",
+                   row(descriptors={"climate": CLIMATE}, features={"antecedent": ANTECEDENT})),
+    "antecedent_s1": ("the antecedent row again with training seed 1 (the spread between seeds)",
+                      row(descriptors={"climate": CLIMATE}, features={"antecedent": ANTECEDENT}, training={"seed": 1})),
+    "ante_location": ("+ climate indices, antecedent means, noise 0.25, location as a unit vector (xyz)",
+                      row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"},
+                          features={"antecedent": ANTECEDENT})),
+    "ante_location_s1": ("the ante_location row again with training seed 1",
+                         row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"},
+                             features={"antecedent": ANTECEDENT}, training={"seed": 1})),
     "issue_ens": ("the issue's recipe as an ensemble of 4 (2 x 30-day SWA + 2 x 90-day windows)",
                   row(**ENSEMBLE)),
     "final": ("the final recipe (configs/conus_ungauged.yaml): climate indices, ensemble of 4", {}),

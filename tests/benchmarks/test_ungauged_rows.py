@@ -28,6 +28,9 @@ def test_rows_parse_and_final_is_the_recipe_file():
     assert issue.n_members == 1 and not issue.descriptors.active and issue.normalization.target == "global"
     assert issue.cv.kind == "kmeans" and issue.cv.k == 5 and issue.cv.seed == 0 and issue.cv.temporal_reference
     assert cfgs["climate"].descriptors.climate and cfgs["issue_ens"].n_members == final.n_members
+    assert not issue.features.antecedent and not cfgs["climate"].features.antecedent
+    assert cfgs["antecedent"].features.antecedent == final.features.antecedent
+    assert cfgs["antecedent"].to_dict()["descriptors"] == cfgs["climate"].to_dict()["descriptors"]
     assert all(c.cv.baselines == [] for n, c in cfgs.items() if n != "final")
 
 

@@ -74,6 +74,7 @@ def _cfg(**over) -> object:
         "normalization": {"log1p": ["APCP_FORA"], "target": "predicted"},
         "descriptors": {"climate": ["p_mean", "aridity", "p_seasonality", "low_prec_freq", "t_mean"],
                         "location": "xyz"},
+        "features": {"antecedent": {"APCP_FORA": [7, 30], "TMP_2_FORA": [30]}},  # forcing only: covered below
         "model": {"name": "lstm", "hidden_size": 8, "dropout": 0.2},
         "training": {"epochs": 2, "batch_size": 8, "seq_len": 30, "iterations_per_epoch": 5, "progress": False,
                      "threads": 1, "lr": 0.01, "weight_decay": 1e-4},
