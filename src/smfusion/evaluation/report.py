@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from smfusion.data.climate import descriptor_names
+from smfusion.data.climate import descriptor_names, static_inputs
 from smfusion.data.climatology import Climatology
+from smfusion.data.features import add_features, feature_names
 from smfusion.data.loading import data_root
 from smfusion.errors import ConfigError
 from smfusion.evaluation import baselines, plots
@@ -197,11 +198,12 @@ def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):
         return baselines.climatology_baseline(
             ds.sel(site=sites), target, train_p, test_p, window=cfg.evaluation.climatology_window
         ).values
-    if name == "linear":
-        train_ds = ds.sel(site=train_sites)
+    if name == "linear":  # the model's own inputs: forcing, derived features, statics and descriptors
+        full = add_features(ds, cfg.features)
+        dynamic = [*cfg.data.dynamic, *feature_names(cfg.features)]
         return baselines.linear_baseline(
-            train_ds, target, cfg.data.dynamic, cfg.data.static, train_p, test_p, test_ds=ds.sel(site=sites)
-        ).values
+            full.sel(site=train_sites), target, dynamic, static_inputs(cfg), train_p, test_p,
+            test_ds=full.sel(site=sites)).values
     if name == "satellite":
         if cfg.multiscale is None or cfg.multiscale.satellite not in ds:
             return None  # multiscale runs only: the coarse retrieval repeated on its fine cells
