@@ -91,13 +91,19 @@ def protocol_of(run: Run, n_sites: int) -> dict:
         "split": split,
         "n_sites": n_sites,
         "adapter": run.adapter.name,
-        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static" + _descriptors(cfg),
+        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static" + _derived(cfg) + _descriptors(cfg),
         "model": describe_members(cfg),
         "seasonal": describe_seasonal(cfg),
         "statistic": "median over sites of per-site metric, days with an observation",
         "R": "pearson_r on the full signal; anomaly_r on anomalies from the observed training-period"
              f" {cfg.evaluation.climatology_window}-day climatology (same for obs and model)",
     }
+
+
+def _derived(cfg) -> str:
+    """' + N derived (names)' for runs with lagged / antecedent / polarization-ratio features, else ''."""
+    names = feature_names(cfg.features)
+    return f" + {len(names)} derived ({', '.join(names)})" if names else ""
 
 
 def _descriptors(cfg) -> str:
