@@ -55,6 +55,16 @@ def row(**over) -> dict:
     return merge(ISSUE, over)
 
 
+def seed(over: dict, s: int) -> dict:
+    """The row ``over`` trained with seed ``s`` (the spread between seeds)."""
+    return merge(over, {"training": {"seed": s}})
+
+
+NOISE = row(descriptors={"climate": CLIMATE, "static_noise": 0.25})
+ANTE = row(descriptors={"climate": CLIMATE}, features={"antecedent": ANTECEDENT})
+ANTE_LOCATION = row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"},
+                    features={"antecedent": ANTECEDENT})
+
 # name -> (what the row changes, overrides of the final config). Rows are listed in the order the
 # ablation tried them; docs/ungauged.md says which were kept.
 ROWS: dict[str, tuple[str, dict]] = {
@@ -63,26 +73,19 @@ ROWS: dict[str, tuple[str, dict]] = {
                 row(descriptors={"climate": CLIMATE})),
     "predicted": ("+ climate indices, target scaled by mean/std predicted from statics",
                   row(descriptors={"climate": CLIMATE}, normalization={"target": "predicted"})),
-    "noise": ("+ climate indices, noise 0.25 on the statics of training minibatches",
-              row(descriptors={"climate": CLIMATE, "static_noise": 0.25})),
+    "noise": ("+ climate indices, noise 0.25 on the statics of training minibatches", NOISE),
     "location": ("+ climate indices, noise 0.25, location as a unit vector (xyz)",
                  row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"})),
     "noise05": ("+ climate indices, noise 0.5 on the statics",
                 row(descriptors={"climate": CLIMATE, "static_noise": 0.5})),
-    "noise_s1": ("the noise row again with training seed 1 (the spread between seeds)",
-                 row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"seed": 1})),
-    "wd": ("+ climate indices, noise 0.25, weight decay 1e-4",
-           row(descriptors={"climate": CLIMATE, "static_noise": 0.25}, training={"weight_decay": 1e-4})),
+    "noise_s1": ("the noise row again with training seed 1 (the spread between seeds)", seed(NOISE, 1)),
+    "wd": ("+ climate indices, noise 0.25, weight decay 1e-4", merge(NOISE, {"training": {"weight_decay": 1e-4}})),
     "antecedent": ("+ climate indices, trailing 3-90-day means of precipitation, temperature, radiation, humidity",
-                   row(descriptors={"climate": CLIMATE}, features={"antecedent": ANTECEDENT})),
-    "antecedent_s1": ("the antecedent row again with training seed 1 (the spread between seeds)",
-                      row(descriptors={"climate": CLIMATE}, features={"antecedent": ANTECEDENT}, training={"seed": 1})),
+                   ANTE),
+    "antecedent_s1": ("the antecedent row again with training seed 1 (the spread between seeds)", seed(ANTE, 1)),
     "ante_location": ("+ climate indices, antecedent means, noise 0.25, location as a unit vector (xyz)",
-                      row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"},
-                          features={"antecedent": ANTECEDENT})),
-    "ante_location_s1": ("the ante_location row again with training seed 1",
-                         row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"},
-                             features={"antecedent": ANTECEDENT}, training={"seed": 1})),
+                      ANTE_LOCATION),
+    "ante_location_s1": ("the ante_location row again with training seed 1", seed(ANTE_LOCATION, 1)),
     "issue_ens": ("the issue's recipe as an ensemble of 4 (2 x 30-day SWA + 2 x 90-day windows)",
                   row(**ENSEMBLE)),
     "final": ("the final recipe (configs/conus_ungauged.yaml): climate indices, antecedent means, location, static "

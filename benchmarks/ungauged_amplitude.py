@@ -45,7 +45,7 @@ def main() -> None:
     print(f"{root}: std(prediction) / std({target}) over {start}..{end}, median [quartiles] over held-out cells")
     for fold in json.loads((root / "folds.json").read_text())["folds"]:
         run = Run.load(root / f"fold_{fold['fold']}")
-        unseen = run.predict(start, end, data=run.load_data(start, end))[target].sel(time=obs.time)
+        unseen = run.predict(start, end, data=data)[target].sel(time=obs.time)  # folds differ only in their split
         h, t = std_ratios(unseen, obs, fold["test"]), std_ratios(seen, obs, fold["test"])
         print(f"fold {fold['fold']}: held out {np.median(h):.3f} [{np.percentile(h, 25):.2f}-{np.percentile(h, 75):.2f}]"
               f"   seen (temporal run) {np.median(t):.3f} [{np.percentile(t, 25):.2f}-{np.percentile(t, 75):.2f}]"
