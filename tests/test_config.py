@@ -48,6 +48,9 @@ def test_valid_and_example_configs(tmp_path):
         ({"variants": [{"training": {"lr": 0}}]}, r"variants\.0: lr"),
         ({"variants": [{"training": {"seed": 3}}]}, "set for the whole run"),
         ({"variants": [{"model": {"name": "nope"}}]}, "unknown model 'nope'"),
+        ({"features__bucket": {"capacities_mm": [50]}}, r"features\.bucket reads \['TMP_2_FORA'"),
+        ({"features__bucket": {"capacities_mm": [50, 50]}}, "distinct positive"),
+        ({"training__loss": "nsee"}, "unknown objective 'nsee'"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, patch, message):

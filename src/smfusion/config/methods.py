@@ -184,13 +184,41 @@ class SeasonalConfig(_Strict):
         return v
 
 
+class BucketConfig(_Strict):
+    """Bucket water balance of the forcing (data/water_balance.py): one relative-saturation input
+    ``bucket{C}`` per capacity ``C`` (mm). The variables name the forcing (units read from their
+    attributes); ``albedo`` enters the Priestley-Taylor PET."""
+
+    capacities_mm: list[float] = Field(min_length=1)
+    melt_mm_per_degc: float = Field(3.0, ge=0.0)
+    precipitation: str = "APCP_FORA"
+    temperature: str = "TMP_2_FORA"
+    shortwave: str = "DSWRF_FORA"
+    longwave: str = "DLWRF_FORA"
+    albedo: float = Field(0.23, ge=0.0, lt=1.0)
+
+    @property
+    def variables(self) -> list[str]:
+        """The forcing variables the buckets read."""
+        return [self.precipitation, self.temperature, self.shortwave, self.longwave]
+
+    @field_validator("capacities_mm")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if min(v) <= 0 or len(set(v)) != len(v):
+            raise ValueError("capacities_mm: give distinct positive capacities")
+        return v
+
+
 class FeaturesConfig(_Strict):
-    """Lagged, antecedent and polarization-ratio inputs derived from dynamic variables (data/features.py)."""
+    """Lagged, antecedent, polarization-ratio and bucket inputs derived from dynamic variables
+    (data/features.py)."""
 
     lags: dict[str, list[int]] = Field(default_factory=dict)  # variable -> lags k >= 1 (value of day t - k)
     antecedent: dict[str, list[int]] = Field(default_factory=dict)  # variable -> windows w >= 2 (mean of t-w+1..t)
     # new variable -> [H-pol TB, V-pol TB]: PR = (V - H) / (V + H)
     polarization_ratio: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    bucket: Optional[BucketConfig] = None  # relative saturation of water-balance buckets
 
 
 class TransferConfig(_Strict):

@@ -56,6 +56,10 @@ class RunConfig(_Strict):
                 low = 1 if section == "lags" else 2
                 if not steps or min(steps) < low:
                     raise ValueError(f"features.{section}.{var}: give values >= {low}")
+        if self.features.bucket is not None:
+            missing = [v for v in self.features.bucket.variables if v not in dyn]
+            if missing:
+                raise ValueError(f"features.bucket reads {missing}, not in data.dynamic")
         for name, pair in self.features.polarization_ratio.items():
             missing = [v for v in pair if v not in dyn]
             if missing:

@@ -29,7 +29,7 @@ import xarray as xr
 
 from smfusion.errors import DataError
 
-__all__ = ["CLIMATE_INDICES", "priestley_taylor_pet", "sine_cycle", "mean_run_length", "climate_indices",
+__all__ = ["CLIMATE_INDICES", "priestley_taylor_pet", "per_day", "celsius", "sine_cycle", "mean_run_length", "climate_indices",
            "location_encodings", "descriptor_names", "static_inputs", "add_descriptors"]
 
 CLIMATE_INDICES = ("p_mean", "pet_mean", "aridity", "p_seasonality", "frac_snow", "high_prec_freq",
@@ -147,7 +147,8 @@ def static_inputs(cfg) -> list[str]:
     return [*cfg.data.static, *descriptor_names(cfg.descriptors)]
 
 
-def _per_day(da: xr.DataArray, name: str) -> np.ndarray:
+def per_day(da: xr.DataArray, name: str) -> np.ndarray:
+    """Precipitation ``da`` (site, time) in mm/day, from the units in its attributes."""
     units = str(da.attrs.get("units", "")).strip()
     if units not in PRECIP_PER_DAY:
         raise DataError(f"precipitation units {units!r} not understood (known: {sorted(PRECIP_PER_DAY)})",
@@ -155,7 +156,8 @@ def _per_day(da: xr.DataArray, name: str) -> np.ndarray:
     return da.transpose("site", "time").values.astype(np.float64) * PRECIP_PER_DAY[units]
 
 
-def _celsius(da: xr.DataArray, name: str) -> np.ndarray:
+def celsius(da: xr.DataArray, name: str) -> np.ndarray:
+    """Air temperature ``da`` (site, time) in deg C, from K or deg C (units attribute)."""
     units = str(da.attrs.get("units", "")).strip()
     v = da.transpose("site", "time").values.astype(np.float64)
     if units in ("K", "kelvin"):
@@ -183,11 +185,11 @@ def add_descriptors(ds: xr.Dataset, cfg, forcing: Optional[xr.Dataset] = None) -
         if missing or src.sizes["time"] < 365:
             raise DataError(f"climate descriptors need a year of {need} over the training period"
                             f" (missing {missing}, {src.sizes['time']} days)", field="descriptors")
-        t = _celsius(src[desc.temperature], desc.temperature)
+        t = celsius(src[desc.temperature], desc.temperature)
         pet = (priestley_taylor_pet(t, src[desc.shortwave].transpose("site", "time").values,
                                     src[desc.longwave].transpose("site", "time").values, albedo=desc.albedo)
                if use_pet else np.full(t.shape, np.nan))
-        idx = climate_indices(_per_day(src[desc.precipitation], desc.precipitation), t, pet, src["time"].values)
+        idx = climate_indices(per_day(src[desc.precipitation], desc.precipitation), t, pet, src["time"].values)
         for c in desc.climate:
             out[PREFIX_CLIMATE + c] = ("site", idx[c].astype(np.float32), {"long_name": f"climate index {c} "
                                        f"of the training period {cfg.periods.train.start}..{cfg.periods.train.end}"})

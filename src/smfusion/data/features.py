@@ -1,4 +1,4 @@
-"""Lagged, antecedent and polarization-ratio input features, a transform of the canonical Dataset.
+"""Lagged, antecedent, polarization-ratio and bucket input features, a transform of the canonical Dataset.
 
 For a dynamic variable ``v`` (dims site, time, daily steps):
 
@@ -8,7 +8,9 @@ For a dynamic variable ``v`` (dims site, time, daily steps):
   days available);
 * polarization ratio of a pair of brightness temperatures (H, V):
   ``PR[t] = (V[t] - H[t]) / (V[t] + H[t])`` (NaN where either is missing;
-  independent of the emitting temperature to first order).
+  independent of the emitting temperature to first order);
+* bucket of capacity ``C`` mm: ``bucket{C}[t]`` = relative saturation of a water-balance bucket fed by
+  the precipitation and drained at the Priestley-Taylor PET (:mod:`smfusion.data.water_balance`).
 
 They let a per-day model (the MLP) see the recent past; compute them on a
 period that starts ``max(k, w)`` days before the first scored day (the
@@ -38,12 +40,18 @@ def mean_name(v: str, w: int) -> str:
     return f"{v}_mean{w}"
 
 
+def bucket_name(capacity_mm: float) -> str:
+    return f"bucket{capacity_mm:g}"
+
+
 def feature_names(cfg: FeaturesConfig, of: Optional[Iterable[str]] = None) -> list[str]:
     """Names of the derived variables, in the order they are added (only those of the variables ``of``)."""
     keep = None if of is None else set(of)
     names = [lag_name(v, k) for v, ks in cfg.lags.items() for k in ks if keep is None or v in keep]
     names += [mean_name(v, w) for v, ws in cfg.antecedent.items() for w in ws if keep is None or v in keep]
     names += [n for n, pair in cfg.polarization_ratio.items() if keep is None or set(pair) <= keep]
+    if cfg.bucket is not None and (keep is None or set(cfg.bucket.variables) <= keep):
+        names += [bucket_name(c) for c in cfg.bucket.capacities_mm]
     return names
 
 
@@ -76,7 +84,7 @@ def steps(days: int, step_days: int) -> int:
 def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
     """``ds`` with the lag, antecedent-mean and polarization-ratio variables of ``cfg`` added as (site, time)
     variables (lags and windows in days; steps of ``ds.attrs['composite_days']`` days, default 1)."""
-    if not cfg.lags and not cfg.antecedent and not cfg.polarization_ratio:
+    if not cfg.lags and not cfg.antecedent and not cfg.polarization_ratio and cfg.bucket is None:
         return ds
     n = int(ds.attrs.get("composite_days", 1))
     out = ds.copy()
@@ -98,4 +106,24 @@ def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
             pr = (tv - th) / (tv + th)
         out[name] = (("site", "time"), np.where(np.isfinite(pr), pr, np.nan).astype(np.float32),
                      {"long_name": f"polarization ratio ({v} - {h}) / ({v} + {h})", "units": "1"})
+    if cfg.bucket is not None:
+        _add_buckets(out, cfg.bucket, n)
     return out
+
+
+def _add_buckets(out: xr.Dataset, b, step_days: int) -> None:
+    from smfusion.data.climate import celsius, per_day, priestley_taylor_pet
+    from smfusion.data.water_balance import bucket_saturation
+    from smfusion.errors import DataError
+
+    missing = [v for v in b.variables if v not in out]
+    if missing or step_days != 1:
+        raise DataError(f"bucket features need daily {b.variables} (missing {missing}, {step_days}-day steps)",
+                        field="features.bucket")
+    t = celsius(out[b.temperature], b.temperature)
+    pet = priestley_taylor_pet(t, out[b.shortwave].transpose("site", "time").values,
+                               out[b.longwave].transpose("site", "time").values, albedo=b.albedo)
+    p = per_day(out[b.precipitation], b.precipitation)
+    for c in b.capacities_mm:
+        out[bucket_name(c)] = (("site", "time"), bucket_saturation(p, t, pet, c, b.melt_mm_per_degc).astype(np.float32),
+                               {"long_name": f"relative saturation of a {c:g} mm water-balance bucket", "units": "1"})

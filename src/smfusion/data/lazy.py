@@ -144,7 +144,8 @@ def fit_lazy(adapter, skel: xr.Dataset, split: SiteSplit, given=None) -> tuple[S
     cfg, lz = adapter.cfg, adapter.cfg.data.lazy
     train = cfg.periods.train.as_tuple()
     first = span(cfg)[0]  # as in memory: features of the training period see the days before it
-    need = {*(cfg.seasonal.inputs or cfg.data.dynamic), *cfg.features.lags, *cfg.features.antecedent}
+    need = {*(cfg.seasonal.inputs or cfg.data.dynamic), *cfg.features.lags, *cfg.features.antecedent,
+            *(cfg.features.bucket.variables if cfg.features.bucket is not None else [])}
     one_pass = not anomaly_vars(cfg)
     stats = _Stats(cfg)
     parts: dict[str, list[Climatology]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import xarray as xr
@@ -61,15 +62,29 @@ def iterations_per_epoch(n_site: int, n_time: int, batch_size: int, seq_len: int
 
 
 def sample_batch(
-    arr: Arrays, batch_size: int, seq_len: int, rng: np.random.Generator
+    arr: Arrays, batch_size: int, seq_len: int, rng: np.random.Generator,
+    per_site: Optional[dict[str, np.ndarray]] = None,
 ) -> dict[str, np.ndarray]:
-    """Random (site, window) pieces: ``batch_size`` sites, each a random ``seq_len`` window."""
+    """Random (site, window) pieces: ``batch_size`` sites, each a random ``seq_len`` window; ``per_site``
+    (name -> array whose first axis is ``arr``'s site) adds each drawn site's row under that name."""
     seq_len = min(seq_len, arr.n_time)
     site = rng.integers(0, arr.n_site, size=batch_size)
     start = rng.integers(0, arr.n_time - seq_len + 1, size=batch_size)
     t_idx = start[:, None] + np.arange(seq_len)[None, :]
-    return {
+    out = {
         "x_dynamic": arr.x_dynamic[site[:, None], t_idx],
         "x_static": arr.x_static[site],
         "y": arr.y[site[:, None], t_idx],
     }
+    for name, v in (per_site or {}).items():
+        out[name] = v[site]
+    return out
+
+
+def target_std(arr: Arrays) -> np.ndarray:
+    """Std of each site's normalised target over ``arr``'s period (site, target); 1 where fewer than 2 values."""
+    y = arr.y
+    n = np.isfinite(y).sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        sd = np.sqrt(np.nanmean((y - np.nanmean(y, axis=1, keepdims=True)) ** 2, axis=1)) if y.size else n * 0.0
+    return np.where(n >= 2, sd, 1.0).astype(np.float32)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from smfusion.data.water_balance import SPINUP_DAYS
+
 __all__ = ["time_mode", "history_days", "load_from_days", "composite"]
 
 
@@ -32,11 +34,13 @@ def time_mode(members: list) -> str:
 
 
 def history_days(cfg) -> int:
-    """Days before a day that its input features read: max lag k, max antecedent window w - 1."""
+    """Days before a day that its input features read: max lag k, max antecedent window w - 1, the
+    buckets' spin-up (data/water_balance.py)."""
     f = cfg.features
     lags = [k for ks in f.lags.values() for k in ks]
     means = [w - 1 for ws in f.antecedent.values() for w in ws]
-    return max([0, *lags, *means])
+    spin = [SPINUP_DAYS] if f.bucket is not None else []
+    return max([0, *lags, *means, *spin])
 
 
 def load_from_days(cfg, mode: str, first: bool) -> int:

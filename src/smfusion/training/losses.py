@@ -47,3 +47,15 @@ def masked_rmse(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # sqrt has an infinite gradient at 0: add a tiny epsilon inside.
     per_target = torch.where(n > 0, torch.sqrt(mse + 1e-12), torch.zeros_like(sse))
     return per_target.sum()
+
+
+NSE_EPS = 0.1  # Kratzert et al. (2019): keeps cells with a near-constant target from dominating
+
+
+def masked_nse_star(y_hat: torch.Tensor, y: torch.Tensor, y_std: torch.Tensor, eps: float = NSE_EPS) -> torch.Tensor:
+    """NSE* (Kratzert et al. 2019, HESS 23, 5089): ``sum_k mean_{valid i}((y_hat_ik - y_ik) / (s_bk + eps))^2``
+    with ``s_bk`` the training-period std of target k at the site of row b (``y_std``: (batch, target)), so
+    every site weighs by its relative, not absolute, error; targets with no valid value add 0."""
+    r = (1.0 / (y_std + eps)).reshape(y_std.shape[0], *([1] * (y.dim() - 2)), y_std.shape[-1])
+    sse, n = _masked_sq(y_hat * r, y * r)
+    return torch.where(n > 0, sse / n.clamp(min=1), torch.zeros_like(sse)).sum()

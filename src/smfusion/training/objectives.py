@@ -9,7 +9,8 @@ it (the multiscale adapter's ``multiscale`` objective applies ``training.loss``
 to its coarse-cell and station terms).
 
 Built in: ``mse`` and ``rmse`` (:mod:`smfusion.training.losses`, NaN targets
-masked; they serve sequence and point targets alike), ``gaussian_nll`` and
+masked; they serve sequence and point targets alike), ``nse`` (NSE*: squared
+errors over each site's training-period target std; sequence runs), ``gaussian_nll`` and
 ``mixture_nll`` (probabilistic heads, :mod:`smfusion.models.heads`; with the
 beta-NLL option ``uncertainty.beta_nll``) and ``multiscale``
 (:mod:`smfusion.training.multiscale`).
@@ -26,10 +27,10 @@ import torch
 
 from smfusion.config import RunConfig, TrainingConfig
 from smfusion.errors import ConfigError
-from smfusion.training.losses import get_loss
+from smfusion.training.losses import get_loss, masked_nse_star
 
 __all__ = ["Objective", "register_objective", "get_objective", "available", "build_objective", "MaskedObjective",
-           "gaussian_nll", "mixture_nll", "NLLObjective", "check_head", "NLL_HEADS"]
+           "gaussian_nll", "mixture_nll", "NLLObjective", "NSEObjective", "check_head", "NLL_HEADS"]
 
 
 class Objective(Protocol):
@@ -95,6 +96,24 @@ def _mse(cfg: RunConfig, training: TrainingConfig) -> Objective:
 @register_objective("rmse")
 def _rmse(cfg: RunConfig, training: TrainingConfig) -> Objective:
     return MaskedObjective("rmse")
+
+
+class NSEObjective:
+    """NSE* (:func:`smfusion.training.losses.masked_nse_star`) on ``prediction["y_hat"]``, ``data["y"]`` and
+    ``data["y_std"]``, each minibatch site's training-period target std (the sequence sampler adds it when
+    ``training.loss`` is ``nse``)."""
+
+    def __call__(self, prediction: dict[str, torch.Tensor], data: dict[str, torch.Tensor]
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        if "y_std" not in data:
+            raise ConfigError("training.loss nse needs the per-site target std in the minibatch (sequence adapter)")
+        loss = masked_nse_star(prediction["y_hat"], data["y"], data["y_std"])
+        return loss, {"nse": float(loss.detach())}
+
+
+@register_objective("nse")
+def _nse(cfg: RunConfig, training: TrainingConfig) -> Objective:
+    return NSEObjective()
 
 
 # --------------------------------------------------------------------------- probabilistic heads

@@ -27,10 +27,11 @@ from smfusion.data.adapters.base import Adapter, Batches, Sampler
 from smfusion.data.climate import add_descriptors, static_inputs
 from smfusion.data.loading import SiteSplit, load_dataset, resolve_split, span
 from smfusion.data.normalize import Scaler
-from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, to_arrays
+from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, target_std, to_arrays
 from smfusion.data.seasonal import Seasonal, dynamic_inputs, fit_seasonal, input_names, prepare
 from smfusion.data.splits import select_period
 from smfusion.data.target_stats import TargetStatsModel, merge_site_stats
+from smfusion.errors import ConfigError
 
 PREDICT_CHUNK_SITES = 32  # sites per forward pass at prediction (fastest for the LSTM here)
 VALIDATION_CHUNK_SITES = 512
@@ -39,14 +40,17 @@ VALIDATION_CHUNK_SITES = 512
 class SequenceSampler(Sampler):
     """``batch_size`` random sites, each a random ``seq_len``-day window (:func:`sample_batch`)."""
 
-    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int, static_noise: float = 0.0):
+    def __init__(self, arrays: Arrays, batch_size: int, seq_len: int, static_noise: float = 0.0,
+                 site_std: bool = False):
         self.arrays, self.batch_size, self.seq_len = arrays, batch_size, seq_len
         self.static_noise = static_noise
+        self.per_site = {"y_std": target_std(arrays)} if site_std else None
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A minibatch; with ``static_noise`` > 0 each site's normalised statics get Gaussian noise of that std
-        (one draw per site and minibatch: the model cannot key on a training site's exact statics)."""
-        batch = sample_batch(self.arrays, self.batch_size, self.seq_len, rng)
+        (one draw per site and minibatch: the model cannot key on a training site's exact statics); with
+        ``site_std`` it carries ``y_std``, each drawn site's target std over the training period (NSE*)."""
+        batch = sample_batch(self.arrays, self.batch_size, self.seq_len, rng, per_site=self.per_site)
         if self.static_noise > 0:
             xs = batch["x_static"]
             batch["x_static"] = xs + np.float32(self.static_noise) * rng.standard_normal(xs.shape, dtype=np.float32)
@@ -173,13 +177,15 @@ class SequenceAdapter(Adapter):
     def train_batches(self, ds: xr.Dataset, split: SiteSplit, training) -> Sampler:
         lz = self.cfg.data.lazy
         if lazy.is_skeleton(ds):
+            if training.loss == "nse":
+                raise ConfigError("training.loss nse is not available with data.lazy yet", field="training.loss")
             return lazy.LazySequenceSampler(self, split.train, self.cfg.periods.train.as_tuple(), training.batch_size,
                                             training.seq_len, lz.block_sites, lz.cache_mb)
         if self._train_arrays is None:
             train_ds = select_period(ds.sel(site=split.train), self.cfg.periods.train.as_tuple())
             self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
         return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len,
-                               static_noise=self.cfg.descriptors.static_noise)
+                               static_noise=self.cfg.descriptors.static_noise, site_std=training.loss == "nse")
 
     def arrays(self, prepared: xr.Dataset) -> Arrays:
         """Normalised arrays of a Dataset that already went through :func:`prepare` (with predicted target
