@@ -8,9 +8,10 @@ trained alone with seeds 0..N-1 (one thread each):
 
 * ``hydroDL inputs``: the 7 forcings + 12 statics only (no ``descriptors``, no ``features``);
 * ``+ climate indices``: + the 10 climate indices of the training-period forcing (``descriptors``);
-* ``+ antecedent means``: + the trailing means of the forcing (``features.antecedent``): the config itself.
+* ``+ antecedent means``: + the trailing means of the forcing (``features.antecedent``): the config itself;
+* ``+ water-balance buckets``: the config + 10 / 50 / 200 mm buckets (``features.bucket``; tried, not kept).
 
-The evaluation's baseline rows of the last row's runs (climatology, linear model on the same inputs) and the published hydroDL rows (scored here from
+The evaluation's baseline rows of the config's own runs (climatology, linear model on the same inputs) and the published hydroDL rows (scored here from
 ``reference/`` in the data folder, same protocol) are printed beside.
 
     OMP_NUM_THREADS=1 python benchmarks/seen_cells.py [--seeds 4] [--jobs 2] [--out runs/seen_cells]
@@ -28,13 +29,17 @@ from pathlib import Path
 import numpy as np
 
 CONFIG = "configs/conus_lstm.yaml"
-ROWS = {"hydroDL inputs": ("descriptors", "features"), "+ climate indices": ("features",),
-        "+ antecedent means": ()}
+# name -> (config sections dropped, sections added); runs are numbered by row, so rows are only appended
+ROWS = {"hydroDL inputs": (("descriptors", "features"), {}), "+ climate indices": (("features",), {}),
+        "+ antecedent means": ((), {}),
+        "+ water-balance buckets": ((), {"features": {"bucket": {"capacities_mm": [10, 50, 200]}}})}
+RECIPE = "+ antecedent means"  # the config itself: its runs give the baseline rows
 REQUIRED = {"R": 0.845, "ubRMSE": 0.029}
 
 
-def single_config(config: str, drop: tuple, seed: int):
-    """The config's first variant as one member with training seed ``seed``, without the sections ``drop``."""
+def single_config(config: str, drop: tuple, seed: int, add: dict | None = None):
+    """The config's first variant as one member with training seed ``seed``, without the sections ``drop``,
+    with the keys of ``add`` (section -> {key: value}) set."""
     import yaml
 
     from smfusion.config import parse_config
@@ -45,8 +50,11 @@ def single_config(config: str, drop: tuple, seed: int):
         raw[section] = {**raw[section], **variants[0].get(section, {})}
     for section in drop:
         raw.pop(section, None)
+    for section, keys in (add or {}).items():
+        raw[section] = {**raw.get(section, {}), **keys}
     raw["training"].update(ensemble=1, seed=seed, threads=1, progress=False)
-    return parse_config(raw, source=f"{config}, variant 0, seed {seed}, without {list(drop) or 'nothing'}")
+    return parse_config(raw, source=f"{config}, variant 0, seed {seed}, without {list(drop) or 'nothing'}"
+                        f"{f', with {add}' if add else ''}")
 
 
 def _train_and_score(job) -> list[tuple[str, float, float]]:
@@ -68,8 +76,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/seen_cells")
     args = p.parse_args()
 
-    jobs = [(single_config(args.config, drop, s), str(Path(args.out) / f"{i}_seed{s}"))
-            for i, drop in enumerate(ROWS.values()) for s in range(args.seeds)]
+    jobs = [(single_config(args.config, drop, s, add), str(Path(args.out) / f"{i}_seed{s}"))
+            for i, (drop, add) in enumerate(ROWS.values()) for s in range(args.seeds)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         scores = list(pool.map(_train_and_score, jobs))
@@ -85,7 +93,7 @@ def main() -> None:
               f"{r.mean():7.4f} {u.mean():11.4f}  R >= {REQUIRED['R']} and ubRMSE <= {REQUIRED['ubRMSE']} "
               f"with every seed: {'ok' if ok else 'MISSED'}")
     # baselines (fitted on the inputs of the last row: the full recipe) and the published rows
-    for name, r, u in scores[(len(ROWS) - 1) * args.seeds][1:]:
+    for name, r, u in scores[list(ROWS).index(RECIPE) * args.seeds][1:]:
         print(f"{name:<48} {'':<32} {'':<32} {r:7.4f} {u:11.4f}")
 
 

@@ -64,6 +64,12 @@ NOISE = row(descriptors={"climate": CLIMATE, "static_noise": 0.25})
 ANTE = row(descriptors={"climate": CLIMATE}, features={"antecedent": ANTECEDENT})
 ANTE_LOCATION = row(descriptors={"climate": CLIMATE, "static_noise": 0.25, "location": "xyz"},
                     features={"antecedent": ANTECEDENT})
+# relative saturation of water-balance buckets (data/water_balance.py)
+BUCKET = merge(ANTE_LOCATION, {"features": {"bucket": {"capacities_mm": [10, 50, 200]}}})
+# every training cell weighs by its relative error (Kratzert et al. 2019's loss for ungauged basins)
+NSE = merge(ANTE_LOCATION, {"training": {"loss": "nse"}})
+ANTE_NOISE05 = merge(ANTE_LOCATION, {"descriptors": {"static_noise": 0.5}})
+ANTE_H128 = merge(ANTE_LOCATION, {"model": {"hidden_size": 128}, "training": {"lr": 0.002}})
 
 # name -> (what the row changes, overrides of the final config). Rows are listed in the order the
 # ablation tried them; docs/ungauged.md says which were kept.
@@ -86,6 +92,19 @@ ROWS: dict[str, tuple[str, dict]] = {
     "ante_location": ("+ climate indices, antecedent means, noise 0.25, location as a unit vector (xyz)",
                       ANTE_LOCATION),
     "ante_location_s1": ("the ante_location row again with training seed 1", seed(ANTE_LOCATION, 1)),
+    "bucket": ("+ climate indices, antecedent means, noise 0.25, xyz, 10/50/200 mm water-balance buckets",
+               BUCKET),
+    "bucket_s1": ("the bucket row again with training seed 1", seed(BUCKET, 1)),
+    "nse": ("the ante_location row trained on NSE* (squared errors over each training cell's target std)",
+            NSE),
+    "nse_s1": ("the nse row again with training seed 1", seed(NSE, 1)),
+    "ante_noise05": ("the ante_location row with noise 0.5 on the statics", ANTE_NOISE05),
+    "ante_noise05_s1": ("the ante_noise05 row again with training seed 1", seed(ANTE_NOISE05, 1)),
+    "ante_h32": ("the ante_location row with hidden size 32", merge(ANTE_LOCATION, {"model": {"hidden_size": 32}})),
+    "ante_h128": ("the ante_location row with hidden size 128, learning rate 0.002", ANTE_H128),
+    "ante_h128_s1": ("the ante_h128 row again with training seed 1", seed(ANTE_H128, 1)),
+    "ante_short": ("the ante_location row trained 6 epochs, weights averaged over the last 3",
+                   merge(ANTE_LOCATION, {"training": {"epochs": 6, "swa_epochs": 3}})),
     "issue_ens": ("the issue's recipe as an ensemble of 4 (2 x 30-day SWA + 2 x 90-day windows)",
                   row(**ENSEMBLE)),
     "final": ("the final recipe (configs/conus_ungauged.yaml): climate indices, antecedent means, location, static "

@@ -14,8 +14,9 @@ def test_rows_are_the_recipe_member_less_the_named_sections():
 
     recipe = load_config(ROOT / MOD["CONFIG"])
     member = recipe.members()[0]
-    rows = {name: MOD["single_config"](str(ROOT / MOD["CONFIG"]), drop, 3) for name, drop in MOD["ROWS"].items()}
-    full = rows["+ antecedent means"]
+    rows = {name: MOD["single_config"](str(ROOT / MOD["CONFIG"]), drop, 3, add)
+            for name, (drop, add) in MOD["ROWS"].items()}
+    full = rows[MOD["RECIPE"]]
     assert full.n_members == 1 and full.training.seed == 3 and full.training.threads == 1
     assert full.model.model_dump() == member.model.model_dump()
     assert full.model.hidden_size == member.model.hidden_size and full.training.swa_epochs == member.training.swa_epochs
@@ -25,3 +26,6 @@ def test_rows_are_the_recipe_member_less_the_named_sections():
     bare = rows["hydroDL inputs"]
     assert not bare.descriptors.active and not bare.features.antecedent
     assert bare.data.model_dump() == full.data.model_dump() and bare.periods == full.periods
+    buckets = rows["+ water-balance buckets"]
+    assert buckets.features.bucket.capacities_mm == [10, 50, 200]
+    assert buckets.features.antecedent == full.features.antecedent and buckets.descriptors == full.descriptors
