@@ -60,9 +60,10 @@ def _passes(model, inputs: dict, b: Batches, k: int, noise_runs: int, noise: np.
             noisy_out: np.ndarray) -> tuple[dict, Optional[State]]:
     """The clean pass and ``noise_runs`` noisy passes of one member over every row, chunk by chunk.
 
-    Returns the clean pass's outputs named in ``heads`` (key -> (rows, scored time, ...)) and the state
-    after the last day (key -> (pass, rows, ...); None when ``keep`` is empty); writes the noisy passes'
-    y_hat into ``noisy_out`` (runs, rows, scored time, target). ``state_in``: key -> (pass, rows, ...).
+    Returns the clean pass's y_hat and other outputs named in ``heads`` (key -> (rows, scored time, ...))
+    and the state after the last day (key -> (pass, rows, ...); None when ``keep`` is empty); writes the
+    noisy passes' y_hat into ``noisy_out`` (runs, rows, scored time, target). ``state_in``: key -> (pass,
+    rows, ...).
     """
     n = len(b)
     step = getattr(model, "predict_chunk_sites", b.chunk)
@@ -70,7 +71,7 @@ def _passes(model, inputs: dict, b: Batches, k: int, noise_runs: int, noise: np.
     if tile:
         step = max(step, STATE_CHUNK_ROWS)
     n_time = next((v.shape[1] for v in inputs.values() if v.ndim >= 3), 0)
-    clean: dict[str, np.ndarray] = {}
+    clean = {"y_hat": np.empty(noisy_out.shape[1:], dtype=np.float32)}  # (rows, scored time, target)
     state_out: State = {}
     for a in range(0, n, step):
         sl = slice(a, min(a + step, n))
@@ -100,9 +101,9 @@ def _passes(model, inputs: dict, b: Batches, k: int, noise_runs: int, noise: np.
 def predict_passes(run, b: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
                    carry: Optional[State] = None, keep_state: bool = False, heads: tuple[str, ...] = HEAD_KEYS,
                    tiles: bool = False) -> tuple[list[dict], Optional[np.ndarray], Optional[State]]:
-    """Each member's clean outputs named in ``heads`` (normalised; key -> (rows, time, ...)), the noisy runs
-    (member, runs, rows, time, target; None without runs) in physical units over the scored days of ``b``,
-    and the state after its last day.
+    """Each member's clean y_hat and outputs named in ``heads`` (normalised; key -> (rows, time, ...)), the
+    noisy runs (member, runs, rows, time, target; None without runs) in physical units over the scored days
+    of ``b``, and the state after its last day.
 
     Rows go in chunks of the model's ``predict_chunk_sites`` (default ``b.chunk``); within a chunk the
     clean pass runs first, then noisy runs 1..``noise_runs``, each adding Gaussian noise of std ``noise``
