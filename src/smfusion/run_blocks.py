@@ -1,9 +1,10 @@
-"""Forward passes of a trained run over one block of a product: every member's clean pass (all head
-outputs) and its noisy passes, with the recurrent state carried in and out.
+"""Forward passes of a trained run over a :class:`~smfusion.data.adapters.Batches`: every member's clean
+pass (head outputs) and its noisy passes, with the recurrent state carried in and out.
 
-:meth:`smfusion.runs.Run.predict_block` builds the predictive distribution from
-what :func:`predict_block` returns; :mod:`smfusion.products.blocks` says which
-past each block needs (warm-up, features' history or a carried state).
+:func:`predict_passes` is the one forward loop of :class:`smfusion.runs.Run` (``predict_members``,
+``predict_distribution``, ``predict_block``); :func:`predict_block` is its form for product blocks, and
+:mod:`smfusion.products.blocks` says which past each block needs (warm-up, features' history or a
+carried state).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from smfusion.data.adapters import Batches
 from smfusion.training.trainer import to_tensors
 
-__all__ = ["predict_block", "HEAD_KEYS"]
+__all__ = ["predict_passes", "predict_block", "HEAD_KEYS"]
 
 HEAD_KEYS = ("y_hat", "log_var", "mix_loc", "mix_log_var", "mix_log_weight")
 
@@ -35,8 +36,8 @@ STATE_CHUNK_ROWS = 64  # rows per forward call of such a model
 
 
 def _forward(model, feed: dict, keys: tuple[str, ...], n_time: int) -> dict:
-    """One forward over ``feed``; a model that carries its state runs ``STATE_CHUNK_DAYS`` days at a time,
-    handing its state on (the same result as one call: its recurrence is exact)."""
+    """One forward over ``feed``; with ``keys`` (the state the model carries) ``STATE_CHUNK_DAYS`` days at
+    a time, handing its state on (the same result as one call: its recurrence is exact)."""
     if not keys or n_time <= STATE_CHUNK_DAYS:
         return model(to_tensors(feed))
     timed = [key for key, v in feed.items() if v.ndim >= 3 and v.shape[1] == n_time]
@@ -54,19 +55,24 @@ def _forward(model, feed: dict, keys: tuple[str, ...], n_time: int) -> dict:
 
 
 @torch.no_grad()
-def _passes(model, inputs: dict, b: Batches, k: int, step: int, noise_runs: int, noise: np.float32,
-            rng: np.random.Generator, state_in: Optional[State], keep: tuple[str, ...], out: np.ndarray,
-            state_out: Optional[State], heads: dict) -> None:
-    """The clean pass and ``noise_runs`` noisy passes of one member over every row (chunks of ``step``).
+def _passes(model, inputs: dict, b: Batches, k: int, noise_runs: int, noise: np.float32, rng: np.random.Generator,
+            state_in: Optional[State], keep: tuple[str, ...], tiles: bool, heads: tuple[str, ...],
+            noisy_out: np.ndarray) -> tuple[dict, Optional[State]]:
+    """The clean pass and ``noise_runs`` noisy passes of one member over every row, chunk by chunk.
 
-    ``out``: (1 + noise_runs, rows, time, target) y_hat; ``heads``: key -> the clean pass's head outputs
-    (rows, time, ...), filled here; ``state_in``/``state_out``: key -> (pass, rows, ...).
+    Returns the clean pass's y_hat and other outputs named in ``heads`` (key -> (rows, scored time, ...))
+    and the state after the last day (key -> (pass, rows, ...); None when ``keep`` is empty); writes the
+    noisy passes' y_hat into ``noisy_out`` (runs, rows, scored time, target). ``state_in``: key -> (pass,
+    rows, ...).
     """
     n = len(b)
-    keys = tuple(getattr(model, "carries_state", None) or ())
-    n_time = next((v.shape[1] for v in inputs.values() if v.ndim >= 3), 0)
-    if keys:
+    step = getattr(model, "predict_chunk_sites", b.chunk)
+    tile = tuple(getattr(model, "carries_state", None) or ()) if tiles else ()
+    if tile:
         step = max(step, STATE_CHUNK_ROWS)
+    n_time = next((v.shape[1] for v in inputs.values() if v.ndim >= 3), 0)
+    clean = {"y_hat": np.empty(noisy_out.shape[1:], dtype=np.float32)}  # (rows, scored time, target)
+    state_out: State = {}
     for a in range(0, n, step):
         sl = slice(a, min(a + step, n))
         chunk = {key: v[sl] for key, v in inputs.items()}
@@ -76,54 +82,62 @@ def _passes(model, inputs: dict, b: Batches, k: int, step: int, noise_runs: int,
                 for key in b.noisy:
                     x = chunk[key]
                     feed[key] = x + noise * rng.standard_normal(x.shape, dtype=np.float32)
-            if state_in is not None:
-                for key in keep:
-                    feed[key] = state_in[key][r, sl]
-            res = _forward(model, feed, keys, n_time)
-            out[r, sl] = res["y_hat"][:, k:].numpy()
-            if r == 0:
-                for key in HEAD_KEYS:
+            for key, v in (state_in or {}).items():
+                feed[key] = v[r, sl]
+            res = _forward(model, feed, tile, n_time)
+            if r:
+                noisy_out[r - 1, sl] = res["y_hat"][:, k:].numpy()
+            else:
+                for key in heads:
                     if key in res:
                         v = res[key][:, k:].numpy()
-                        heads.setdefault(key, np.empty((n,) + v.shape[1:], dtype=np.float32))[sl] = v
-            if state_out is not None:
-                for key in keep:
-                    v = res[key].numpy()
-                    if key not in state_out:
-                        state_out[key] = np.empty((1 + noise_runs, n) + v.shape[1:], dtype=np.float32)
-                    state_out[key][r, sl] = v
+                        clean.setdefault(key, np.empty((n,) + v.shape[1:], dtype=np.float32))[sl] = v
+            for key in keep:
+                v = res[key].numpy()
+                state_out.setdefault(key, np.empty((1 + noise_runs, n) + v.shape[1:], dtype=np.float32))[r, sl] = v
+    return clean, (state_out if keep else None)
 
 
-def predict_block(run, b: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
-                   carry: Optional[State] = None, keep_state: bool = False
-                   ) -> tuple[list[dict], Optional[np.ndarray], Optional[State]]:
-    """Each member's head outputs (normalised; key -> (rows, time, ...)), the noisy runs (member, runs, rows,
-    time, target; None without runs) in physical units over the scored days of ``b``, and the state after
-    its last day.
+def predict_passes(run, b: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
+                   carry: Optional[State] = None, keep_state: bool = False, heads: tuple[str, ...] = HEAD_KEYS,
+                   tiles: bool = False) -> tuple[list[dict], Optional[np.ndarray], Optional[State]]:
+    """Each member's clean y_hat and outputs named in ``heads`` (normalised; key -> (rows, time, ...)), the
+    noisy runs (member, runs, rows, time, target; None without runs) in physical units over the scored days
+    of ``b``, and the state after its last day.
 
-    ``carry`` (from the previous block; ``state`` mode) replaces the warm-up: the inputs before
-    ``score_from`` are dropped and every member and noisy pass starts from its own carried state.
-    ``keep_state``: return the state after the last day (``state`` mode only).
+    Rows go in chunks of the model's ``predict_chunk_sites`` (default ``b.chunk``); within a chunk the
+    clean pass runs first, then noisy runs 1..``noise_runs``, each adding Gaussian noise of std ``noise``
+    drawn from ``rng`` to every input of ``b.noisy`` (warm-up included). ``tiles``: a model that carries
+    its state runs ``STATE_CHUNK_DAYS`` days of at least ``STATE_CHUNK_ROWS`` rows at a time (the same
+    values; the noise draws differ from untiled passes only when a chunk grows).
+    ``carry`` (from the previous block) replaces the warm-up: the inputs before ``score_from`` are
+    dropped and every member and noisy pass starts from its own carried state.
+    ``keep_state``: return the state after the last day (models that carry their state; else None).
     """
     members = run.members
     keys = tuple(getattr(members[0], "carries_state", None) or ()) if (carry is not None or keep_state) else ()
     inputs, k = _trim(b) if carry is not None else (b.inputs, b.score_from)
-    n_pass = 1 + noise_runs
     shape = (len(b), b.y.shape[1] - b.score_from, b.y.shape[2])
-    z = np.empty((len(members), n_pass) + shape, dtype=np.float32)
+    z = np.empty((len(members), noise_runs) + shape, dtype=np.float32)
     new: State = {}
-    outs: list[dict] = [{} for _ in members]
+    outs: list[dict] = []
     for i, model in enumerate(members):
         model.eval()
-        step = getattr(model, "predict_chunk_sites", b.chunk)
         s_in = {key: carry[key][i] for key in keys} if carry is not None else None
-        s_out = {} if keep_state and keys else None
-        _passes(model, inputs, b, k, step, noise_runs, np.float32(noise), rng, s_in, keys, z[i], s_out, outs[i])
-        if s_out is not None:
-            for key in keys:
-                new.setdefault(key, np.empty((len(members),) + s_out[key].shape, dtype=np.float32))[i] = s_out[key]
+        clean, s_out = _passes(model, inputs, b, k, noise_runs, np.float32(noise), rng, s_in,
+                               keys if keep_state else (), tiles, heads, z[i])
+        outs.append(clean)
+        for key in (s_out or {}):
+            new.setdefault(key, np.empty((len(members),) + s_out[key].shape, dtype=np.float32))[i] = s_out[key]
     noisy = None
     if noise_runs:
-        noisy = np.stack([np.stack([run.adapter.to_physical(z[i, r], b) for r in range(1, n_pass)])
+        noisy = np.stack([np.stack([run.adapter.to_physical(z[i, r], b) for r in range(noise_runs)])
                           for i in range(len(members))])
     return outs, noisy, (new if keep_state and keys else None)
+
+
+def predict_block(run, b: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
+                  carry: Optional[State] = None, keep_state: bool = False
+                  ) -> tuple[list[dict], Optional[np.ndarray], Optional[State]]:
+    """:func:`predict_passes` over one block of a product: every head output, tiled."""
+    return predict_passes(run, b, noise_runs, noise, rng, carry=carry, keep_state=keep_state, tiles=True)

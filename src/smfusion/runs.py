@@ -16,6 +16,7 @@ unless switched off.
 Physical units: the adapter's ``to_physical`` must be affine per point
 (``x = offset + slope * z``: site scaling, climatology added back); the mean
 maps through it and the std scales by ``|slope|`` (a log1p target is refused).
+All of them run the forward passes of :func:`smfusion.run_blocks.predict_passes`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 import xarray as xr
 
 from smfusion.data.adapters import Batches
@@ -36,8 +36,7 @@ from smfusion.training.ensembles import aleatoric_std
 from smfusion.training.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
                                           load_recalibrations, save_recalibrations)
 from smfusion.training.run import Trained, load_trained
-from smfusion.run_blocks import HEAD_KEYS, predict_block as _predict_block
-from smfusion.training.trainer import predict_batches, to_tensors
+from smfusion.run_blocks import predict_block as _predict_block, predict_passes as _predict_passes
 
 __all__ = ["Run", "RECALIBRATION_FILE"]
 
@@ -77,24 +76,15 @@ class Run(Trained):
         anomaly), warm-up included.
         """
         b = batches if batches is not None else self.adapter.eval_batches(data, ids, period)
-        k = b.score_from
+        outs, noisy, _ = _predict_passes(self, b, noise_runs, *self._noise(noise, seed), heads=("y_hat",))
+        out = np.stack([self._physical(o["y_hat"], b) for o in outs])
+        return (out, noisy) if noise_runs else out
+
+    def _noise(self, noise: Optional[float], seed: Optional[int]) -> tuple[float, np.random.Generator]:
+        """Input-noise std and generator (None: the config's ``uncertainty.noise`` / ``seed``)."""
         unc = self.cfg.uncertainty
-        noise = unc.noise if noise is None else float(noise)
         rng = np.random.default_rng(unc.seed if seed is None else seed)
-        shape = (len(b), b.y.shape[1] - k, b.y.shape[2])
-        z = np.empty((len(self.members),) + shape, dtype=np.float32)
-        zn = np.empty((len(self.members), noise_runs) + shape, dtype=np.float32) if noise_runs else None
-        for i, model in enumerate(self.members):
-            step = getattr(model, "predict_chunk_sites", b.chunk)
-            z[i] = predict_batches(model, b, chunk=step)[:, k:]
-            if noise_runs:
-                _noisy_runs(model, b, step, noise_runs, np.float32(noise), rng, zn[i])
-        out = np.stack([self._physical(z[i], b) for i in range(len(self.members))])
-        if noise_runs:
-            noisy = np.stack([np.stack([self._physical(zn[i, r], b) for r in range(noise_runs)])
-                              for i in range(len(self.members))])
-            return out, noisy
-        return out
+        return (unc.noise if noise is None else float(noise)), rng
 
     def predict_block(self, batches: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
                       carry: Optional[dict] = None, keep_state: bool = False, recalibration: Optional[str] = None,
@@ -201,11 +191,9 @@ class Run(Trained):
         before the spread is taken.
         """
         b = batches if batches is not None else self.adapter.eval_batches(data, ids, period)
-        if noise_runs and noisy is None:
-            noisy = self.predict_members(data, None, None, noise_runs=noise_runs, noise=noise, seed=seed,
-                                         batches=b)[1]
-        outs = [_head_outputs(m, b, getattr(m, "predict_chunk_sites", b.chunk)) for m in self.members]
-        return self._distribution(outs, b, noisy, recalibration, noise, transform)
+        runs = noise_runs if noisy is None else 0  # made in the same loop as the clean pass
+        outs, made, _ = _predict_passes(self, b, runs, *self._noise(noise, seed))
+        return self._distribution(outs, b, noisy if made is None else made, recalibration, noise, transform)
 
     def _distribution(self, outs: list[dict], b: Batches, noisy: Optional[np.ndarray], recalibration: Optional[str],
                       noise: Optional[float], transform) -> dict[str, Predictive]:
@@ -291,20 +279,6 @@ class Run(Trained):
         return "sensors" if self.layout == "points" else "sites"
 
 
-@torch.no_grad()
-def _head_outputs(model, b: Batches, step: int) -> dict[str, np.ndarray]:
-    """The head's named outputs (normalised units) over the scored days, every row of ``b``."""
-    model.eval()
-    k = b.score_from
-    parts: dict[str, list] = {}
-    for _, chunk in b.chunks(step):
-        out = model(to_tensors(chunk))
-        for key in HEAD_KEYS:
-            if key in out:
-                parts.setdefault(key, []).append(out[key][:, k:].numpy())
-    return {key: np.concatenate(v) for key, v in parts.items()}
-
-
 def _member_mixtures(outs: list[dict], affine: Callable, tf) -> list[Optional[np.ndarray]]:
     """Members' Gaussian mixtures (loc, scale, weight), each (member, row, time, target, K) in physical
     units (``affine()``: offset and slope of the target transform), K the largest member's (others padded
@@ -333,17 +307,3 @@ def _member_mixtures(outs: list[dict], affine: Callable, tf) -> list[Optional[np
         return np.concatenate([a] + [fill] * (k - a.shape[-1]), -1)
 
     return [np.stack([tf(pad(p[j], j)) for p in per]) for j in range(3)]
-
-
-@torch.no_grad()
-def _noisy_runs(model, b: Batches, step: int, runs: int, noise: np.float32, rng: np.random.Generator,
-                out: np.ndarray) -> None:
-    """``runs`` forward passes with Gaussian noise on the noisy inputs; writes (runs, row, time, target)."""
-    k = b.score_from
-    for sl, chunk in b.chunks(step):
-        for r in range(runs):
-            noisy = dict(chunk)
-            for key in b.noisy:
-                x = chunk[key]
-                noisy[key] = x + noise * rng.standard_normal(x.shape, dtype=np.float32)
-            out[r, sl] = model(to_tensors(noisy))["y_hat"][:, k:].numpy()
