@@ -45,7 +45,7 @@ def merge(base: dict, over: dict) -> dict:
 # every setting an ablation row changes, as the issue's recipe has it; rows override some of them
 ISSUE = {"descriptors": {"climate": [], "location": "none", "static_noise": 0.0}, "features": {"antecedent": {}},
          "normalization": {"target": "global"}, "model": {"hidden_size": 64, "dropout": 0.5},
-         "training": {"weight_decay": 0.0, "ensemble": 1, "seed": 0}, "variants": []}
+         "training": {"weight_decay": 0.0, "ensemble": 1, "seed": 0, "lr": 0.003}, "variants": []}
 # the final recipe's ensemble: 2 members of each of two variants (30-day windows with weight averaging,
 # 90-day windows), as in configs/conus_ungauged.yaml
 ENSEMBLE = {"training": {"ensemble": 2}, "variants": [{}, {"training": {"seq_len": 90, "iterations_per_epoch": 150}}]}

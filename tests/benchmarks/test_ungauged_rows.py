@@ -32,6 +32,11 @@ def test_rows_parse_and_final_is_the_recipe_file():
     assert cfgs["antecedent"].features.antecedent == final.features.antecedent
     assert cfgs["antecedent"].to_dict()["descriptors"] == cfgs["climate"].to_dict()["descriptors"]
     assert all(c.cv.baselines == [] for n, c in cfgs.items() if n != "final")
+    # the ablation rows keep the LSTM 64 / lr 0.003 whatever the final recipe uses, but the h128 rows
+    for n, c in cfgs.items():
+        if n != "final":
+            want = (128, 0.002) if n.startswith("ante_h128") else (32 if n == "ante_h32" else 64, 0.003)
+            assert (c.model.hidden_size, c.training.lr) == want, n
 
 
 def test_tables_from_a_summary():
