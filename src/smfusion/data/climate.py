@@ -29,7 +29,7 @@ import xarray as xr
 
 from smfusion.errors import DataError
 
-__all__ = ["CLIMATE_INDICES", "priestley_taylor_pet", "per_day", "celsius", "sine_cycle", "mean_run_length", "climate_indices",
+__all__ = ["CLIMATE_INDICES", "priestley_taylor_pet", "per_day", "celsius", "forcing_pet", "sine_cycle", "mean_run_length", "climate_indices",
            "location_encodings", "descriptor_names", "static_inputs", "add_descriptors"]
 
 CLIMATE_INDICES = ("p_mean", "pet_mean", "aridity", "p_seasonality", "frac_snow", "high_prec_freq",
@@ -167,6 +167,15 @@ def celsius(da: xr.DataArray, name: str) -> np.ndarray:
     raise DataError(f"temperature units {units!r} not understood (K or degC)", field=name)
 
 
+def forcing_pet(ds: xr.Dataset, names) -> tuple[np.ndarray, np.ndarray]:
+    """Air temperature (deg C) and Priestley-Taylor PET (mm/day), (site, time), from the forcing of ``ds``
+    named by ``names`` (``temperature``, ``shortwave``, ``longwave``, ``albedo`` attributes)."""
+    t = celsius(ds[names.temperature], names.temperature)
+    pet = priestley_taylor_pet(t, ds[names.shortwave].transpose("site", "time").values,
+                               ds[names.longwave].transpose("site", "time").values, albedo=names.albedo)
+    return t, pet
+
+
 def add_descriptors(ds: xr.Dataset, cfg, forcing: Optional[xr.Dataset] = None) -> xr.Dataset:
     """``ds`` with the descriptors of ``cfg.descriptors`` added as ``(site,)`` variables. Climate indices use
     the forcing of ``cfg.periods.train`` only: from ``forcing`` when given (same sites), else from ``ds``
@@ -185,10 +194,11 @@ def add_descriptors(ds: xr.Dataset, cfg, forcing: Optional[xr.Dataset] = None) -
         if missing or src.sizes["time"] < 365:
             raise DataError(f"climate descriptors need a year of {need} over the training period"
                             f" (missing {missing}, {src.sizes['time']} days)", field="descriptors")
-        t = celsius(src[desc.temperature], desc.temperature)
-        pet = (priestley_taylor_pet(t, src[desc.shortwave].transpose("site", "time").values,
-                                    src[desc.longwave].transpose("site", "time").values, albedo=desc.albedo)
-               if use_pet else np.full(t.shape, np.nan))
+        if use_pet:
+            t, pet = forcing_pet(src, desc)
+        else:
+            t = celsius(src[desc.temperature], desc.temperature)
+            pet = np.full(t.shape, np.nan)
         idx = climate_indices(per_day(src[desc.precipitation], desc.precipitation), t, pet, src["time"].values)
         for c in desc.climate:
             out[PREFIX_CLIMATE + c] = ("site", idx[c].astype(np.float32), {"long_name": f"climate index {c} "

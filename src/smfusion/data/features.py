@@ -112,7 +112,7 @@ def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
 
 
 def _add_buckets(out: xr.Dataset, b, step_days: int) -> None:
-    from smfusion.data.climate import celsius, per_day, priestley_taylor_pet
+    from smfusion.data.climate import forcing_pet, per_day
     from smfusion.data.water_balance import bucket_saturation
     from smfusion.errors import DataError
 
@@ -120,9 +120,7 @@ def _add_buckets(out: xr.Dataset, b, step_days: int) -> None:
     if missing or step_days != 1:
         raise DataError(f"bucket features need daily {b.variables} (missing {missing}, {step_days}-day steps)",
                         field="features.bucket")
-    t = celsius(out[b.temperature], b.temperature)
-    pet = priestley_taylor_pet(t, out[b.shortwave].transpose("site", "time").values,
-                               out[b.longwave].transpose("site", "time").values, albedo=b.albedo)
+    t, pet = forcing_pet(out, b)
     p = per_day(out[b.precipitation], b.precipitation)
     for c in b.capacities_mm:
         out[bucket_name(c)] = (("site", "time"), bucket_saturation(p, t, pet, c, b.melt_mm_per_degc).astype(np.float32),
