@@ -108,7 +108,7 @@ ROWS: dict[str, tuple[str, dict]] = {
     "issue_ens": ("the issue's recipe as an ensemble of 4 (2 x 30-day SWA + 2 x 90-day windows)",
                   row(**ENSEMBLE)),
     "final": ("the final recipe (configs/conus_ungauged.yaml): climate indices, antecedent means, location, static "
-              "noise 0.25; ensemble of 4", {}),
+              "noise 0.25, LSTM 128; ensemble of 4", {}),
 }
 REQUIRED = {"ratio": 1.10, "R": 0.80}
 
