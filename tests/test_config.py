@@ -50,6 +50,8 @@ def test_valid_and_example_configs(tmp_path):
         ({"variants": [{"model": {"name": "nope"}}]}, "unknown model 'nope'"),
         ({"features__bucket": {"capacities_mm": [50]}}, r"features\.bucket reads \['TMP_2_FORA'"),
         ({"features__bucket": {"capacities_mm": [50, 50]}}, "distinct positive"),
+        ({"data__dynamic": ["APCP_FORA", "TMP_2_FORA", "DSWRF_FORA", "DLWRF_FORA"], "periods__warmup_days": 30,
+          "features__bucket": {"capacities_mm": [50]}}, r"warmup_days >= 365"),
         ({"training__loss": "nsee"}, "unknown objective 'nsee'"),
     ],
 )

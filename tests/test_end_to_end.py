@@ -121,6 +121,7 @@ def test_bucket_features_and_nse_objective(conus_root, tmp_path):
     raw = yaml.safe_load(TINY)
     raw["data"]["dynamic"] = ["APCP_FORA", "TMP_2_FORA", "DSWRF_FORA", "DLWRF_FORA"]
     raw["features"] = {"bucket": {"capacities_mm": [20, 100]}}
+    raw["periods"]["warmup_days"] = 365
     raw["training"].update(ensemble=1, loss="nse")
     raw["training"].pop("early_stopping")
     run = train(parse_config(raw), tmp_path / "run")

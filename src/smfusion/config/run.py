@@ -60,6 +60,9 @@ class RunConfig(_Strict):
             missing = [v for v in self.features.bucket.variables if v not in dyn]
             if missing:
                 raise ValueError(f"features.bucket reads {missing}, not in data.dynamic")
+            if self.periods.warmup_days < 365:
+                raise ValueError("features.bucket needs periods.warmup_days >= 365 (a year of spin-up before the "
+                                 f"first predicted day), got {self.periods.warmup_days}")
         for name, pair in self.features.polarization_ratio.items():
             missing = [v for v in pair if v not in dyn]
             if missing:
