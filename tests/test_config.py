@@ -53,6 +53,7 @@ def test_valid_and_example_configs(tmp_path):
         ({"data__dynamic": ["APCP_FORA", "TMP_2_FORA", "DSWRF_FORA", "DLWRF_FORA"], "periods__warmup_days": 30,
           "features__bucket": {"capacities_mm": [50]}}, r"warmup_days >= 365"),
         ({"training__loss": "nsee"}, "unknown objective 'nsee'"),
+        ({"data__lazy": {}, "training__loss": "nse"}, r"training\.loss: nse needs each site's target std"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, patch, message):

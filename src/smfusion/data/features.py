@@ -28,6 +28,9 @@ import numpy as np
 import xarray as xr
 
 from smfusion.config import FeaturesConfig
+from smfusion.data.climate import forcing_pet, per_day
+from smfusion.data.water_balance import bucket_saturation
+from smfusion.errors import DataError
 
 __all__ = ["feature_names", "add_features"]
 
@@ -82,8 +85,9 @@ def steps(days: int, step_days: int) -> int:
 
 
 def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
-    """``ds`` with the lag, antecedent-mean and polarization-ratio variables of ``cfg`` added as (site, time)
-    variables (lags and windows in days; steps of ``ds.attrs['composite_days']`` days, default 1)."""
+    """``ds`` with the lag, antecedent-mean, polarization-ratio and bucket variables of ``cfg`` added as
+    (site, time) variables (lags and windows in days; steps of ``ds.attrs['composite_days']`` days, default 1;
+    buckets need daily steps)."""
     if not cfg.lags and not cfg.antecedent and not cfg.polarization_ratio and cfg.bucket is None:
         return ds
     n = int(ds.attrs.get("composite_days", 1))
@@ -112,10 +116,6 @@ def add_features(ds: xr.Dataset, cfg: FeaturesConfig) -> xr.Dataset:
 
 
 def _add_buckets(out: xr.Dataset, b, step_days: int) -> None:
-    from smfusion.data.climate import forcing_pet, per_day
-    from smfusion.data.water_balance import bucket_saturation
-    from smfusion.errors import DataError
-
     missing = [v for v in b.variables if v not in out]
     if missing or step_days != 1:
         raise DataError(f"bucket features need daily {b.variables} (missing {missing}, {step_days}-day steps)",

@@ -101,7 +101,7 @@ def protocol_of(run: Run, n_sites: int) -> dict:
 
 
 def _derived(cfg) -> str:
-    """' + N derived (names)' for runs with lagged / antecedent / polarization-ratio features, else ''."""
+    """' + N derived (names)' for runs with lagged / antecedent / polarization-ratio / bucket features, else ''."""
     names = feature_names(cfg.features)
     return f" + {len(names)} derived ({', '.join(names)})" if names else ""
 

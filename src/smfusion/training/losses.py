@@ -57,5 +57,4 @@ def masked_nse_star(y_hat: torch.Tensor, y: torch.Tensor, y_std: torch.Tensor, e
     with ``s_bk`` the training-period std of target k at the site of row b (``y_std``: (batch, target)), so
     every site weighs by its relative, not absolute, error; targets with no valid value add 0."""
     r = (1.0 / (y_std + eps)).reshape(y_std.shape[0], *([1] * (y.dim() - 2)), y_std.shape[-1])
-    sse, n = _masked_sq(y_hat * r, y * r)
-    return torch.where(n > 0, sse / n.clamp(min=1), torch.zeros_like(sse)).sum()
+    return masked_mse(y_hat * r, y * r)

@@ -186,6 +186,9 @@ def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
             if m.model.name not in registry.available():
                 raise bad(key, f"unknown model '{m.model.name}', registered: {registry.available()}")
             get_objective(m.training.loss)
+            if m.training.loss == "nse" and not adapter.carries_site_std():
+                raise bad("training.loss", "nse needs each site's target std in the minibatch: the sequence or tb "
+                          "adapter without data.lazy")
             check_head(m.model, m.training, key=key.replace(".name", ".head"))
         if adapter.default_objective:
             get_objective(adapter.default_objective, key="data.adapter")

@@ -100,6 +100,11 @@ class Adapter:
     def check(self) -> None:
         """Refuse a config this adapter cannot train (before any data is read); default: nothing to check."""
 
+    def carries_site_std(self) -> bool:
+        """Whether training minibatches can carry ``y_std``, each site's training-period target std (the
+        ``nse`` objective needs it); default: no."""
+        return False
+
     # -- data ------------------------------------------------------------------
     def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
              inputs_only: bool = False) -> Any:

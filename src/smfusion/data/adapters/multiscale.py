@@ -165,6 +165,9 @@ class MultiscaleAdapter(SequenceAdapter):
         if anomaly_vars(cfg) or cfg.features.lags or cfg.features.antecedent:
             raise ConfigError("multiscale runs take neither seasonal anomalies nor lag/antecedent features yet")
 
+    def carries_site_std(self) -> bool:
+        return False  # its own sampler (coarse cells and stations)
+
     def load(self, start=None, end=None, require_target: bool = True, inputs_only: bool = False) -> xr.Dataset:
         ds = super().load(start, end, require_target=require_target, inputs_only=inputs_only)
         if require_target and self.cfg.data.target[0] not in ds:

@@ -31,7 +31,6 @@ from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, t
 from smfusion.data.seasonal import Seasonal, dynamic_inputs, fit_seasonal, input_names, prepare
 from smfusion.data.splits import select_period
 from smfusion.data.target_stats import TargetStatsModel, merge_site_stats
-from smfusion.errors import ConfigError
 
 PREDICT_CHUNK_SITES = 32  # sites per forward pass at prediction (fastest for the LSTM here)
 VALIDATION_CHUNK_SITES = 512
@@ -177,8 +176,6 @@ class SequenceAdapter(Adapter):
     def train_batches(self, ds: xr.Dataset, split: SiteSplit, training) -> Sampler:
         lz = self.cfg.data.lazy
         if lazy.is_skeleton(ds):
-            if training.loss == "nse":
-                raise ConfigError("training.loss nse is not available with data.lazy yet", field="training.loss")
             return lazy.LazySequenceSampler(self, split.train, self.cfg.periods.train.as_tuple(), training.batch_size,
                                             training.seq_len, lz.block_sites, lz.cache_mb)
         if self._train_arrays is None:
@@ -186,6 +183,10 @@ class SequenceAdapter(Adapter):
             self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
         return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len,
                                static_noise=self.cfg.descriptors.static_noise, site_std=training.loss == "nse")
+
+    def carries_site_std(self) -> bool:
+        """In memory, yes (:class:`SequenceSampler`); the lazy sampler does not carry it yet."""
+        return self.cfg.data.lazy is None
 
     def arrays(self, prepared: xr.Dataset) -> Arrays:
         """Normalised arrays of a Dataset that already went through :func:`prepare` (with predicted target
