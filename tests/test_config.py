@@ -54,6 +54,8 @@ def test_valid_and_example_configs(tmp_path):
           "features__bucket": {"capacities_mm": [50]}}, r"warmup_days >= 365"),
         ({"training__loss": "nsee"}, "unknown objective 'nsee'"),
         ({"data__lazy": {}, "training__loss": "nse"}, r"training\.loss: nse needs each site's target std"),
+        ({"training__device": "gpu"}, r"training\.device"),
+        ({"training__device": "cuda:99"}, r"training\.device: 'cuda:99' but this machine has"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, patch, message):
@@ -64,6 +66,28 @@ def test_config_errors_name_the_key(tmp_path, patch, message):
     with pytest.raises(ConfigError, match=message) as exc:
         check_names(load_config(path), str(path))  # names registries resolve are checked beside them
     assert "bad.yaml" in str(exc.value)
+
+
+def test_cuda_device_is_checked_before_any_data(monkeypatch):
+    """A CUDA device torch does not see, or more processes than GPUs, is a ConfigError naming training.device."""
+    import torch
+
+    from smfusion.training.distributed import Dist
+    from smfusion.training.run import check_device, check_names
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"training\.device: 'cuda' but this machine has no CUDA device"):
+        check_names(parse_config(_with(training__device="cuda")), "c.yaml")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    check_device("cuda:0")
+    check_device("cpu")
+    with pytest.raises(ConfigError, match=r"has 1 CUDA device\(s\); use 'cpu' or cuda:0\.\.cuda:0"):
+        check_device("cuda:1")
+    Dist(0, 2, 0).check_device("cuda")
+    with pytest.raises(ConfigError, match="process 1 of this machine has no CUDA device of its own"):
+        Dist(1, 2, 1).check_device("cuda")
+    Dist(1, 2, 1).check_device("cpu")
 
 
 def test_missing_and_invalid_yaml(tmp_path):

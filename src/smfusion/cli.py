@@ -49,6 +49,7 @@ def _train(args: argparse.Namespace) -> int:
 
         for m in _config(args).members():  # a bad config fails here, once
             Dist(0, args.nproc, 0).check_batch(m.training.batch_size)
+            Dist(0, args.nproc, args.nproc - 1).check_device(m.training.device)
         return _torchrun(args)
     cfg = _config(args)
     run_dir = train(cfg, args.run_dir, resume=not args.restart)  # one path for every method (data adapter)

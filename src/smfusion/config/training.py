@@ -48,7 +48,7 @@ class TrainingConfig(_Strict):
     # after each of the last ``swa_epochs`` epochs (None: the last epoch's weights).
     swa_epochs: Optional[int] = Field(None, ge=1)
     threads: Optional[int] = Field(None, ge=1)
-    device: str = "cpu"
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")  # where it trains: cpu, cuda or cuda:N
     progress: bool = True
 
 

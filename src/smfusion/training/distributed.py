@@ -62,6 +62,7 @@ class Dist:
 
     def init(self, device: str) -> str:
         """Join the process group; returns the device this process trains on."""
+        self.check_device(device)
         cuda = device.startswith("cuda") and torch.cuda.is_available()
         if not tdist.is_initialized():
             tdist.init_process_group("nccl" if cuda else "gloo")
@@ -69,6 +70,16 @@ class Dist:
             torch.cuda.set_device(self.local_rank)
             return f"cuda:{self.local_rank}"
         return device
+
+    def check_device(self, device: str) -> None:
+        """A CUDA run needs a device of its own for this process (``LOCAL_RANK``): NCCL cannot share one."""
+        if not device.startswith("cuda"):
+            return
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if self.local_rank >= n:
+            raise ConfigError(f"training.device {device} with {self.world} processes: process {self.local_rank} of "
+                              f"this machine has no CUDA device of its own ({n} here); use at most {n} processes "
+                              "per machine, or device cpu")
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:

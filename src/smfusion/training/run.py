@@ -190,12 +190,26 @@ def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
                 raise bad("training.loss", "nse needs each site's target std in the minibatch: the sequence or tb "
                           "adapter without data.lazy")
             check_head(m.model, m.training, key=key.replace(".name", ".head"))
+            check_device(m.training.device)
         if adapter.default_objective:
             get_objective(adapter.default_objective, key="data.adapter")
     except ConfigError as exc:
         text = str(exc)
         raise (exc if text.startswith("config '") else ConfigError(f"config '{source}': {text}")) from None
     return adapter
+
+
+def check_device(device: str) -> None:
+    """A ConfigError naming ``training.device`` when this machine cannot train there (a CUDA device that
+    torch does not see), before any data is read."""
+    if not device.startswith("cuda"):
+        return
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= n:
+        seen = f"{n} CUDA device(s)" if n else f"no CUDA device (torch {torch.__version__})"
+        raise ConfigError(f"training.device: '{device}' but this machine has {seen}; use 'cpu'"
+                          f"{f' or cuda:0..cuda:{n - 1}' if n else ''}")
 
 
 def _check_inputs(cfg: RunConfig) -> None:

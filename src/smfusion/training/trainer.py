@@ -177,6 +177,12 @@ class Trainer:
         self.net = dist.wrap(self.model) if dist is not None else self.model
 
     @property
+    def _cuda(self) -> Optional[torch.device]:
+        """The CUDA device the model trains on (its dropout draws from that device's generator), else None."""
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None and p.device.type == "cuda" else None
+
+    @property
     def writes(self) -> bool:
         """Whether this process writes checkpoints and the model (rank 0 of a DDP group, or the only one)."""
         return self.out_dir is not None and (self.dist is None or self.dist.is_main)
@@ -232,6 +238,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng_numpy": rng.bit_generator.state,
             "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self._cuda) if self._cuda is not None else None,
             "config_key": self.config_key,
             **state,
         }
@@ -243,7 +250,9 @@ class Trainer:
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
             rng.bit_generator.state = payload["rng_numpy"]
-            torch.set_rng_state(payload["rng_torch"])
+            torch.set_rng_state(payload["rng_torch"].cpu())  # loaded onto the training device with the rest
+            if self._cuda is not None and payload.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(payload["rng_cuda"].cpu(), self._cuda)
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"checkpoint of epoch {payload['epoch']} does not fit this model"
                             f" ({type(exc).__name__}; written with another config?)", path=self.ckpt_dir,
