@@ -98,6 +98,15 @@ def test_quantiles_cdf_and_selection():
     assert [quantile_suffix(q) for q in (0.05, 0.5, 0.975)] == ["_q05", "_q50", "_q97p5"]
 
 
+def test_quantile_layer_names_read_back():
+    from smfusion.io.layer_names import split_quantile
+
+    for q in (0.001, 0.025, 0.05, 0.5, 0.9, 0.975):
+        assert split_quantile("sm" + quantile_suffix(q)) == ("sm", round(100 * q, 6))
+        assert split_quantile(quantile_suffix(q)) == ("", round(100 * q, 6))
+    assert [split_quantile(n) for n in ("sm", "sm_std", "sm_q", "sm_quality", "sm_q5x")] == [None] * 5
+
+
 def test_rows_recalibrated_apart_join_into_one_distribution():
     rng = np.random.default_rng(4)
     a, _ = _gaussian_ensemble(rng, n_points=50)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from smfusion.errors import DataError
 from smfusion.grids.ease2 import get_grid, rowcol_to_latlon
 from smfusion.io import qa4sm_cells
 from smfusion.io.cf import is_soil_moisture
+from smfusion.io.layer_names import split_quantile
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,6 @@ __all__ = ["KNOWN_VARIABLES", "pick_variable", "open_product", "product_at_stati
 #: Soil-moisture variable names tried, in order, when no --variable is given and no standard_name decides.
 KNOWN_VARIABLES = ("soil_moisture", "sm", "swvl1", "SMAP_AM", "SMAP_PM")
 _NOT_VALUE = ("std", "climatology", "error", "flag", "_n", "count", "time")
-_QUANTILE = re.compile(r"_q\d+(p\d+)?$")  # predictive quantile layers (products, predictions)
 
 
 def pick_variable(ds: xr.Dataset, variable: str | None, where: str) -> str:
@@ -55,7 +54,7 @@ def pick_variable(ds: xr.Dataset, variable: str | None, where: str) -> str:
             raise DataError(f"variable {variable!r} not in product; variables {names}", path=where, field=variable)
         return variable
     cands = [v for v in names if is_soil_moisture(v, ds[v].attrs) and not any(k in v.lower() for k in _NOT_VALUE)
-             and not _QUANTILE.search(v)]
+             and split_quantile(v) is None]
     if len(cands) == 1:
         return cands[0]
     known = [v for v in KNOWN_VARIABLES if v in names]

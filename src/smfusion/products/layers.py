@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME
+from smfusion.io.layer_names import split_quantile
 from smfusion.runs import Run
 from smfusion.training.predictive import layer_attrs as _dist_attrs
 
@@ -51,16 +52,17 @@ def ancillary_of(prefix: str, var: str, names, units: str = "") -> str:
         suffix = n[len(prefix):]
         if suffix in DISTRIBUTION_SUFFIXES:
             return (0, DISTRIBUTION_SUFFIXES.index(suffix))
-        return (1, float(suffix[2:].replace("p", ".")))
+        return (1, split_quantile(suffix)[1])
 
     return " ".join(sorted(found, key=key))
 
 
 def layer_attrs(suffix: str, var: str, units: str, recal: str = "none") -> Optional[dict]:
     """CF attributes of a distribution layer of the soil-moisture product; None for other suffixes."""
-    if suffix in DISTRIBUTION_SUFFIXES or suffix.startswith("_q") and suffix[2:3].isdigit():
+    quantile = split_quantile(suffix)
+    if suffix in DISTRIBUTION_SUFFIXES or quantile is not None and quantile[0] == "":
         attrs = _dist_attrs(suffix, var, units, SOIL_MOISTURE_STANDARD_NAME, recal)
-        if suffix.startswith("_q"):
+        if quantile is not None:
             attrs["standard_name"] = SOIL_MOISTURE_STANDARD_NAME
         return attrs
     return None

@@ -34,6 +34,7 @@ from scipy.optimize import minimize
 from scipy.special import ndtr
 
 from smfusion.io.atomic import write_text
+from smfusion.io.layer_names import quantile_suffix
 from smfusion.training.ensembles import combine_members, ensemble_mixture
 
 __all__ = ["Predictive", "Recalibration", "mixture_cdf", "mixture_logpdf", "mixture_quantile", "fit_recalibration",
@@ -226,12 +227,6 @@ def concat_rows(preds: list[Predictive]) -> Predictive:
     return Predictive(np.concatenate([m.means for m in mats], 1), np.concatenate([pad(m.loc, 0.0) for m in mats], 1),
                       np.concatenate([pad(m.scale, 1.0) for m in mats], 1),
                       np.concatenate([pad(m.weight, 0.0) for m in mats], 1), recal=mats[0].recal)
-
-
-def quantile_suffix(q: float) -> str:
-    """Layer suffix of quantile level ``q``: 0.05 -> ``_q05``, 0.5 -> ``_q50``, 0.025 -> ``_q02p5``."""
-    pct = round(100 * float(q), 6)
-    return f"_q{int(pct):02d}" if pct == int(pct) else "_q" + f"{pct:g}".replace(".", "p").zfill(4)
 
 
 def layer_attrs(suffix: str, var: str, units: str, standard_name: str = "", recal: str = "none") -> dict:

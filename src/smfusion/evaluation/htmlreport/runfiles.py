@@ -47,7 +47,7 @@ import xarray as xr
 import yaml
 
 from smfusion.errors import DataError
-from smfusion.training.predictive import quantile_suffix
+from smfusion.io.layer_names import quantile_suffix
 
 log = logging.getLogger(__name__)
 
