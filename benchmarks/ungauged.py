@@ -70,6 +70,9 @@ BUCKET = merge(ANTE_LOCATION, {"features": {"bucket": {"capacities_mm": [10, 50,
 NSE = merge(ANTE_LOCATION, {"training": {"loss": "nse"}})
 ANTE_NOISE05 = merge(ANTE_LOCATION, {"descriptors": {"static_noise": 0.5}})
 ANTE_H128 = merge(ANTE_LOCATION, {"model": {"hidden_size": 128}, "training": {"lr": 0.002}})
+# the statics without the six 0/1-like flag_* maps (which may let the network tell training cells apart)
+NO_FLAGS = merge(ANTE_LOCATION, {"data": {"static": ["Bulk", "Capa", "Clay", "NDVI", "Sand", "Silt"]}})
+FOURIER = merge(ANTE_LOCATION, {"descriptors": {"location": "fourier"}})
 
 # name -> (what the row changes, overrides of the final config). Rows are listed in the order the
 # ablation tried them; docs/ungauged.md says which were kept.
@@ -105,6 +108,8 @@ ROWS: dict[str, tuple[str, dict]] = {
     "ante_h128_s1": ("the ante_h128 row again with training seed 1", seed(ANTE_H128, 1)),
     "ante_short": ("the ante_location row trained 6 epochs, weights averaged over the last 3",
                    merge(ANTE_LOCATION, {"training": {"epochs": 6, "swa_epochs": 3}})),
+    "ante_noflags": ("the ante_location row without the six flag_* statics", NO_FLAGS),
+    "ante_fourier": ("the ante_location row with location as sin/cos of EASE-2 x, y at 4000 and 2000 km", FOURIER),
     "issue_ens": ("the issue's recipe as an ensemble of 4 (2 x 30-day SWA + 2 x 90-day windows)",
                   row(**ENSEMBLE)),
     "final": ("the final recipe (configs/conus_ungauged.yaml): climate indices, antecedent means, location, static "
