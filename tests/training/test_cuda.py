@@ -103,3 +103,18 @@ def test_more_processes_than_gpus_is_refused(tmp_path):
     assert res.returncode == 2
     assert "no CUDA device of its own" in res.stderr + res.stdout
     assert not (tmp_path / "r").exists()
+
+
+def test_regional_cv_trains_its_folds_on_cuda(tmp_path):
+    """``smfusion cv`` with ``training.device: cuda``: every fold trains there, is scored on the CPU."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "evaluation"))
+    from test_regional_cv import _cfg as cv_cfg
+
+    from smfusion.config import load_config
+    from smfusion.evaluation.cv import MODEL, run_cv
+
+    cfg = cv_cfg(training={"device": GPU}, cv={"baselines": [], "temporal_reference": False, "buffer_km": 0.0})
+    res = run_cv(cfg, tmp_path / "cv")
+    assert load_config(tmp_path / "cv" / "fold_0" / "config.yaml").training.device == GPU
+    scored = res.table[(res.table["row"] == MODEL) & (res.table["period"] == "test")]
+    assert scored["fold"].nunique() == cfg.cv.k and np.isfinite(scored["R"]).mean() > 0.9
