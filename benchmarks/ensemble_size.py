@@ -12,12 +12,18 @@ over ``--draws`` draws), and the infinite-ensemble estimate per cell:
 ``e_bar`` their mean: the expected squared error of an N-member mean exceeds the infinite one by the
 members' spread over N - 1 (with the unbiased spread), if the members are independent draws of one recipe.
 
-    OMP_NUM_THREADS=1 python benchmarks/ensemble_size.py [runs/conus_lstm]
+With ``--folds FOLDS.json`` (a regional CV's ``folds.json``) it also prints the whole ensemble's median R and
+ubRMSE over each fold's held-out cells: what a model that *saw* those cells' targets reaches there, the
+ceiling to hold a held-out score against.
+
+    OMP_NUM_THREADS=1 python benchmarks/ensemble_size.py [runs/conus_lstm] [--folds runs/ungauged_e3/final/folds.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -53,6 +59,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir", nargs="?", default="runs/conus_lstm")
     p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--folds", help="a regional CV's folds.json: also score the ensemble over each fold's cells")
     args = p.parse_args()
     run = Run.load(args.run_dir)
     start, end = (str(d) for d in run.cfg.periods.test.as_tuple())
@@ -77,6 +84,14 @@ def main() -> None:
             break
         n = min(2 * n, n_all)
     print(f"  n = inf (estimate): ubRMSE {np.nanmedian(infinite_ensemble_ubrmse(obs, members)):.4f}")
+    if args.folds:
+        site = {s: i for i, s in enumerate(mean.site.values.tolist())}
+        full = members.mean(0)
+        print(f"all {n_all} members over the cells of each fold of {args.folds} (the cells seen in training):")
+        for fold in json.loads(Path(args.folds).read_text())["folds"]:
+            rows = [site[s] for s in fold["test"]]
+            print(f"  fold {fold['fold']}: R {np.nanmedian(pearson_r(obs[rows], full[rows])):.4f}  "
+                  f"ubRMSE {np.nanmedian(ubrmse(obs[rows], full[rows])):.4f}  ({len(rows)} cells)")
 
 
 if __name__ == "__main__":
