@@ -29,7 +29,12 @@ import torch.distributed as tdist
 
 from smfusion.errors import ConfigError
 
-__all__ = ["Dist", "from_env"]
+__all__ = ["Dist", "from_env", "cuda_device_count"]
+
+
+def cuda_device_count() -> int:
+    """The CUDA devices torch sees on this machine (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 class _Gather(torch.autograd.Function):
@@ -75,7 +80,7 @@ class Dist:
         """A CUDA run needs a device of its own for this process (``LOCAL_RANK``): NCCL cannot share one."""
         if not device.startswith("cuda"):
             return
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        n = cuda_device_count()
         if self.local_rank >= n:
             raise ConfigError(f"training.device {device} with {self.world} processes: process {self.local_rank} of "
                               f"this machine has no CUDA device of its own ({n} here); use at most {n} processes "

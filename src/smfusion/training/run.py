@@ -202,9 +202,11 @@ def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
 def check_device(device: str) -> None:
     """A ConfigError naming ``training.device`` when this machine cannot train there (a CUDA device that
     torch does not see), before any data is read."""
+    from smfusion.training.distributed import cuda_device_count
+
     if not device.startswith("cuda"):
         return
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    n = cuda_device_count()
     index = int(device.split(":")[1]) if ":" in device else 0
     if index >= n:
         seen = f"{n} CUDA device(s)" if n else f"no CUDA device (torch {torch.__version__})"
