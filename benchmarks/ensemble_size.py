@@ -66,9 +66,9 @@ def main() -> None:
     data = run.load_data(start, end)
     b = run.adapter.eval_batches(data, run.adapter.all_ids(data), (start, end))
     members = run.predict_members(data, None, None, batches=b)[..., 0]  # (member, site, time)
-    mean = run.to_dataset(members[..., None], data, b)
+    _, coords = run.adapter.coords(data, b)  # the rows and scored days of the predictions
     target = run.cfg.data.target[0]
-    obs = data[target].sel(site=mean.site, time=mean.time).transpose("site", "time").values
+    obs = data[target].sel(site=coords["site"], time=coords["time"]).transpose("site", "time").values
     n_all = members.shape[0]
     variant_of = np.array([m.variant for m in run.cfg.members()])
     rng = np.random.default_rng(0)
@@ -85,7 +85,7 @@ def main() -> None:
         n = min(2 * n, n_all)
     print(f"  n = inf (estimate): ubRMSE {np.nanmedian(infinite_ensemble_ubrmse(obs, members)):.4f}")
     if args.folds:
-        site = {s: i for i, s in enumerate(mean.site.values.tolist())}
+        site = {s: i for i, s in enumerate(np.asarray(coords["site"]).tolist())}
         full = members.mean(0)
         print(f"all {n_all} members over the cells of each fold of {args.folds} (the cells seen in training):")
         for fold in json.loads(Path(args.folds).read_text())["folds"]:
