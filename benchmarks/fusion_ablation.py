@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from smfusion.config import dump_config, load_config
-from smfusion.evaluation.fusion_ablation import row_slug, format_table, run_ablation
+from smfusion.experiments.fusion_ablation import row_slug, format_table, run_ablation
 from smfusion.io.atomic import write_text
 from smfusion.io.fusion_schema import GROUP_ORDER, ablation_rows
 from smfusion.settings import conus_dir

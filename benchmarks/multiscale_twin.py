@@ -41,7 +41,7 @@ from smfusion.data.adapters.multiscale import station_sites
 from smfusion.data.loading import load_dataset
 from smfusion.data.loading import span
 from smfusion.data.spatial_cv import make_folds
-from smfusion.evaluation.cv import station_metrics
+from smfusion.experiments.cv import station_metrics
 from smfusion.runs import Run
 from smfusion.training.run import train
 

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     from smfusion.runs import Run
-    from smfusion.training.trainer import predict_batches
+    from smfusion.runs.passes import predict_batches
 
     limit = matmul_flops()
     run = Run.load(args.run)

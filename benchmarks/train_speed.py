@@ -42,8 +42,9 @@ def run_smfusion(config: str, threads: int, max_members: int) -> dict:
     from smfusion.config import load_config
     from smfusion.data.adapters import adapter_for
     from smfusion.evaluation.metrics import pearson_r
-    from smfusion.training.run import build_member
-    from smfusion.training.trainer import Trainer, predict_batches
+    from smfusion.runs.load import build_member
+    from smfusion.runs.passes import predict_batches
+    from smfusion.training.trainer import Trainer
 
     t_wall = time.perf_counter()
     torch.set_num_threads(threads)

@@ -69,7 +69,7 @@ def train_all(jobs: list, n_jobs: int) -> None:
 
 def row_distributions(runs: dict, data, batches: dict, noise_runs: int, noise: float) -> dict:
     """Row -> Predictive on each of ``batches`` (name -> Batches), raw."""
-    from smfusion.training.predictive import Predictive
+    from smfusion.runs.predictive import Predictive
 
     out = {}
     for name, b in batches.items():
@@ -86,7 +86,7 @@ def row_distributions(runs: dict, data, batches: dict, noise_runs: int, noise: f
 
 def recalibrated(val: dict, obs_val: np.ndarray, test: dict, method: str) -> dict:
     """Each row's test distribution with the recalibration fitted on its validation distribution."""
-    from smfusion.training.predictive import fit_recalibration
+    from smfusion.runs.predictive import fit_recalibration
 
     return {row: test[row].with_recalibration(fit_recalibration(val[row], obs_val, method)) for row in test}
 
@@ -126,7 +126,7 @@ def spatial_cv(cfg, out: Path, n_jobs: int, k: int, members: int, block_deg: flo
     from smfusion.data.spatial_cv import make_folds
     from smfusion.evaluation.calibration import calibration_scores
     from smfusion.runs import Run
-    from smfusion.training.predictive import concat_rows
+    from smfusion.runs.predictive import concat_rows
 
     ad = adapter_for(cfg)
     data = ad.load()

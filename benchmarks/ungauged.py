@@ -192,7 +192,7 @@ def main() -> None:
                    "work between processes; a run without --folds then reuses them and scores all)")
     args = p.parse_args()
 
-    from smfusion.evaluation.cv import run_cv
+    from smfusion.experiments.cv import run_cv
 
     head = (f"{'row':<10} {'scored':<62} {'fold':>4} {'R':>7} {'ubRMSE':>7} {'RMSE':>7} {'bias':>8} "
             f"{'ratio':>6}")

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import pytest
 import xarray as xr
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 
 pytestmark = pytest.mark.realdata
 
@@ -352,7 +352,7 @@ def test_debug_shows_the_traceback(world, tmp_path):
 
 
 def test_internal_error_is_one_line_with_exit_1(capsys):
-    from smfusion.cli_args import Parser, run
+    from smfusion.cli.args import Parser, run
 
     def boom(args):
         raise ZeroDivisionError("division by zero\nsecond line")

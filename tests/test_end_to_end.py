@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 
 pytestmark = pytest.mark.realdata
 

@@ -1,4 +1,4 @@
-"""One forward loop (smfusion.run_blocks.predict_passes) behind Run.predict_members, predict_distribution and
+"""One forward loop (smfusion.runs.passes.predict_passes) behind Run.predict_members, predict_distribution and
 predict_block (SYNTHETIC series, a tiny two-member LSTM with a mixture head): the same clean outputs, and
 noise drawn chunk by chunk (the model's rows per call), run by run, from the one generator."""
 
@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 
 from smfusion.config import parse_config
-from smfusion.run_blocks import predict_block
+from smfusion.runs.passes import predict_block
 from smfusion.runs import Run
 from smfusion.training.run import train
-from smfusion.training.trainer import to_tensors
+from smfusion.runs.passes import to_tensors
 
 TEST = ("2001-09-01", "2001-12-31")  # 122 days + 30 of warm-up: product blocks run it in 64-day tiles
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from smfusion.cli import build_parser
-from smfusion.cli_args import preflight
+from smfusion.cli.main import build_parser
+from smfusion.cli.args import preflight
 from smfusion.config import load_config, parse_config
 from smfusion.errors import ConfigError, DataError, SmfusionError
 from smfusion.io.csvmatrix import read_matrix

@@ -12,7 +12,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "smfusion"
 
-# reader -> adapter -> sampler -> model -> objective -> trainer -> run -> evaluation/products -> cli
+# reader -> adapter -> sampler -> model -> run loader / forward passes -> objective + trainer
+#   -> evaluation -> products -> experiments (train, then score) -> cli
 LAYERS = {
     "__init__": 0, "errors": 0, "settings": 0,
     "config": 1,
@@ -20,14 +21,15 @@ LAYERS = {
     "io": 3,
     "data": 4,
     "models": 5,
-    "training": 6,
-    "runs": 7, "run_blocks": 7,
+    "runs": 6,
+    "training": 7,
     "evaluation": 8,
     "products": 9,
-    "cli": 10, "cli_args": 10, "cli_fusion": 10, "cli_validate": 10, "demo": 10,
+    "experiments": 10,
+    "cli": 11,
 }
 SYNTHETIC_LAYER = 4  # generators may use data-layer code and below
-SYNTHETIC_USERS = {"cli", "cli_fusion", "demo", "synthetic"}  # and tests, benchmarks (outside src)
+SYNTHETIC_USERS = {"cli", "synthetic"}  # and tests, benchmarks (outside src)
 
 
 def _package(path: Path) -> str:
@@ -102,7 +104,7 @@ def test_no_package_cycle():
     assert not cycles, cycles
 
 
-@pytest.mark.parametrize("src, dst", [("data", "training"), ("training", "runs"), ("training", "evaluation"),
+@pytest.mark.parametrize("src, dst", [("data", "training"), ("runs", "training"), ("training", "evaluation"),
                                       ("config", "models"), ("data", "synthetic")])
 def test_the_known_back_arrows_stay_gone(src, dst):
     """Arrows the one-pipeline rewrite removed (run -> evaluation, config -> model registry, ...)."""
@@ -110,21 +112,14 @@ def test_the_known_back_arrows_stay_gone(src, dst):
     assert not offenders, offenders
 
 
-def test_runs_are_loaded_through_the_run_loader_only():
-    """evaluation and products load and predict runs through smfusion.runs, never through training's
-    internals; the exceptions are the protocols that train (cross-validation, the fusion ablation),
-    which call training.run.train."""
-    offenders = []
-    for src, dst, where in _edges():
-        if src in ("evaluation", "products") and dst == "training":
-            line = _line(where)
-            trains = where.startswith(("evaluation/cv.py", "evaluation/fusion_ablation.py"))
-            if ("training.run" in line or "training.trainer" in line) and not (
-                    trains and re.search(r"import (default_run_dir, )?train$", line.strip())):
-                offenders.append(f"{where}: {line.strip()}")
+def test_inference_never_asks_training():
+    """runs/ is the inference layer: runs, evaluation and products import it and never ``training``
+    (what trains and then scores, cross-validation and ablations, lives in experiments/)."""
+    offenders = [where for src, dst, where in _edges() if src in ("runs", "evaluation", "products")
+                 and dst == "training"]
     assert not offenders, offenders
 
 
-def _line(where: str) -> str:
-    path, line = where.rsplit(":", 1)
-    return (SRC / path).read_text().splitlines()[int(line) - 1]
+def test_nothing_below_the_command_line_imports_it():
+    offenders = [where for src, dst, where in _edges() if dst == "cli" and src != "cli"]
+    assert not offenders, offenders

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.config import parse_config
 from smfusion.errors import ConfigError
 from smfusion.training.run import train

@@ -40,7 +40,7 @@ def test_rows_parse_and_final_is_the_recipe_file():
 
 
 def test_tables_from_a_summary():
-    from smfusion.evaluation.cv import MODEL, TEMPORAL, summarize
+    from smfusion.experiments.cv import MODEL, TEMPORAL, summarize
 
     rows = []
     for label, shift in ((MODEL, 0.0), (TEMPORAL, 0.1)):

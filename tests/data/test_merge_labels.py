@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.data.merge_labels import IsmnLookup, merge_labels, open_ismn, window_ms
 from smfusion.errors import DataError
 from smfusion.io.ismn import read_ismn_file

@@ -9,7 +9,7 @@ from scipy.special import ndtr
 
 from smfusion.evaluation.calibration import (calibration_scores, crps, crps_gaussian, crps_mixture, format_scores,
                                              plot_reliability)
-from smfusion.training.predictive import Predictive, Recalibration
+from smfusion.runs.predictive import Predictive, Recalibration
 
 properscoring = pytest.importorskip("properscoring")
 scoringrules = pytest.importorskip("scoringrules")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smfusion.config import parse_config
-from smfusion.evaluation.fusion_ablation import format_table, pct_change, run_ablation
+from smfusion.experiments.fusion_ablation import format_table, pct_change, run_ablation
 from smfusion.io.fusion_schema import GROUP_ORDER
 from smfusion.synthetic.fusion_shards import write_shards
 from smfusion.data.adapters.points import load_points

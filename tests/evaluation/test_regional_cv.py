@@ -15,7 +15,7 @@ from smfusion.data.adapters import adapter_for
 from smfusion.data.loading import register_reader
 from smfusion.data.spatial_cv import make_folds
 from smfusion.errors import ConfigError
-from smfusion.evaluation.cv import MODEL, TEMPORAL, fold_config, run_cv
+from smfusion.experiments.cv import MODEL, TEMPORAL, fold_config, run_cv
 from smfusion.training.run import train
 
 N_ROW, N_COL = 6, 7  # 42 cells on a 1-degree grid

@@ -95,7 +95,7 @@ def test_min_samples_and_far_stations_keep_their_rows():
 
 
 def test_cli_validate_station_table(tmp_path, capsys):
-    from smfusion.cli import main
+    from smfusion.cli.main import main
     from smfusion.io import cf
 
     st, good, _ = _synthetic(n_st=3, days=120)

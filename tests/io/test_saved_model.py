@@ -8,7 +8,7 @@ import csv
 import numpy as np
 import pytest
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.errors import DataError
 from smfusion.io.fusion_schema import PUBLISHED_MODEL
 from smfusion.io.saved_model import published_inputs

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.config import parse_config
 from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME, cf_problems, read_product
 from smfusion.products.longterm import predict_product
@@ -73,7 +73,7 @@ def test_evaluate_prints_the_calibration_section(run_dir, capsys):
 
 
 def test_spatial_cv_prints_calibration_on_held_out_cells(conus_root, tmp_path):
-    from smfusion.evaluation.cv import run_cv
+    from smfusion.experiments.cv import run_cv
 
     cfg = parse_config({
         "name": "cv_unc",

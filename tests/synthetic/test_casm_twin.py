@@ -126,7 +126,7 @@ def test_resample_years_copies_whole_water_years():
 def test_cli_writes_the_twin(conus_root, tmp_path, monkeypatch):
     import xarray as xr
 
-    from smfusion.cli import main
+    from smfusion.cli.main import main
 
     monkeypatch.setenv("SMFUSION_DATA_DIR", str(conus_root.parent))
     out = tmp_path / "twin.nc"

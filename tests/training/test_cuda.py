@@ -111,7 +111,7 @@ def test_regional_cv_trains_its_folds_on_cuda(tmp_path):
     from test_regional_cv import _cfg as cv_cfg
 
     from smfusion.config import load_config
-    from smfusion.evaluation.cv import MODEL, run_cv
+    from smfusion.experiments.cv import MODEL, run_cv
 
     cfg = cv_cfg(training={"device": GPU}, cv={"baselines": [], "temporal_reference": False, "buffer_km": 0.0})
     res = run_cv(cfg, tmp_path / "cv")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.config import parse_config
 from smfusion.data.points import split_by_sensor
 from smfusion.io.fusion_schema import GROUP_ORDER

@@ -31,7 +31,7 @@ def _cfg(tmp_path, inputs, ismn):
 
 def test_real_format_train_product_and_cv(tmp_path, shared_data, conus_root):
     from smfusion.data.loading import load_dataset, span
-    from smfusion.evaluation.cv import run_cv
+    from smfusion.experiments.cv import run_cv
     from smfusion.io.cf import read_product
     from smfusion.products.longterm import predict_product
     from smfusion.synthetic.forcing_grid import write_real_format_inputs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smfusion.training.ensembles import combine_members, ensemble_mixture, mixture_moments
-from smfusion.training.predictive import (Predictive, Recalibration, concat_rows, fit_recalibration, mixture_cdf,
+from smfusion.runs.ensembles import combine_members, ensemble_mixture, mixture_moments
+from smfusion.runs.predictive import (Predictive, Recalibration, concat_rows, fit_recalibration, mixture_cdf,
                                           mixture_quantile, quantile_suffix)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.config import parse_config
 from smfusion.evaluation.report import evaluate
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol

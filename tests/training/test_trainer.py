@@ -178,7 +178,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
 
 def test_unreadable_weights_and_checkpoints_name_the_file(tmp_path):
     from smfusion.errors import DataError
-    from smfusion.training.trainer import load_checkpoint, load_weights
+    from smfusion.runs.load import load_weights
+    from smfusion.training.trainer import load_checkpoint
 
     bad = tmp_path / "model.pt"
     for content in (b"", b"garbage", b"PK\x03\x04truncated zip"):

@@ -74,7 +74,7 @@ def test_layers_in_physical_units_through_site_scaling_and_anomalies(gauss_run):
     dist = run.predict_distribution(ds, None, None, batches=b, recalibration="none")["sm"]
     import torch
 
-    from smfusion.training.trainer import to_tensors
+    from smfusion.runs.passes import to_tensors
 
     st = run.adapter.scaler.site_stats["sm"]
     sd = np.asarray(st["std"])[[st["site"].index(int(s)) for s in sites]]

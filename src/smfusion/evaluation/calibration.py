@@ -1,6 +1,6 @@
 """Calibration of predictive distributions against observations: coverage, CRPS, PIT, spread-skill.
 
-Scores of a :class:`~smfusion.training.predictive.Predictive` (any run: point
+Scores of a :class:`~smfusion.runs.predictive.Predictive` (any run: point
 heads as the Gaussian of the ensemble spread, probabilistic heads as the
 mixture over members) at (cell, day) points with an observation:
 
@@ -36,7 +36,7 @@ from scipy.special import ndtr
 
 from smfusion.evaluation.metrics import spread_skill
 from smfusion.io.atomic import write_text
-from smfusion.training.predictive import Predictive, Recalibration, concat_rows, mixture_cdf
+from smfusion.runs.predictive import Predictive, Recalibration, concat_rows, mixture_cdf
 
 __all__ = ["crps_gaussian", "crps_mixture", "crps_numeric", "crps", "pit_values", "coverage_from_pit",
            "calibration_scores", "format_scores", "plot_reliability", "calibration_section", "cv_calibration_section",

@@ -1,7 +1,7 @@
 """Calibration of a Gaussian (mean, std) spread against observations, from plain arrays.
 
 The spread itself (epistemic, aleatoric, total std) is computed where the
-predictions are made, :mod:`smfusion.training.ensembles` (re-exported here).
+predictions are made, :mod:`smfusion.runs.ensembles` (re-exported here).
 
 :func:`calibration` scores a Gaussian (mean, total std) forecast with the
 coverage of its central 68% and 95% intervals and a binned spread-skill
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from smfusion.evaluation.metrics import interval_coverage, spread_skill
-from smfusion.training.ensembles import aleatoric_std, epistemic_std, total_std  # noqa: F401  (re-exported)
+from smfusion.runs.ensembles import aleatoric_std, epistemic_std, total_std  # noqa: F401  (re-exported)
 
 __all__ = ["epistemic_std", "aleatoric_std", "total_std", "calibration", "format_calibration"]
 

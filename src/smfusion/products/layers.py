@@ -4,7 +4,7 @@
 (cell block x time block): the run's predictive distribution
 (:meth:`smfusion.runs.Run.predict_block`, recalibrated as the run's config says
 unless overridden, composited over days before the spread is taken) as layers
-named ``<prefix><suffix>`` (:meth:`~smfusion.training.predictive.Predictive.layers`):
+named ``<prefix><suffix>`` (:meth:`~smfusion.runs.predictive.Predictive.layers`):
 the mean, ``_std`` (total), ``_epistemic_std``, ``_aleatoric_std`` and the
 quantile layers. :func:`layer_attrs` gives their CF attributes.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME
 from smfusion.io.layer_names import split_quantile
 from smfusion.runs import Run
-from smfusion.training.predictive import layer_attrs as _dist_attrs
+from smfusion.runs.predictive import layer_attrs as _dist_attrs
 
 __all__ = ["distribution_layers", "layer_attrs", "applied_recalibration", "ancillary_of", "DISTRIBUTION_SUFFIXES"]
 
@@ -27,7 +27,7 @@ DISTRIBUTION_SUFFIXES = ("_std", "_epistemic_std", "_aleatoric_std")
 
 def distribution_layers(dist: dict, names: dict[str, str], quantiles) -> dict[str, np.ndarray]:
     """Layers (``names[var] + suffix`` -> (site, time')) of one block's predictive distributions
-    (target -> :class:`~smfusion.training.predictive.Predictive`); ``names``: target -> prefix."""
+    (target -> :class:`~smfusion.runs.predictive.Predictive`); ``names``: target -> prefix."""
     out = {}
     for var, prefix in names.items():
         for suffix, arr in dist[var].layers(quantiles).items():

@@ -34,7 +34,8 @@ from smfusion.io.atomic import clean_stale_in, discard, write_text
 from smfusion.io.ownership import RUN_MARKER, check_not_input, is_empty_dir, is_run_dir
 from smfusion.models.registry import build_model
 from smfusion.training.objectives import build_objective, check_head, get_objective
-from smfusion.training.trainer import Trainer, Validation, load_weights
+from smfusion.runs.load import Trained, build_member, load_trained
+from smfusion.training.trainer import Trainer, Validation
 
 __all__ = ["train", "check_names", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
@@ -115,47 +116,6 @@ def write_run_config(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
         if config_key(old) != config_key(cfg):
             raise ConfigError("holds a run trained with a different config", path=run_dir, hint=HINT_RUN_DIR)
     write_text(cfg_path, dump_config(cfg))
-
-
-def build_member(cfg: RunConfig, adapter: Adapter, model: Optional[ModelConfig] = None) -> torch.nn.Module:
-    """The model of ``cfg`` (or of one member's ``model`` settings), untrained."""
-    m = model or cfg.model
-    head = {} if m.head == "regression" else {"head": m.head, "components": m.components}  # any model takes none
-    return build_model(m.name, hidden_size=m.hidden_size, dropout=m.dropout, num_layers=m.num_layers,
-                       **head, **adapter.model_kwargs())
-
-
-@dataclass
-class Trained:
-    """A trained run as read from its directory: config, adapter (fitted state restored), split, members."""
-
-    run_dir: Path
-    cfg: RunConfig
-    adapter: Adapter
-    split: SiteSplit
-    members: list[torch.nn.Module]
-
-
-def load_trained(run_dir: str | Path) -> Trained:
-    """Read a run directory written by :func:`train` (any adapter)."""
-    run_dir = Path(run_dir)
-    for name in ("config.yaml", "scaler.yaml", "split.json"):
-        if not (run_dir / name).is_file():
-            raise DataError("not a trained run directory (missing file)", path=run_dir / name)
-    cfg = load_config(run_dir / "config.yaml")
-    adapter = adapter_for(cfg)
-    adapter.restore(run_dir)
-    members = []
-    for m in cfg.members():
-        path = run_dir / f"member_{m.index}" / "model.pt"
-        if not path.is_file():
-            raise DataError("ensemble member has no trained weights", path=path,
-                            hint="train the run to the end (smfusion train resumes it)")
-        model = build_member(cfg, adapter, m.model)
-        model.load_state_dict(load_weights(path))
-        model.eval()
-        members.append(model)
-    return Trained(run_dir, cfg, adapter, adapter.load_split(run_dir), members)
 
 
 def _transfer_source(cfg: RunConfig) -> Optional[Trained]:

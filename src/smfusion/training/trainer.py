@@ -31,13 +31,14 @@ from smfusion.config import TrainingConfig
 from smfusion.data.adapters.base import Batches, Sampler
 from smfusion.errors import ConfigError, DataError, SmfusionWarning
 from smfusion.io.atomic import atomic_path, write_text
+from smfusion.runs.load import HINT_RESTART
+from smfusion.runs.passes import predict_batches, to_tensors
 from smfusion.training.objectives import MaskedObjective, Objective
 
 CKPT_RE = re.compile(r"epoch_(\d+)\.pt$")
 
 
 CKPT_KEYS = ("epoch", "model", "optimizer", "rng_numpy", "rng_torch", "history", "best")
-HINT_RESTART = "train again with --restart to start the run afresh"
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
@@ -55,39 +56,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
     return payload
 
 
-def load_weights(path: str | Path, device: str = "cpu") -> dict:
-    """The ``state_dict`` in a ``model.pt``; :class:`DataError` naming the file when missing or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("trained weights missing", path=path, hint=HINT_RESTART)
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # truncated, garbage, or not a weights-only pickle
-        raise DataError(f"corrupt weights file ({type(exc).__name__})", path=path, hint=HINT_RESTART) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError("not a weights file (a state_dict of tensors)", path=path, hint=HINT_RESTART)
-    return state
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def to_tensors(batch: dict[str, np.ndarray], device: str = "cpu") -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
-
-
-@torch.no_grad()
-def predict_batches(model: nn.Module, batches: Batches, chunk: Optional[int] = None, device: str = "cpu") -> np.ndarray:
-    """Model output ``y_hat`` (rows, time, target) for every row of ``batches`` (normalised units)."""
-    model.eval()
-    out = [model(to_tensors(b, device))["y_hat"].cpu().numpy() for _, b in batches.chunks(chunk)]
-    if not out:
-        return np.zeros((0,) + batches.y.shape[1:], dtype=np.float32)
-    return np.concatenate(out, axis=0)
 
 
 def learning_rate(cfg: TrainingConfig, step: int, n_iter: int) -> float:

@@ -79,7 +79,7 @@ def tiny_point_run(conus_root, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_cv_run(conus_root, tmp_path_factory):
     from smfusion.config import load_config
-    from smfusion.evaluation.cv import run_cv
+    from smfusion.experiments.cv import run_cv
 
     base = tmp_path_factory.mktemp("tiny_cv")
     (base / "cv.yaml").write_text(CV)

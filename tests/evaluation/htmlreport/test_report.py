@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from smfusion.cli import main
+from smfusion.cli.main import main
 from smfusion.errors import DataError, OutputError
 from smfusion.evaluation.htmlreport import SECTION_IDS, build_report
 

@@ -16,7 +16,7 @@ from smfusion.evaluation.htmlreport.sections_calibration import calibration_bloc
 __all__ = ["cv_section", "stations_section"]
 
 
-#: The scored periods of ``smfusion cv`` (as ``smfusion.evaluation.cv.PERIOD_TEXT``; not imported: the report
+#: The scored periods of ``smfusion cv`` (as ``smfusion.experiments.cv.PERIOD_TEXT``; not imported: the report
 #: reads files and stays clear of the training code).
 PERIOD_TEXT = {"test": "unseen cells AND unseen year", "train": "unseen cells, training year"}
 MODEL = "model"

@@ -15,11 +15,24 @@ import numpy as np
 import torch
 
 from smfusion.data.adapters import Batches
-from smfusion.training.trainer import to_tensors
 
-__all__ = ["predict_passes", "predict_block", "HEAD_KEYS"]
+__all__ = ["predict_passes", "predict_block", "predict_batches", "to_tensors", "HEAD_KEYS"]
 
 HEAD_KEYS = ("y_hat", "log_var", "mix_loc", "mix_log_var", "mix_log_weight")
+
+
+def to_tensors(batch: dict[str, np.ndarray], device: str = "cpu") -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_batches(model: torch.nn.Module, batches: Batches, chunk: Optional[int] = None, device: str = "cpu") -> np.ndarray:
+    """Model output ``y_hat`` (rows, time, target) for every row of ``batches`` (normalised units)."""
+    model.eval()
+    out = [model(to_tensors(b, device))["y_hat"].cpu().numpy() for _, b in batches.chunks(chunk)]
+    if not out:
+        return np.zeros((0,) + batches.y.shape[1:], dtype=np.float32)
+    return np.concatenate(out, axis=0)
 
 
 State = dict  # batch key -> (member, pass, row, ...) array of the carried recurrent state

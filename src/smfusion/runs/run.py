@@ -8,7 +8,7 @@ with its spread (:meth:`Run.predict`): ``(site, time)`` for sequence and
 multiscale runs, ``(example,)`` for point runs.
 
 :meth:`Run.predict_distribution` gives each target's predictive distribution
-(:class:`~smfusion.training.predictive.Predictive`: member means and, for
+(:class:`~smfusion.runs.predictive.Predictive`: member means and, for
 probabilistic heads, member Gaussian mixtures, in physical units), with the
 run's recalibration (:meth:`Run.recalibration`, fitted on the held-out
 validation data and saved as ``recalibration_<method>_noise<runs>.json``) applied
@@ -16,7 +16,7 @@ unless switched off.
 Physical units: the adapter's ``to_physical`` must be affine per point
 (``x = offset + slope * z``: site scaling, climatology added back); the mean
 maps through it and the std scales by ``|slope|`` (a log1p target is refused).
-All of them run the forward passes of :func:`smfusion.run_blocks.predict_passes`.
+All of them run the forward passes of :func:`smfusion.runs.passes.predict_passes`.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import xarray as xr
 from smfusion.data.adapters import Batches
 from smfusion.errors import ConfigError, DataError
 from smfusion.models.heads import is_probabilistic
-from smfusion.training.ensembles import aleatoric_std
-from smfusion.training.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
+from smfusion.runs.ensembles import aleatoric_std
+from smfusion.runs.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
                                           load_recalibrations, save_recalibrations)
-from smfusion.training.run import Trained, load_trained
-from smfusion.run_blocks import predict_block as _predict_block, predict_passes as _predict_passes
+from smfusion.runs.load import Trained, load_trained
+from smfusion.runs.passes import predict_block as _predict_block, predict_passes as _predict_passes
 
 __all__ = ["Run", "RECALIBRATION_FILE"]
 
@@ -121,7 +121,7 @@ class Run(Trained):
     def add_distribution(self, ds: xr.Dataset, dist: dict[str, Predictive], data: Any, batches: Batches,
                          quantiles=()) -> xr.Dataset:
         """``ds`` with each target's ``<var>_std``, ``<var>_epistemic_std``, ``<var>_aleatoric_std`` and
-        quantile layers (:meth:`~smfusion.training.predictive.Predictive.layers`), CF attributes, and the
+        quantile layers (:meth:`~smfusion.runs.predictive.Predictive.layers`), CF attributes, and the
         mean's ``ancillary_variables`` naming them."""
         dims, _ = self.adapter.coords(data, batches)
         for var, pred in dist.items():

@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
-from smfusion.cli_args import (Parser, date, fraction, non_negative_float, non_negative_int, output_args,
+from smfusion.cli.args import (Parser, date, fraction, non_negative_float, non_negative_int, output_args,
                                 positive_int, run)
-from smfusion.cli_fusion import fusion_parsers
-from smfusion.cli_validate import report_parser, validate_parser
+from smfusion.cli.fusion import fusion_parsers
+from smfusion.cli.validate import report_parser, validate_parser
 from smfusion.errors import ConfigError
 
 
@@ -141,7 +141,7 @@ def _predict_chain(args: argparse.Namespace) -> int:
 
 
 def _cv(args: argparse.Namespace) -> int:
-    from smfusion.evaluation.cv import run_cv
+    from smfusion.experiments.cv import run_cv
 
     result = run_cv(_config(args), args.run_dir)
     print(result.text)
@@ -170,7 +170,7 @@ def _casm_twin(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from smfusion.demo import run_demo
+    from smfusion.cli.demo import run_demo
 
     run_demo(run_dir=args.run_dir)
     return 0

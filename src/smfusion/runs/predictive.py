@@ -5,7 +5,7 @@
 mixture ``loc``/``scale``/``weight`` (N, ..., K) (K = 1 for the Gaussian
 head), plus the input-noise variance ``noise_var`` when noisy runs were made.
 Its distribution is the equal-weight mixture over members
-(:mod:`smfusion.training.ensembles`); for point heads (no member variance) it
+(:mod:`smfusion.runs.ensembles`); for point heads (no member variance) it
 is the Gaussian with the ensemble mean and the total std, as the ensemble
 spread was always read.
 
@@ -35,7 +35,7 @@ from scipy.special import ndtr
 
 from smfusion.io.atomic import write_text
 from smfusion.io.layer_names import quantile_suffix
-from smfusion.training.ensembles import combine_members, ensemble_mixture
+from smfusion.runs.ensembles import combine_members, ensemble_mixture
 
 __all__ = ["Predictive", "Recalibration", "mixture_cdf", "mixture_logpdf", "mixture_quantile", "fit_recalibration",
            "quantile_suffix", "layer_attrs", "concat_rows"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from smfusion.cli_args import date, non_negative_int, output_args, positive_float, positive_int
+from smfusion.cli.args import date, non_negative_int, output_args, positive_float, positive_int
 
 __all__ = ["validate_parser", "report_parser"]
 

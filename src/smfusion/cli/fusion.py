@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from smfusion.cli_args import fraction, non_negative_int, output_args, positive_int
+from smfusion.cli.args import fraction, non_negative_int, output_args, positive_int
 
 __all__ = ["fusion_parsers"]
 
