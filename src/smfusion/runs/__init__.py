@@ -13,7 +13,7 @@ package's ``__init__`` imports none of its submodules at import time.
 
 from __future__ import annotations
 
-__all__ = ["Run", "RECALIBRATION_FILE"]
+__all__ = ["Run", "Passes", "RECALIBRATION_FILE"]
 
 
 def __getattr__(name: str):
