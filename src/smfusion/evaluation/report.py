@@ -30,6 +30,7 @@ from smfusion.evaluation.tables import Report, format_summary, site_table, summa
 from smfusion.evaluation.calibration import calibration_section
 from smfusion.io import cf
 from smfusion.io.atomic import atomic_path, write_text
+from smfusion.io.layer_names import OBSERVED, layer
 from smfusion.runs import Run
 
 REFERENCE_PERIOD = ("2016-04-01", "2017-03-31")
@@ -129,7 +130,7 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     pred = run.add_distribution(pred, dist, ds, batches, cfg.uncertainty.quantiles)  # as `smfusion predict` has them
     observed = run.adapter.observations(ds, batches)
     obs = observed[..., 0]
-    stored = pred.assign({f"{target}_obs": (("site", "time"), obs, {  # the report reads them from the file
+    stored = pred.assign({layer(target, OBSERVED): (("site", "time"), obs, {  # the report reads them from the file
         "units": pred[target].attrs.get("units", ""), "long_name": f"observed {target} (the scored target)"})})
     cf.write_netcdf(stored, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
                     config=cfg.to_dict())

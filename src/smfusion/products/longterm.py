@@ -57,6 +57,7 @@ import xarray as xr
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
 from smfusion.io.formats import output_kind, write_product
+from smfusion.io.layer_names import CLIMATOLOGY, layer
 from smfusion.io.ownership import check_output
 from smfusion.products import engine
 from smfusion.products.blocks import composite, time_mode
@@ -85,7 +86,7 @@ def _site_chunk(run: Run, dist: dict, sites: np.ndarray, times: np.ndarray, days
             known = np.isin(sites, clim.site_coords["site"])
             if known.any():
                 c[known] = clim.climatology_for(times, site=sites[known]).values
-            out[f"{name}_climatology"] = composite(c, days)
+            out[layer(name, CLIMATOLOGY)] = composite(c, days)
     return out
 
 
@@ -93,7 +94,7 @@ def _attrs(name: str, var: str, prefix: str, units: str, days: int, recal: str =
     attrs = layer_attrs(name[len(prefix):], var, units, recal)
     if attrs is None:
         kind = {"": f"predicted {var} (ensemble mean)",
-                "_climatology": f"day-of-year climatology of {var} (training period)"}
+                CLIMATOLOGY: f"day-of-year climatology of {var} (training period)"}
         attrs = {"long_name": kind[name[len(prefix):]], "units": units}
     if days > 1:
         attrs["cell_methods"] = f"time: mean (interval: {days} days)"

@@ -31,6 +31,7 @@ import xarray as xr
 
 from smfusion.data.adapters import Batches
 from smfusion.errors import ConfigError, DataError
+from smfusion.io.layer_names import ALEATORIC_STD, ENSEMBLE_STD, layer
 from smfusion.models.heads import is_probabilistic
 from smfusion.runs.ensembles import aleatoric_std
 from smfusion.runs.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
@@ -164,9 +165,9 @@ class Run(Trained):
                 if not suffix:
                     continue
                 arr = arr[..., 0] if len(dims) == 1 else arr
-                ds[f"{var}{suffix}"] = (dims, arr, layer_attrs(suffix, var, attrs.get("units", ""),
+                ds[layer(var, suffix)] = (dims, arr, layer_attrs(suffix, var, attrs.get("units", ""),
                                                                attrs.get("standard_name", ""), pred.recal.method))
-                names.append(f"{var}{suffix}")
+                names.append(layer(var, suffix))
             if names:
                 ds[var].attrs["ancillary_variables"] = " ".join(names)
         return ds
@@ -185,10 +186,10 @@ class Run(Trained):
             units = attrs.get("units", "")
             out[var] = (dims, pred[..., i].mean(0), attrs)
             if len(self.members) > 1:
-                out[f"{var}_ensemble_std"] = (dims, pred[..., i].std(0),
+                out[layer(var, ENSEMBLE_STD)] = (dims, pred[..., i].std(0),
                                               {"units": units, "long_name": f"ensemble standard deviation of {var}"})
             if noisy is not None:
-                out[f"{var}_aleatoric_std"] = (dims, aleatoric_std(noisy[..., i]), {
+                out[layer(var, ALEATORIC_STD)] = (dims, aleatoric_std(noisy[..., i]), {
                     "units": units, "long_name": f"aleatoric (input-noise) standard deviation of {var}"})
         out.attrs.update({"model": self.cfg.model.name, "adapter": self.adapter.name, "ensemble": len(self.members),
                           "config_hash": self.cfg.hash(), "run_dir": str(self.run_dir)})
