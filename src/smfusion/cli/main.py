@@ -58,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained run: {run_dir}")
     if args.no_evaluate:
         return 0
-    if cfg.periods is not None and cfg.periods.test is None and cfg.data.reader not in ("tfrecord", "points"):
+    if cfg.periods is not None and cfg.periods.test is None and not cfg.data.point_reader:
         print("no periods.test in the config: nothing to evaluate")
         return 0
     print(evaluate(run_dir).text)
