@@ -140,8 +140,11 @@ def test_the_reader_selects_the_data_section():
 
     assert type(cfg().data) is DataConfig and type(cfg(reader="points").data) is PointData
     assert cfg(reader="points").data.point_reader and not cfg().data.point_reader
+    changed = cfg()
+    changed.data.reader = "tfrecord"  # set after validation: the table still answers
+    assert changed.data.point_reader
     assert cfg(reader="points").to_dict()["data"] == {**cfg().to_dict()["data"], "reader": "points"}
-    assert DATA_BY_READER["twin"] is TwinData and TwinData.multiscale_reader and GriddedData.multiscale_reader
+    assert DATA_BY_READER["twin"] is TwinData and TwinData.multiscale_only and GriddedData.multiscale_only
     for reader, section in (("tb_files", "tb_files"), ("gridded", "gridded"), ("grid_inputs", "grid_inputs")):
         with pytest.raises(ConfigError, match=rf"data: data.reader '{reader}' needs a data.{section} section"):
             cfg(reader=reader)

@@ -70,8 +70,19 @@ class DataConfig(_Strict):
     """Which data, which variables. A run config's ``data`` is the subclass its ``reader`` selects
     (:data:`DATA_BY_READER`); ``point_reader`` / ``multiscale_reader`` say what the reader gives."""
 
-    point_reader: ClassVar[bool] = False  # labelled point examples (no periods needed; fusion defaults)
-    multiscale_reader: ClassVar[bool] = False  # for multiscale runs only (needs a multiscale section)
+    gives_points: ClassVar[bool] = False  # labelled point examples (no periods needed; fusion defaults)
+    multiscale_only: ClassVar[bool] = False  # for multiscale runs only (needs a multiscale section)
+
+    @property
+    def point_reader(self) -> bool:
+        """Whether ``reader`` gives point examples (looked up in :data:`DATA_BY_READER`, so a reader set
+        after validation is answered too)."""
+        return DATA_BY_READER.get(self.reader, DataConfig).gives_points
+
+    @property
+    def multiscale_reader(self) -> bool:
+        """Whether ``reader`` is for multiscale runs only (:data:`DATA_BY_READER`)."""
+        return DATA_BY_READER.get(self.reader, DataConfig).multiscale_only
 
     # Dataset readers: hydrodl, gridded, twin, or any registered one (smfusion.data.loading.get_reader);
     # point readers: tfrecord, points. Checked with the other registry names before any work.
@@ -150,7 +161,7 @@ class GriddedData(_SectionData):
 
     section: ClassVar[str] = "gridded"
     what: ClassVar[str] = "forcing, smap_dir, ismn_dir"
-    multiscale_reader: ClassVar[bool] = True
+    multiscale_only: ClassVar[bool] = True
 
 
 class GridInputsData(_SectionData):
@@ -163,13 +174,13 @@ class GridInputsData(_SectionData):
 class TwinData(DataConfig):
     """``reader: twin`` (SYNTHETIC multiscale twin, docs/twin.md)."""
 
-    multiscale_reader: ClassVar[bool] = True
+    multiscale_only: ClassVar[bool] = True
 
 
 class PointData(DataConfig):
     """``reader: tfrecord`` or ``points``: labelled point examples (the fusion path)."""
 
-    point_reader: ClassVar[bool] = True
+    gives_points: ClassVar[bool] = True
 
 
 #: reader name -> its data section's class: the one table behind every reader-specific rule of a config
