@@ -1,13 +1,7 @@
 """Train a run from its config: one path for every adapter, model and objective.
 
-Run directory::
-
-    config.yaml        the resolved config
-    scaler.yaml        normalisation statistics (training period and sites)
-    split.json         train / validation / test ids (sites, stations or sensors)
-    climatology/<var>.nc   day-of-year climatologies (sequence adapters; docs/casm.md)
-    member_<i>/        one per ensemble member: checkpoints/, model.pt, history.json
-    metrics/, predictions/, plots/   written by evaluation
+The run directory it writes (config.yaml, scaler.yaml, split.json, climatology/, member_<i>/) is laid out in
+:mod:`smfusion.runs.load`, which reads it back.
 
 :func:`train`: adapter -> run-directory guard -> split -> optional transfer
 source -> fit (scaler, climatologies) -> for each member: model from the
