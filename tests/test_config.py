@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from smfusion.config import load_config, parse_config
+from smfusion.config import RunConfig, load_config, parse_config
 from smfusion.errors import ConfigError
 
 BASE = {
@@ -126,3 +126,31 @@ def test_variants_give_members_their_settings():
     assert members[2].training.lr == 0.5 and members[0].training.lr == cfg.training.lr
     plain = parse_config(_with(training__ensemble=3)).members()
     assert [(m.index, m.training.seed, m.model.hidden_size) for m in plain] == [(0, 0, 256), (1, 1, 256), (2, 2, 256)]
+
+
+def test_the_reader_selects_the_data_section():
+    """config.data.DATA_BY_READER: one table of the reader-specific rules (typed union on data.reader); the
+    resolved config (and so its hash, a run's resume key) is what it was."""
+    from smfusion.config.data import DATA_BY_READER, DataConfig, GriddedData, PointData, TwinData
+
+    base = {"name": "x", "periods": {"train": ["2015-04-01", "2015-12-31"]}, "data": {"dynamic": ["a"], "target": ["y"]}}
+
+    def cfg(**data):
+        return parse_config({**base, "data": {**base["data"], **data}})
+
+    assert type(cfg().data) is DataConfig and type(cfg(reader="points").data) is PointData
+    assert cfg(reader="points").data.point_reader and not cfg().data.point_reader
+    changed = cfg()
+    changed.data.reader = "tfrecord"  # set after validation: the table still answers
+    assert changed.data.point_reader
+    assert cfg(reader="points").to_dict()["data"] == {**cfg().to_dict()["data"], "reader": "points"}
+    assert DATA_BY_READER["twin"] is TwinData and TwinData.multiscale_only and GriddedData.multiscale_only
+    for reader, section in (("tb_files", "tb_files"), ("gridded", "gridded"), ("grid_inputs", "grid_inputs")):
+        with pytest.raises(ConfigError, match=rf"data: data.reader '{reader}' needs a data.{section} section"):
+            cfg(reader=reader)
+    with pytest.raises(ConfigError, match=r"data\.dynamc: unknown key$"):
+        cfg(reader="points", dynamc=[])  # the union's tag is no part of the key's path
+    with pytest.raises(ConfigError, match="is for multiscale runs"):
+        cfg(reader="twin")
+    built = RunConfig(**{**base, "data": DataConfig(reader="points", target=["y"])})  # built in code: re-selected
+    assert type(built.data) is PointData and built.fusion is not None

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from smfusion.config import parse_config
+from smfusion.data.adapters import adapter_for
 from smfusion.evaluation.report import _baseline
 
 
@@ -26,8 +27,8 @@ def test_linear_baseline_uses_the_trailing_means_the_model_sees():
     ds = xr.Dataset({"p": (("site", "time"), p), "y": (("site", "time"), y), "clay": ("site", rng.uniform(5, 40, 6))},
                     coords={"site": np.arange(6), "time": time})
     args = (ds, np.arange(6), np.arange(6), "y", ("2015-01-01", "2015-12-31"), ("2016-01-01", "2016-12-31"))
-    with_means = _baseline("linear", _cfg({"antecedent": {"p": [30]}}), *args)
-    without = _baseline("linear", _cfg({}), *args)
+    with_means = _baseline("linear", adapter_for(_cfg({"antecedent": {"p": [30]}})), *args)
+    without = _baseline("linear", adapter_for(_cfg({})), *args)
     truth = ds["y"].sel(time=slice("2016-01-01", "2016-12-31")).values
     assert np.nanmax(np.abs(with_means - truth)) < 1e-6  # the target is a linear function of p_mean30
     assert np.nanmax(np.abs(without - truth)) > 1e-3

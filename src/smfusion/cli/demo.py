@@ -1,7 +1,7 @@
 """``smfusion demo``: the main job on the real CONUS data, in minutes on 2 CPU cores.
 
 Trains the LSTM of ``configs/demo.yaml`` (the published protocol: train
-2015-04-01..2016-03-31, test the next year, all 412 cells, SMAP_AM target),
+2015-04-01..2016-02-29, validation March 2016, test the next year, all 412 cells, SMAP_AM target),
 then prints the protocol and the table of our model, the baselines and the
 published hydroDL predictions.
 """

@@ -58,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained run: {run_dir}")
     if args.no_evaluate:
         return 0
-    if cfg.periods is not None and cfg.periods.test is None and cfg.data.reader not in ("tfrecord", "points"):
+    if cfg.periods is not None and cfg.periods.test is None and not cfg.data.point_reader:
         print("no periods.test in the config: nothing to evaluate")
         return 0
     print(evaluate(run_dir).text)
@@ -149,9 +149,9 @@ def _cv(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from smfusion.data.checks import check_config
+    from smfusion.training.run import validate_config
 
-    problems = check_config(_config(args))  # registry names first, then the inputs
+    problems = validate_config(_config(args), args.config)  # what train and cv refuse: names, then the inputs
     for problem in problems:
         print(f"smfusion: {problem.severity}: {problem}", file=sys.stderr)
     errors = sum(p.severity == "error" for p in problems)

@@ -37,10 +37,13 @@ class Period(_Strict):
         return (self.start, self.end)
 
 
+TAG_PREFIX = "reader="  # tags of the union a section is selected from by name: not part of a key's path
+
+
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        key = ".".join(str(p) for p in err["loc"] if not str(p).startswith(TAG_PREFIX)) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

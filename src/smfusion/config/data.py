@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from smfusion.config.base import Period, _Strict, unique
+from smfusion.config.base import TAG_PREFIX, Period, _Strict, unique
 from smfusion.config.tb import CasmTwinConfig, TBFilesConfig
 from smfusion.config.stores import GridInputsConfig, LazyConfig
 
@@ -67,7 +67,22 @@ class FusionConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    """Which data, which variables."""
+    """Which data, which variables. A run config's ``data`` is the subclass its ``reader`` selects
+    (:data:`DATA_BY_READER`); ``point_reader`` / ``multiscale_reader`` say what the reader gives."""
+
+    gives_points: ClassVar[bool] = False  # labelled point examples (no periods needed; fusion defaults)
+    multiscale_only: ClassVar[bool] = False  # for multiscale runs only (needs a multiscale section)
+
+    @property
+    def point_reader(self) -> bool:
+        """Whether ``reader`` gives point examples (looked up in :data:`DATA_BY_READER`, so a reader set
+        after validation is answered too)."""
+        return DATA_BY_READER.get(self.reader, DataConfig).gives_points
+
+    @property
+    def multiscale_reader(self) -> bool:
+        """Whether ``reader`` is for multiscale runs only (:data:`DATA_BY_READER`)."""
+        return DATA_BY_READER.get(self.reader, DataConfig).multiscale_only
 
     # Dataset readers: hydrodl, gridded, twin, or any registered one (smfusion.data.loading.get_reader);
     # point readers: tfrecord, points. Checked with the other registry names before any work.
@@ -119,6 +134,74 @@ class DataConfig(_Strict):
             if both:
                 raise ValueError(f"variable '{both[0]}' is in both data.{a} and data.{b}")
         return self
+
+
+class _SectionData(DataConfig):
+    """A reader whose own section (``section``) is required."""
+
+    section: ClassVar[str] = ""
+    what: ClassVar[str] = ""
+
+    @model_validator(mode="after")
+    def _section_given(self) -> "_SectionData":
+        if getattr(self, self.section) is None:
+            raise ValueError(f"data.reader '{self.reader}' needs a data.{self.section} section ({self.what})")
+        return self
+
+
+class TBFilesData(_SectionData):
+    """``reader: tb_files``: real TB files on EASE-2 cells (:mod:`smfusion.data.tb_files`)."""
+
+    section: ClassVar[str] = "tb_files"
+    what: ClassVar[str] = "grid, cells, sensor files"
+
+
+class GriddedData(_SectionData):
+    """``reader: gridded``: real-format multiscale inputs (:mod:`smfusion.data.gridded`)."""
+
+    section: ClassVar[str] = "gridded"
+    what: ClassVar[str] = "forcing, smap_dir, ismn_dir"
+    multiscale_only: ClassVar[bool] = True
+
+
+class GridInputsData(_SectionData):
+    """``reader: grid_inputs``: gridded stores -> EASE-2 cells (:mod:`smfusion.data.grid_inputs`)."""
+
+    section: ClassVar[str] = "grid_inputs"
+    what: ClassVar[str] = "grid, cells, stores"
+
+
+class TwinData(DataConfig):
+    """``reader: twin`` (SYNTHETIC multiscale twin, docs/twin.md)."""
+
+    multiscale_only: ClassVar[bool] = True
+
+
+class PointData(DataConfig):
+    """``reader: tfrecord`` or ``points``: labelled point examples (the fusion path)."""
+
+    gives_points: ClassVar[bool] = True
+
+
+#: reader name -> its data section's class: the one table behind every reader-specific rule of a config
+#: (required section, multiscale-only, point examples); any other reader gets :class:`DataConfig`.
+DATA_BY_READER: dict[str, type[DataConfig]] = {
+    "tb_files": TBFilesData, "gridded": GriddedData, "grid_inputs": GridInputsData, "twin": TwinData,
+    "tfrecord": PointData, "points": PointData,
+}
+
+
+def _reader_tag(value: Any) -> str:
+    reader = value.get("reader", "hydrodl") if isinstance(value, dict) else getattr(value, "reader", "hydrodl")
+    return TAG_PREFIX + (reader if reader in DATA_BY_READER else "*")
+
+
+#: ``RunConfig.data``: the section class is selected by ``reader`` (a pydantic discriminated union).
+DataSection = Annotated[
+    Union[tuple(Annotated[cls, Tag(TAG_PREFIX + name)] for name, cls in DATA_BY_READER.items())
+          + (Annotated[DataConfig, Tag(TAG_PREFIX + "*")],)],
+    Discriminator(_reader_tag),
+]
 
 
 class PeriodsConfig(_Strict):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Optional
+from typing import Any, Optional
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from smfusion.config.base import _format_errors, _Strict
-from smfusion.config.data import DataConfig, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
+from smfusion.config.data import DATA_BY_READER, DataConfig, DataSection, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
 from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.tb import TBConfig
@@ -28,7 +28,7 @@ class RunConfig(_Strict):
 
     name: str = "run"
     run_dir: Optional[str] = None
-    data: DataConfig
+    data: DataSection  # the section class its reader selects (config.data.DATA_BY_READER)
     periods: Optional[PeriodsConfig] = None  # required except for the readers tfrecord / points
     split: SplitConfig = Field(default_factory=SplitConfig)
     normalization: NormConfig = Field(default_factory=NormConfig)
@@ -45,6 +45,13 @@ class RunConfig(_Strict):
     uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
     tb: Optional[TBConfig] = None  # brightness-temperature adapter (data.adapter: tb; docs/casm.md)
     descriptors: DescriptorsConfig = Field(default_factory=DescriptorsConfig)  # climate indices, location (ungauged)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_as_given(cls, v: Any) -> Any:
+        """A DataConfig built in code is re-selected by its reader (the section class may differ)."""
+        return v.model_dump() if isinstance(v, DataConfig) and type(v) is not DATA_BY_READER.get(v.reader, DataConfig) \
+            else v
 
     @model_validator(mode="after")
     def _check_casm(self) -> "RunConfig":
@@ -118,22 +125,16 @@ class RunConfig(_Strict):
                 TrainingConfig.model_validate({**self.training.model_dump(), **var.training})
             except ValidationError as exc:
                 raise ValueError(f"variants.{v}: {_format_errors(exc)}") from None
-        if self.data.reader == "tb_files" and self.data.tb_files is None:
-            raise ValueError("data.reader 'tb_files' needs a data.tb_files section (grid, cells, sensor files)")
-        if self.data.reader == "gridded" and self.data.gridded is None:
-            raise ValueError("data.reader 'gridded' needs a data.gridded section (forcing, smap_dir, ismn_dir)")
-        if self.data.reader == "grid_inputs" and self.data.grid_inputs is None:
-            raise ValueError("data.reader 'grid_inputs' needs a data.grid_inputs section (grid, cells, stores)")
-        if self.data.reader in ("twin", "gridded") and self.multiscale is None:
+        if self.data.multiscale_reader and self.multiscale is None:
             raise ValueError(f"data.reader '{self.data.reader}' is for multiscale runs: add a multiscale section")
         if self.multiscale is not None and len(self.data.target) != 1:
             raise ValueError("multiscale runs take one target (the station variable) in data.target")
-        if self.data.reader in ("tfrecord", "points"):
+        if self.data.point_reader:
             if self.fusion is None:
                 self.fusion = FusionConfig()
         elif self.periods is None:
             raise ValueError(f"periods: required for data.reader '{self.data.reader}'")
-        if self.data.reader not in ("tfrecord", "points") and not self.data.dynamic and not self.data.static:
+        if not self.data.point_reader and not self.data.dynamic and not self.data.static:
             raise ValueError("data.dynamic and data.static are both empty: the model has no inputs")
         if self.normalization.target == "site" and (self.split.kind != "temporal" or self.split.validation_fraction):
             raise ValueError(
@@ -150,7 +151,7 @@ class RunConfig(_Strict):
         desc = self.descriptors.active or self.descriptors.static_noise > 0
         sequence_only = [what for what, on in (("descriptors", desc), ("normalization.target 'predicted'",
                                                                         self.normalization.target == "predicted")) if on]
-        other = self.multiscale is not None or self.data.reader in ("tfrecord", "points") or self.data.adapter in (
+        other = self.multiscale is not None or self.data.point_reader or self.data.adapter in (
             "tb", "points", "multiscale")
         if sequence_only and other:
             raise ValueError(f"{' and '.join(sequence_only)}: for sequence runs only (no multiscale section, "

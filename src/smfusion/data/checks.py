@@ -16,49 +16,14 @@ reader without a hook gets a warning; its files are checked when they are read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Optional
 
 import pandas as pd
 
 from smfusion.config import RunConfig
+from smfusion.data.problems import CHECKS, Hook, Problem, Severity, raise_for_problems, register_check  # noqa: F401
 from smfusion.errors import DataError, SmfusionError
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding: ``where`` (file and/or config key), ``what`` (the rule broken), ``hint``."""
-
-    where: str
-    what: str
-    hint: str = ""
-    severity: Severity = "error"
-
-    def __str__(self) -> str:
-        text = f"{self.where}: {self.what}" if self.where else self.what
-        return text + (f" ({self.hint})" if self.hint else "")
-
-    @classmethod
-    def from_error(cls, exc: SmfusionError, severity: Severity = "error") -> "Problem":
-        return cls(exc.where, exc.message, exc.hint or "", severity)
-
-
-Hook = Callable[[RunConfig], list[Problem]]
-CHECKS: dict[str, Hook] = {}
-
-
-def register_check(reader: str) -> Callable[[Hook], Hook]:
-    """Decorator: ``fn(cfg) -> list[Problem]`` checks the inputs of configs with ``data.reader == reader``."""
-
-    def deco(fn: Hook) -> Hook:
-        CHECKS[reader] = fn
-        return fn
-
-    return deco
-
 
 def check_config(cfg: RunConfig) -> list[Problem]:
     """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed."""
@@ -75,13 +40,6 @@ def check_config(cfg: RunConfig) -> list[Problem]:
     except SmfusionError as exc:  # a hook stops at a problem that hides the rest
         problems.append(Problem.from_error(exc))
     return problems
-
-
-def raise_for_problems(problems: list[Problem]) -> None:
-    """Raise the first error of ``problems`` as a :class:`DataError` (warnings are left to the caller)."""
-    for p in problems:
-        if p.severity == "error":
-            raise DataError(p.what, path=p.where or None, hint=p.hint or None)
 
 
 def _generic(cfg: RunConfig) -> list[Problem]:

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from smfusion.config import DataConfig, GridInputsConfig, GridStore, GridVariable
-from smfusion.data.loading import register_reader
+from smfusion.data.readers import register_reader
 from smfusion.data.units import converter
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import as_grid, latlon_to_rowcol, rowcol_to_latlon, xy_to_rowcol
@@ -360,13 +360,13 @@ def _read_variable(store: _Store, sc: GridStore, vc: GridVariable, name: str, ge
 
 
 def _register_check() -> None:
-    from smfusion.data.checks import Problem, register_check
+    from smfusion.data.problems import Problem, register_check
 
     @register_check("grid_inputs")
     def check_grid_inputs(cfg) -> list:
         """Every store opens, every model variable is mapped and found, its units convert, the cells exist,
         and the stores' dates cover the periods (warning) -- without reading any data."""
-        from smfusion.data.loading import span
+        from smfusion.data.splits import span
 
         gc = cfg.data.grid_inputs
         if gc is None:

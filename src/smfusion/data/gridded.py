@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.config import DataConfig, GriddedConfig
-from smfusion.data.loading import register_reader
+from smfusion.data.readers import register_reader
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import (get_grid, latlon_to_rowcol, nest_factor, rowcol_to_latlon, rowcol_to_xy,
                                   xy_to_latlon, xy_to_rowcol)

@@ -1,17 +1,20 @@
-"""Load the canonical Dataset a config asks for, and resolve its site split."""
+"""Load the canonical Dataset a config asks for, and resolve its site split.
+
+Readers register in :mod:`smfusion.data.readers` (``register_reader`` is re-exported here); ``span`` lives in
+:mod:`smfusion.data.splits` (re-exported)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from smfusion.config import DataConfig, RunConfig
-from smfusion.data.splits import holdout_sites, kfold_split
+from smfusion.data.readers import ENTRY_POINT_GROUP, READERS as _READERS, Reader, register_reader  # noqa: F401
+from smfusion.data.splits import holdout_sites, kfold_split, span  # noqa: F401  (span: re-exported)
 from smfusion.errors import ConfigError, DataError
 
 
@@ -22,21 +25,6 @@ def data_root(cfg: DataConfig) -> Path:
     from smfusion.io.registry import conus_root
 
     return conus_root()
-
-
-Reader = Callable[[DataConfig, Optional[str], Optional[str]], xr.Dataset]
-_READERS: dict[str, Reader] = {}
-ENTRY_POINT_GROUP = "smfusion.readers"  # readers of other packages (and of smfusion.synthetic: the twin)
-
-
-def register_reader(name: str) -> Callable[[Reader], Reader]:
-    """Decorator registering ``f(cfg: DataConfig, start, end) -> canonical (site, time) Dataset``."""
-
-    def deco(fn: Reader) -> Reader:
-        _READERS[name] = fn
-        return fn
-
-    return deco
 
 
 def get_reader(name: str) -> Reader:
@@ -88,15 +76,6 @@ def check_sites(ds: xr.Dataset, target: list[str]) -> None:
     for var in target:
         if var in ds and not np.isfinite(ds[var].values).any():
             raise DataError("target has no valid value in the requested period", field=var)
-
-
-def span(cfg: RunConfig) -> tuple[str, str]:
-    """First and last day any period of ``cfg`` needs (input climatology period too), warm-up included."""
-    periods = [p for p in (cfg.periods.train, cfg.periods.validation, cfg.periods.test, cfg.seasonal.input_period)
-               if p is not None]
-    t0 = min(pd.Timestamp(p.start) for p in periods) - pd.Timedelta(days=cfg.periods.warmup_days)
-    t1 = max(pd.Timestamp(p.end) for p in periods)
-    return t0.strftime("%Y-%m-%d"), t1.strftime("%Y-%m-%d")
 
 
 @dataclass

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+
+from smfusion.config import RunConfig
 
 
 def select_period(ds: xr.Dataset, period: tuple[str, str]) -> xr.Dataset:
@@ -36,3 +39,12 @@ def holdout_sites(sites: np.ndarray, fraction: float, seed: int = 0) -> tuple[np
         return np.sort(sites), sites[:0]
     perm = np.random.default_rng(seed).permutation(sites.size)
     return np.sort(sites[perm[n_out:]]), np.sort(sites[perm[:n_out]])
+
+
+def span(cfg: RunConfig) -> tuple[str, str]:
+    """First and last day any period of ``cfg`` needs (input climatology period too), warm-up included."""
+    periods = [p for p in (cfg.periods.train, cfg.periods.validation, cfg.periods.test, cfg.seasonal.input_period)
+               if p is not None]
+    t0 = min(pd.Timestamp(p.start) for p in periods) - pd.Timedelta(days=cfg.periods.warmup_days)
+    t1 = max(pd.Timestamp(p.end) for p in periods)
+    return t0.strftime("%Y-%m-%d"), t1.strftime("%Y-%m-%d")

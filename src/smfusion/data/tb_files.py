@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.config import DataConfig
-from smfusion.data.loading import register_reader
+from smfusion.data.readers import register_reader
 from smfusion.errors import DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon
 from smfusion.grids.regrid import regrid

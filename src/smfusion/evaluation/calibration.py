@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -207,13 +207,14 @@ def plot_reliability(rows: dict[str, dict], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-def calibration_section(run, data: Any, batches, obs: np.ndarray, noisy: Optional[np.ndarray], run_dir: Path,
-                        label: str, plots: bool = True) -> str:
+def calibration_section(run, raw: dict[str, Predictive], recal: dict[str, Predictive], obs: np.ndarray,
+                        run_dir: Path, label: str, plots: bool = True) -> str:
     """The calibration lines printed with a metrics table (see the module doc); '' for a run without any
-    spread (one point-head member, no noise runs). ``obs``: (row, time, target) in physical units."""
-    raw = run.predict_distribution(data, None, None, batches=batches, noisy=noisy, recalibration="none")
+    spread (one point-head member, no noise runs). ``raw``/``recal``: each target's distribution without and
+    with the run's recalibration (:meth:`smfusion.runs.Run.distribution` of the evaluation's one set of
+    forward passes); ``obs``: (row, time, target) in physical units."""
     method = run.cfg.uncertainty.recalibration
-    recal = run.predict_distribution(data, None, None, batches=batches, noisy=noisy) if method != "none" else None
+    recal = recal if method != "none" else None
     text, payload = [], {}
     for t, var in enumerate(run.cfg.data.target):
         p = raw[var]

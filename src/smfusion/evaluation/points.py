@@ -16,6 +16,7 @@ from smfusion.data import points as P
 from smfusion.errors import DataError
 from smfusion.evaluation.calibration import calibration_section
 from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
+from smfusion.evaluation.tables import Report
 from smfusion.io.atomic import write_text
 
 __all__ = ["scores", "baseline_predictions", "evaluate_points", "format_metrics"]
@@ -42,8 +43,6 @@ def baseline_predictions(train: P.PointSet, points: P.PointSet) -> dict[str, np.
 
 def evaluate_points(run, points: P.PointSet | None = None):
     """Score validation and test sensors of a point run (``smfusion.runs.Run``); returns the Report."""
-    from smfusion.evaluation.report import Report
-
     points = run.adapter.load() if points is None else points
     split, cfg = run.split, run.cfg
     train_p = points.of_sensors(split.train)
@@ -57,14 +56,16 @@ def evaluate_points(run, points: P.PointSet | None = None):
         if len(b) == 0:
             continue
         sub = b.meta["points"]
-        pred = run.predict_members(points, None, None, batches=b).mean(axis=0)[:, 0, 0]
+        passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
+        pred = run.members_of(passes).mean(axis=0)[:, 0, 0]
         row = {"model": scores(sub.y, pred)}
         for bname, bpred in baseline_predictions(train_p, sub).items():
             row[bname] = scores(sub.y, bpred)
         out[name] = row
         if name == "test":
-            calib = calibration_section(run, points, b, run.adapter.observations(points, b), None, run.run_dir,
-                                        f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
+            calib = calibration_section(run, run.distribution(passes, "none", data=points),
+                                        run.distribution(passes, data=points), run.adapter.observations(points, b),
+                                        run.run_dir, f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
     text = format_metrics(out) + calib
     write_text(run.run_dir / "metrics" / "metrics.json", json.dumps(out, indent=1))
     write_text(run.run_dir / "metrics" / "report.txt", text + "\n")

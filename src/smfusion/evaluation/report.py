@@ -16,23 +16,21 @@ their predictive distribution, raw and recalibrated (``metrics/calibration.json`
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from smfusion.data.climate import descriptor_names, static_inputs
 from smfusion.data.climatology import Climatology
-from smfusion.data.features import add_features, feature_names
 from smfusion.data.loading import data_root
 from smfusion.errors import ConfigError
 from smfusion.evaluation import baselines, plots
-from smfusion.evaluation.tables import format_summary, site_table, summary
+from smfusion.evaluation.tables import Report, format_summary, site_table, summary
 from smfusion.evaluation.calibration import calibration_section
 from smfusion.io import cf
 from smfusion.io.atomic import atomic_path, write_text
+from smfusion.io.layer_names import OBSERVED, layer
 from smfusion.runs import Run
 
 REFERENCE_PERIOD = ("2016-04-01", "2017-03-31")
@@ -43,14 +41,6 @@ ROW_LABELS = {
     "hydrodl_multitask": "published hydroDL multitask LSTM (+Noah target)",
     "satellite": "baseline: satellite retrieval of the parent coarse cell",
 }
-
-
-@dataclass
-class Report:
-    text: str
-    summary: pd.DataFrame
-    protocol: dict
-    tables: dict[str, pd.DataFrame]
 
 
 def describe_members(cfg) -> str:
@@ -91,7 +81,7 @@ def protocol_of(run: Run, n_sites: int) -> dict:
         "split": split,
         "n_sites": n_sites,
         "adapter": run.adapter.name,
-        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static" + _derived(cfg) + _descriptors(cfg),
+        "inputs": f"{len(cfg.data.dynamic)} dynamic + {len(cfg.data.static)} static" + _extra(run.adapter),
         "model": describe_members(cfg),
         "seasonal": describe_seasonal(cfg),
         "statistic": "median over sites of per-site metric, days with an observation",
@@ -100,16 +90,14 @@ def protocol_of(run: Run, n_sites: int) -> dict:
     }
 
 
-def _derived(cfg) -> str:
-    """' + N derived (names)' for runs with lagged / antecedent / polarization-ratio / bucket features, else ''."""
-    names = feature_names(cfg.features)
-    return f" + {len(names)} derived ({', '.join(names)})" if names else ""
-
-
-def _descriptors(cfg) -> str:
-    """' + N descriptors (names)' for runs with a descriptors section (docs/ungauged.md), else ''."""
-    names = descriptor_names(cfg.descriptors)
-    return f" + {len(names)} descriptors ({', '.join(names)})" if names else ""
+def _extra(adapter) -> str:
+    """' + N derived (names)' for runs with lagged / antecedent / polarization-ratio / bucket features and
+    ' + N descriptors (names)' for runs with a descriptors section (docs/ungauged.md), as the adapter names
+    them; else ''."""
+    out = ""
+    for kind, names in adapter.derived_inputs().items():
+        out += f" + {len(names)} {kind} ({', '.join(names)})" if names else ""
+    return out
 
 
 def evaluate(run_dir: str | Path, plots_on: bool | None = None, recalibration: str | None = None) -> Report:
@@ -134,14 +122,15 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     ds = run.adapter.load()
     sites = run.split.test
     batches = run.adapter.eval_batches(ds, sites, test_p)
-    noise_runs = cfg.uncertainty.noise_runs
-    res = run.predict_members(ds, None, None, noise_runs=noise_runs, batches=batches)
-    member_pred, noisy = res if noise_runs else (res, None)
-    pred = run.to_dataset(member_pred, ds, batches, noisy=noisy)
-    dist = run.predict_distribution(ds, None, None, batches=batches, noisy=noisy)  # the config's recalibration
+    passes = run.forward(batches, cfg.uncertainty.noise_runs)  # the one forward pass of every member
+    raw = run.distribution(passes, "none", data=ds)
+    dist = run.distribution(passes, data=ds)  # the config's recalibration
+    member_pred = np.stack([raw[v].means for v in cfg.data.target], -1)
+    pred = run.to_dataset(member_pred, ds, batches, noisy=passes.noisy)
     pred = run.add_distribution(pred, dist, ds, batches, cfg.uncertainty.quantiles)  # as `smfusion predict` has them
-    obs = run.adapter.observations(ds, batches)[..., 0]
-    stored = pred.assign({f"{target}_obs": (("site", "time"), obs, {  # the report reads them from the file
+    observed = run.adapter.observations(ds, batches)
+    obs = observed[..., 0]
+    stored = pred.assign({layer(target, OBSERVED): (("site", "time"), obs, {  # the report reads them from the file
         "units": pred[target].attrs.get("units", ""), "long_name": f"observed {target} (the scored target)"})})
     cf.write_netcdf(stored, run_dir / "predictions" / "test.nc", title=f"smfusion {cfg.name} test predictions",
                     config=cfg.to_dict())
@@ -161,7 +150,7 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     if n > 1:
         tables[f"smfusion {cfg.model.name} (member 0 alone)"] = table(member_pred[0, ..., 0])
     for name in cfg.evaluation.baselines:
-        sim = _baseline(name, cfg, ds, sites, run.split.train, target, train_p, test_p)
+        sim = _baseline(name, run.adapter, ds, sites, run.split.train, target, train_p, test_p)
         if sim is not None:
             tables[ROW_LABELS[name]] = table(sim)
     summ = summary(tables)
@@ -169,8 +158,7 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     text = format_summary(summ, protocol)
     mdir = run_dir / "metrics"
     plots_enabled = cfg.evaluation.plots if plots_on is None else plots_on
-    text += calibration_section(run, ds, batches, run.adapter.observations(ds, batches), noisy, run_dir, ours,
-                                plots=plots_enabled)
+    text += calibration_section(run, raw, dist, observed, run_dir, ours, plots=plots_enabled)
     text += _homogeneity(run, ds, pred[target].values, obs, sites, times, ours)
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
@@ -199,17 +187,16 @@ def _homogeneity(run: Run, ds, pred: np.ndarray, obs: np.ndarray, sites, times, 
     return "\n" + homogeneity_lines(pred, refs, times, label)
 
 
-def _baseline(name, cfg, ds, sites, train_sites, target, train_p, test_p):
+def _baseline(name, adapter, ds, sites, train_sites, target, train_p, test_p):
+    cfg = adapter.cfg
     if name == "climatology":
         return baselines.climatology_baseline(
             ds.sel(site=sites), target, train_p, test_p, window=cfg.evaluation.climatology_window
         ).values
-    if name == "linear":  # the model's own inputs: forcing, derived features, statics and descriptors
-        full = add_features(ds, cfg.features)
-        dynamic = [*cfg.data.dynamic, *feature_names(cfg.features)]
-        return baselines.linear_baseline(
-            full.sel(site=train_sites), target, dynamic, static_inputs(cfg), train_p, test_p,
-            test_ds=full.sel(site=sites)).values
+    if name == "linear":  # the model's own inputs, as the adapter has them: forcing, derived features, statics
+        full, dynamic, static = adapter.baseline_inputs(ds)
+        return baselines.linear_baseline(full.sel(site=train_sites), target, dynamic, static, train_p, test_p,
+                                         test_ds=full.sel(site=sites)).values
     if name == "satellite":
         if cfg.multiscale is None or cfg.multiscale.satellite not in ds:
             return None  # multiscale runs only: the coarse retrieval repeated on its fine cells

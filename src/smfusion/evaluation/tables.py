@@ -7,19 +7,31 @@ under.
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
 
 from smfusion.evaluation.metrics import compute_all
 
-__all__ = ["site_table", "summary", "format_protocol", "format_summary", "PROTOCOL_KEYS"]
+__all__ = ["Report", "site_table", "summary", "format_protocol", "format_summary", "PROTOCOL_KEYS"]
 
 #: Protocol keys every printed summary must state, with their printed labels.
 PROTOCOL_KEYS = {"target": "Target", "period": "Period", "split": "Split", "n_sites": "Sites"}
 
 _NON_METRIC = ("lat", "lon", "n")
+
+
+@dataclass
+class Report:
+    """What ``evaluate`` returns: the printed ``text`` (protocol lines above the table), the ``summary`` of
+    the model and baseline rows (None for point runs), the ``protocol`` and the per-site ``tables``."""
+
+    text: str
+    summary: Optional[pd.DataFrame]
+    protocol: dict
+    tables: dict[str, pd.DataFrame]
 
 
 def site_table(obs, sim, sites, lat, lon, metrics=None, clim_obs=None, clim_sim=None) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.errors import ConfigError, DataError
-from smfusion.io import cf
+from smfusion.io.formats import output_kind, write_product
 from smfusion.io.atomic import clean_stale, temp_name
 from smfusion.io.ownership import check_output
 from smfusion.products.longterm import predict_product
@@ -108,7 +108,7 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
     periods = era_periods(eras, composite_days)
     out = Path(out)
     protect = [e.run_dir for e in eras]
-    check_output(out, overwrite=overwrite, protect=protect, kind="dir" if out.suffix == ".zarr" else "file")
+    check_output(out, overwrite=overwrite, protect=protect, kind=output_kind(out))
     clean_stale(out)  # scratch folders left by killed chains
     scratch = temp_name(out, "tmp", ".chain")
     scratch.mkdir()
@@ -200,8 +200,5 @@ def _write(ds: xr.Dataset, out: Path, eras, names, days, layout, grid, overwrite
               inputs=[str(e.run_dir) for e in eras], grid=grid if layout == "grid" else None, overwrite=overwrite,
               protect=[e.run_dir for e in eras])
     with dask.config.set(scheduler="synchronous"):
-        if out.suffix == ".zarr":
-            cf.write_zarr(ds, out, **kw)
-        else:
-            cf.write_netcdf(ds, out, **kw)
+        write_product(ds, out, **kw)
     return out

@@ -16,13 +16,11 @@ from typing import Optional
 import numpy as np
 
 from smfusion.io.cf import SOIL_MOISTURE_STANDARD_NAME
-from smfusion.io.layer_names import split_quantile
+from smfusion.io.layer_names import DISTRIBUTION_SUFFIXES, layer, split_quantile
 from smfusion.runs import Run
 from smfusion.runs.predictive import layer_attrs as _dist_attrs
 
 __all__ = ["distribution_layers", "layer_attrs", "applied_recalibration", "ancillary_of", "DISTRIBUTION_SUFFIXES"]
-
-DISTRIBUTION_SUFFIXES = ("_std", "_epistemic_std", "_aleatoric_std")
 
 
 def distribution_layers(dist: dict, names: dict[str, str], quantiles) -> dict[str, np.ndarray]:
@@ -31,7 +29,7 @@ def distribution_layers(dist: dict, names: dict[str, str], quantiles) -> dict[st
     out = {}
     for var, prefix in names.items():
         for suffix, arr in dist[var].layers(quantiles).items():
-            out[prefix + suffix] = arr
+            out[layer(prefix, suffix)] = arr
     return out
 
 

@@ -56,7 +56,8 @@ import xarray as xr
 
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, rowcol_to_xy
-from smfusion.io import cf
+from smfusion.io.formats import output_kind, write_product
+from smfusion.io.layer_names import CLIMATOLOGY, layer
 from smfusion.io.ownership import check_output
 from smfusion.products import engine
 from smfusion.products.blocks import composite, time_mode
@@ -85,7 +86,7 @@ def _site_chunk(run: Run, dist: dict, sites: np.ndarray, times: np.ndarray, days
             known = np.isin(sites, clim.site_coords["site"])
             if known.any():
                 c[known] = clim.climatology_for(times, site=sites[known]).values
-            out[f"{name}_climatology"] = composite(c, days)
+            out[layer(name, CLIMATOLOGY)] = composite(c, days)
     return out
 
 
@@ -93,7 +94,7 @@ def _attrs(name: str, var: str, prefix: str, units: str, days: int, recal: str =
     attrs = layer_attrs(name[len(prefix):], var, units, recal)
     if attrs is None:
         kind = {"": f"predicted {var} (ensemble mean)",
-                "_climatology": f"day-of-year climatology of {var} (training period)"}
+                CLIMATOLOGY: f"day-of-year climatology of {var} (training period)"}
         attrs = {"long_name": kind[name[len(prefix):]], "units": units}
     if days > 1:
         attrs["cell_methods"] = f"time: mean (interval: {days} days)"
@@ -169,7 +170,7 @@ def predict_product(
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
     run = run_dir if isinstance(run_dir, Run) else Run.load(run_dir)
-    check_output(out, overwrite=overwrite, protect=[run.run_dir], kind="dir" if Path(out).suffix == ".zarr" else "file")
+    check_output(out, overwrite=overwrite, protect=[run.run_dir], kind=output_kind(out))
     engine.fixed_mmap_threshold()
     if run.layout != "site":
         raise ConfigError(f"predict --product: '{run.adapter.name}' runs predict examples, not a domain;"
@@ -295,11 +296,9 @@ def _finalise(run, store, out, dom: _Domain, days, noise_runs, noise, units, per
     kw = dict(title=f"smfusion {cfg.name} product {period[0]} .. {period[1]}", config=cfg.to_dict(),
               inputs=[str(run.run_dir)], grid=grid if layout == "grid" else None, chunks=chunks, overwrite=overwrite,
               protect=[run.run_dir])
-    if out.suffix == ".zarr":
-        with dask.config.set(scheduler="synchronous") if not distributed else contextlib.nullcontext():
-            cf.write_zarr(lazy, out, **kw)
-    else:
-        with dask.config.set(scheduler="synchronous"):
-            cf.write_netcdf(lazy, out, **kw)
+    # a Zarr store is written by the cluster's workers (chunk by chunk); NetCDF-4 by this process
+    parallel = distributed and output_kind(out) == "dir"
+    with dask.config.set(scheduler="synchronous") if not parallel else contextlib.nullcontext():
+        write_product(lazy, out, **kw)
     lazy.close()
     return out

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from smfusion.errors import ConfigError
-from smfusion.io import cf
+from smfusion.io.formats import output_kind, write_product
 from smfusion.io.ownership import check_output
 from smfusion.runs import Run
 
@@ -27,7 +27,7 @@ def predict_to_file(
 
     An existing ``out`` is refused unless ``overwrite`` (and then replaced only when smfusion wrote it;
     never the run directory or anything in it: :mod:`smfusion.io.ownership`), checked before any work."""
-    check_output(out, overwrite=overwrite, protect=[run_dir], kind="dir" if Path(out).suffix == ".zarr" else "file")
+    check_output(out, overwrite=overwrite, protect=[run_dir], kind=output_kind(out))
     run = Run.load(run_dir)
     ds = run.predict(start, end, ids=sites, recalibration=recalibration)
     out = Path(out)
@@ -40,8 +40,5 @@ def predict_to_file(
     ds = ds.assign_coords(site=ds["site"].astype("int64"))
     kw = dict(title=f"smfusion {run.cfg.name} prediction {start} .. {end}", config=run.cfg.to_dict(),
               inputs=[str(run.run_dir)], overwrite=overwrite, protect=[run_dir])
-    if out.suffix == ".zarr":
-        cf.write_zarr(ds, out, **kw)
-    else:
-        cf.write_netcdf(ds, out, **kw)
+    write_product(ds, out, **kw)
     return out

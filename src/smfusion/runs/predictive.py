@@ -34,7 +34,7 @@ from scipy.optimize import minimize
 from scipy.special import ndtr
 
 from smfusion.io.atomic import write_text
-from smfusion.io.layer_names import quantile_suffix
+from smfusion.io.layer_names import ALEATORIC_STD, EPISTEMIC_STD, STD, quantile_suffix
 from smfusion.runs.ensembles import combine_members, ensemble_mixture
 
 __all__ = ["Predictive", "Recalibration", "mixture_cdf", "mixture_logpdf", "mixture_quantile", "fit_recalibration",
@@ -182,11 +182,11 @@ class Predictive:
         epi, ale = self.n_members > 1, self.probabilistic or self.noise_var is not None
         if not (epi or ale):
             return out
-        out["_std"] = np.sqrt(mom["total_var"]).astype(np.float32)
+        out[STD] = np.sqrt(mom["total_var"]).astype(np.float32)
         if epi:
-            out["_epistemic_std"] = np.sqrt(mom["epistemic_var"]).astype(np.float32)
+            out[EPISTEMIC_STD] = np.sqrt(mom["epistemic_var"]).astype(np.float32)
         if ale:
-            out["_aleatoric_std"] = np.sqrt(mom["aleatoric_var"]).astype(np.float32)
+            out[ALEATORIC_STD] = np.sqrt(mom["aleatoric_var"]).astype(np.float32)
         if quantiles:
             mix = self.mixture()
             for q in quantiles:
@@ -232,9 +232,9 @@ def concat_rows(preds: list[Predictive]) -> Predictive:
 def layer_attrs(suffix: str, var: str, units: str, standard_name: str = "", recal: str = "none") -> dict:
     """CF attributes of a distribution layer (``suffix`` as in :meth:`Predictive.layers`); the std layers carry
     the standard-name modifier ``standard_error`` when the variable has a standard name."""
-    what = {"_std": "total predictive standard deviation (epistemic and aleatoric)",
-            "_epistemic_std": "epistemic standard deviation (spread of the ensemble members' means)",
-            "_aleatoric_std": "aleatoric standard deviation (mean of the members' predictive variances"
+    what = {STD: "total predictive standard deviation (epistemic and aleatoric)",
+            EPISTEMIC_STD: "epistemic standard deviation (spread of the ensemble members' means)",
+            ALEATORIC_STD: "aleatoric standard deviation (mean of the members' predictive variances"
                               " and input noise)"}
     if suffix in what:
         attrs = {"long_name": f"{what[suffix]} of {var}"}

@@ -31,6 +31,7 @@ import xarray as xr
 
 from smfusion.data.adapters import Batches
 from smfusion.errors import ConfigError, DataError
+from smfusion.io.layer_names import ALEATORIC_STD, ENSEMBLE_STD, layer
 from smfusion.models.heads import is_probabilistic
 from smfusion.runs.ensembles import aleatoric_std
 from smfusion.runs.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
@@ -38,9 +39,22 @@ from smfusion.runs.predictive import (Predictive, Recalibration, fit_recalibrati
 from smfusion.runs.load import Trained, load_trained
 from smfusion.runs.passes import predict_block as _predict_block, predict_passes as _predict_passes
 
-__all__ = ["Run", "RECALIBRATION_FILE"]
+__all__ = ["Run", "Passes", "RECALIBRATION_FILE"]
 
 RECALIBRATION_FILE = "recalibration_{method}_noise{runs}.json"
+
+
+@dataclass
+class Passes:
+    """The forward passes of every member over one :class:`Batches`, made once (:meth:`Run.forward`) and
+    read by everything that needs them: ``outs`` each member's clean head outputs (normalised; key ->
+    (rows, scored time, ...)), ``noisy`` the noisy runs in physical units (member, runs, rows, scored time,
+    target; None without runs), ``noise`` the input-noise std they used."""
+
+    batches: Batches
+    outs: list[dict]
+    noisy: Optional[np.ndarray]
+    noise: float
 
 
 @dataclass
@@ -85,6 +99,26 @@ class Run(Trained):
         unc = self.cfg.uncertainty
         rng = np.random.default_rng(unc.seed if seed is None else seed)
         return (unc.noise if noise is None else float(noise)), rng
+
+    def forward(self, batches: Batches, noise_runs: int = 0, noise: Optional[float] = None,
+                seed: Optional[int] = None) -> Passes:
+        """Every member's clean pass (all head outputs) and ``noise_runs`` noisy passes over ``batches``,
+        once: :meth:`members_of` and :meth:`distribution` read them without running the model again."""
+        std, rng = self._noise(noise, seed)
+        outs, noisy, _ = _predict_passes(self, batches, noise_runs, std, rng)
+        return Passes(batches, outs, noisy, std)
+
+    def members_of(self, passes: Passes) -> np.ndarray:
+        """Physical-unit predictions of every member (member, row, time, target) from ``passes``."""
+        return np.stack([self._physical(o["y_hat"], passes.batches) for o in passes.outs])
+
+    def distribution(self, passes: Passes, recalibration: Optional[str] = None, data: Any = None
+                     ) -> dict[str, Predictive]:
+        """Each target's predictive distribution from ``passes`` (no forward pass), with the run's
+        recalibration (``recalibration`` as in :meth:`predict_distribution`; ``data``: what the adapter's
+        ``load()`` returns, to fit a recalibration not yet saved without reading the data again)."""
+        return self._distribution(passes.outs, passes.batches, passes.noisy, recalibration, passes.noise, None,
+                                  data=data)
 
     def predict_block(self, batches: Batches, noise_runs: int, noise: float, rng: np.random.Generator,
                       carry: Optional[dict] = None, keep_state: bool = False, recalibration: Optional[str] = None,
@@ -131,9 +165,9 @@ class Run(Trained):
                 if not suffix:
                     continue
                 arr = arr[..., 0] if len(dims) == 1 else arr
-                ds[f"{var}{suffix}"] = (dims, arr, layer_attrs(suffix, var, attrs.get("units", ""),
+                ds[layer(var, suffix)] = (dims, arr, layer_attrs(suffix, var, attrs.get("units", ""),
                                                                attrs.get("standard_name", ""), pred.recal.method))
-                names.append(f"{var}{suffix}")
+                names.append(layer(var, suffix))
             if names:
                 ds[var].attrs["ancillary_variables"] = " ".join(names)
         return ds
@@ -152,10 +186,10 @@ class Run(Trained):
             units = attrs.get("units", "")
             out[var] = (dims, pred[..., i].mean(0), attrs)
             if len(self.members) > 1:
-                out[f"{var}_ensemble_std"] = (dims, pred[..., i].std(0),
+                out[layer(var, ENSEMBLE_STD)] = (dims, pred[..., i].std(0),
                                               {"units": units, "long_name": f"ensemble standard deviation of {var}"})
             if noisy is not None:
-                out[f"{var}_aleatoric_std"] = (dims, aleatoric_std(noisy[..., i]), {
+                out[layer(var, ALEATORIC_STD)] = (dims, aleatoric_std(noisy[..., i]), {
                     "units": units, "long_name": f"aleatoric (input-noise) standard deviation of {var}"})
         out.attrs.update({"model": self.cfg.model.name, "adapter": self.adapter.name, "ensemble": len(self.members),
                           "config_hash": self.cfg.hash(), "run_dir": str(self.run_dir)})
@@ -196,7 +230,7 @@ class Run(Trained):
         return self._distribution(outs, b, noisy if made is None else made, recalibration, noise, transform)
 
     def _distribution(self, outs: list[dict], b: Batches, noisy: Optional[np.ndarray], recalibration: Optional[str],
-                      noise: Optional[float], transform) -> dict[str, Predictive]:
+                      noise: Optional[float], transform, data: Any = None) -> dict[str, Predictive]:
         """Predictives from the members' head outputs (normalised) and noisy runs (physical, or None)."""
         tf = transform or (lambda a: a)
         means = np.stack([tf(self._physical(o["y_hat"], b)) for o in outs])
@@ -206,7 +240,8 @@ class Run(Trained):
             runs = np.stack([np.stack([tf(np.asarray(noisy[i, r])) for r in range(noisy.shape[1])])
                              for i in range(noisy.shape[0])])
             noise_var = runs.astype(np.float64).var(axis=1).mean(axis=0)
-        recals = self.recalibration(recalibration, noise_runs=0 if noisy is None else noisy.shape[1], noise=noise)
+        recals = self.recalibration(recalibration, noise_runs=0 if noisy is None else noisy.shape[1], noise=noise,
+                                    data=data)
         out = {}
         for t, var in enumerate(self.cfg.data.target):
             mix = [None if a is None else a[..., t, :] for a in mixtures]

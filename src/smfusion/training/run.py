@@ -1,13 +1,7 @@
 """Train a run from its config: one path for every adapter, model and objective.
 
-Run directory::
-
-    config.yaml        the resolved config
-    scaler.yaml        normalisation statistics (training period and sites)
-    split.json         train / validation / test ids (sites, stations or sensors)
-    climatology/<var>.nc   day-of-year climatologies (sequence adapters; docs/casm.md)
-    member_<i>/        one per ensemble member: checkpoints/, model.pt, history.json
-    metrics/, predictions/, plots/   written by evaluation
+The run directory it writes (config.yaml, scaler.yaml, split.json, climatology/, member_<i>/) is laid out in
+:mod:`smfusion.runs.load`, which reads it back.
 
 :func:`train`: adapter -> run-directory guard -> split -> optional transfer
 source -> fit (scaler, climatologies) -> for each member: model from the
@@ -28,6 +22,7 @@ import torch
 
 from smfusion.config import ModelConfig, RunConfig, dump_config, load_config
 from smfusion.data.adapters import Adapter, adapter_for
+from smfusion.data.checks import Problem, check_config, raise_for_problems
 from smfusion.data.loading import SiteSplit
 from smfusion.errors import ConfigError, DataError, SmfusionError
 from smfusion.io.atomic import clean_stale_in, discard, write_text
@@ -37,7 +32,7 @@ from smfusion.training.objectives import build_objective, check_head, get_object
 from smfusion.runs.load import Trained, build_member, load_trained
 from smfusion.training.trainer import Trainer, Validation
 
-__all__ = ["train", "check_names", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
+__all__ = ["train", "check_names", "validate_config", "refuse_invalid", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
 RUNTIME_ONLY = ("threads", "progress", "device")  # training fields that do not change the result
 # what --restart removes from a run directory (each in one atomic step, io.atomic.discard)
@@ -174,15 +169,27 @@ def check_device(device: str) -> None:
                           f"{f' or cuda:0..cuda:{n - 1}' if n else ''}")
 
 
-def _check_inputs(cfg: RunConfig) -> None:
-    """The inputs' problems (:mod:`smfusion.data.checks`), in seconds and before any data is read: the first
-    error is raised, warnings are issued as :class:`~smfusion.errors.SmfusionWarning`."""
+def validate_config(cfg: RunConfig, source: str = "<config>") -> list[Problem]:
+    """Every problem ``smfusion check`` reports and ``train``/``cv`` refuse, before any data is read: the
+    registry names (:func:`check_names`; a bad name stops here), then the inputs
+    (:func:`smfusion.data.checks.check_config`: the adapter's ``check``, the reader's hook, the periods).
+    The one place a new check is called from: add it to a reader's hook (data/checks.py or the reader's
+    module) or here, and check, train and cv all run it."""
+    try:
+        check_names(cfg, source)
+    except ConfigError as exc:
+        return [Problem.from_error(exc)]
+    return check_config(cfg)
+
+
+def refuse_invalid(cfg: RunConfig, source: str = "<config>") -> None:
+    """:func:`validate_config`: the first error is raised, warnings are issued as
+    :class:`~smfusion.errors.SmfusionWarning`."""
     import warnings
 
-    from smfusion.data.checks import check_config, raise_for_problems
     from smfusion.errors import SmfusionWarning
 
-    problems = check_config(cfg)
+    problems = validate_config(cfg, source)
     raise_for_problems(problems)
     for p in problems:
         warnings.warn(str(p), SmfusionWarning, stacklevel=3)
@@ -207,7 +214,7 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
         for m in cfg.members():
             dist.check_batch(m.training.batch_size)
     if data is None:
-        _check_inputs(cfg)
+        refuse_invalid(cfg)  # what `smfusion check` reports
         data = adapter.load()  # bad input fails here, before anything is written
     main = dist is None or dist.is_main
     if dist is not None:

@@ -60,7 +60,7 @@ def adapter_name(cfg: RunConfig) -> str:
     """The adapter a config asks for (see the module docstring)."""
     if cfg.data.adapter:
         return cfg.data.adapter
-    if cfg.data.reader in ("tfrecord", "points"):
+    if cfg.data.point_reader:
         return "points"
     if cfg.multiscale is not None:
         return "multiscale"

@@ -152,6 +152,18 @@ class Adapter:
         """Columns of the model's input layer, in order (for transfer learning's re-mapping)."""
         raise DataError(f"adapter '{self.name}' has no named input columns (transfer re-mapping needs them)")
 
+    def derived_inputs(self) -> dict[str, list[str]]:
+        """Input columns the adapter computes beyond the config's ``data.dynamic``/``data.static``, by kind
+        (``derived``: features of the dynamic inputs; ``descriptors``: statics from the forcing and
+        location); what a report's protocol names. Default: none."""
+        return {}
+
+    def baseline_inputs(self, data: Any) -> tuple[Any, list[str], list[str]]:
+        """``data`` with the model's inputs in physical units (derived columns added, not normalised) and
+        the names of its dynamic and static input columns: what a baseline fitted on the model's own inputs
+        reads (the report's linear baseline)."""
+        raise DataError(f"adapter '{self.name}' has no physical input columns for a baseline on the same inputs")
+
     # -- batches ---------------------------------------------------------------
     def train_batches(self, data: Any, split: SiteSplit, training) -> Sampler:
         raise NotImplementedError  # pragma: no cover - interface

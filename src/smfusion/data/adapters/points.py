@@ -71,7 +71,7 @@ class PointsAdapter(Adapter):
         self._train_arrays: Optional[dict[str, np.ndarray]] = None  # shared by every member's sampler
 
     def check(self) -> None:
-        if self.cfg.data.reader not in ("tfrecord", "points"):
+        if not self.cfg.data.point_reader:
             raise ConfigError(f"data.reader: the points adapter reads 'tfrecord' or 'points', not '{self.cfg.data.reader}'")
         if self.cfg.model.name != "fusion":
             raise ConfigError(f"model.name: point readers train the 'fusion' model, got '{self.cfg.model.name}'")

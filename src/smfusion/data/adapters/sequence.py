@@ -24,7 +24,8 @@ import xarray as xr
 from smfusion.data import lazy
 from smfusion.data.adapters import register_adapter
 from smfusion.data.adapters.base import Adapter, Batches, Sampler
-from smfusion.data.climate import add_descriptors, static_inputs
+from smfusion.data.climate import add_descriptors, descriptor_names, static_inputs
+from smfusion.data.features import add_features, feature_names
 from smfusion.data.loading import SiteSplit, load_dataset, resolve_split, span
 from smfusion.data.normalize import Scaler
 from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, target_std, to_arrays
@@ -171,6 +172,15 @@ class SequenceAdapter(Adapter):
 
     def input_names(self) -> list[str]:
         return input_names(self.cfg)
+
+    def derived_inputs(self) -> dict[str, list[str]]:
+        return {"derived": feature_names(self.cfg.features), "descriptors": descriptor_names(self.cfg.descriptors)}
+
+    def baseline_inputs(self, ds: xr.Dataset) -> tuple[xr.Dataset, list[str], list[str]]:
+        """``ds`` with the derived features; the dynamic inputs (forcing and derived features, not the
+        climatology columns) and the statics (with the descriptors ``load`` added)."""
+        return add_features(ds, self.cfg.features), [*self.cfg.data.dynamic, *feature_names(self.cfg.features)], \
+            static_inputs(self.cfg)
 
     # -- batches ---------------------------------------------------------------
     def train_batches(self, ds: xr.Dataset, split: SiteSplit, training) -> Sampler:

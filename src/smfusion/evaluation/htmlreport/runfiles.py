@@ -47,7 +47,7 @@ import xarray as xr
 import yaml
 
 from smfusion.errors import DataError
-from smfusion.io.layer_names import quantile_suffix
+from smfusion.io.layer_names import ALEATORIC_STD, ENSEMBLE_STD, OBSERVED, STD, layer, quantile_suffix
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +85,22 @@ class RunFiles:
         aleatoric_std^2) from the layers present, else None."""
         if self.predictions is None or self.target is None:
             return None
-        if f"{self.target}_std" in self.predictions:
-            return self.predictions[f"{self.target}_std"].values.astype(float)
-        parts = [self.predictions[f"{self.target}_{k}"].values.astype(float) ** 2
-                 for k in ("ensemble_std", "aleatoric_std") if f"{self.target}_{k}" in self.predictions]
+        if layer(self.target, STD) in self.predictions:
+            return self.predictions[layer(self.target, STD)].values.astype(float)
+        parts = [self.predictions[layer(self.target, k)].values.astype(float) ** 2
+                 for k in (ENSEMBLE_STD, ALEATORIC_STD) if layer(self.target, k) in self.predictions]
         return np.sqrt(sum(parts)) if parts else None
 
     @property
     def spread_source(self) -> str:
         """Which layers :attr:`spread` comes from, in words."""
         t, p = self.target, self.predictions
-        if p is not None and f"{t}_std" in p:
-            return f"{t}_std (total predictive std" + (f"; {p[f'{t}_std'].attrs['comment']})"
-                                                        if p[f"{t}_std"].attrs.get("comment") else ")")
-        return "sqrt(" + " + ".join(f"{t}_{k}^2" for k in ("ensemble_std", "aleatoric_std")
-                                    if p is not None and f"{t}_{k}" in p) + ")"
+        std = layer(t, STD)
+        if p is not None and std in p:
+            return f"{std} (total predictive std" + (f"; {p[std].attrs['comment']})" if p[std].attrs.get("comment")
+                                                      else ")")
+        return "sqrt(" + " + ".join(f"{layer(t, k)}^2" for k in (ENSEMBLE_STD, ALEATORIC_STD)
+                                    if p is not None and layer(t, k) in p) + ")"
 
     def interval(self, level: float) -> tuple[np.ndarray, np.ndarray, str] | None:
         """(lower, upper, how) of the central ``level`` interval: the quantile layers when the file has
@@ -109,7 +110,7 @@ class RunFiles:
         p, t = self.predictions, self.target
         if p is None or t is None:
             return None
-        lo, hi = (f"{t}{quantile_suffix(q)}" for q in ((1 - level) / 2, (1 + level) / 2))
+        lo, hi = (layer(t, quantile_suffix(q)) for q in ((1 - level) / 2, (1 + level) / 2))
         if lo in p and hi in p:
             return p[lo].values.astype(float), p[hi].values.astype(float), f"quantile layers {lo} .. {hi}"
         std = self.spread
@@ -178,8 +179,9 @@ def _observations(f: RunFiles) -> None:
     pred, t = f.predictions, f.target
     if pred is None or t is None:
         return
-    if f"{t}_obs" in pred:
-        f.observations, f.observations_source = pred[f"{t}_obs"], f"predictions/test.nc variable {t}_obs"
+    if layer(t, OBSERVED) in pred:
+        f.observations = pred[layer(t, OBSERVED)]
+        f.observations_source = f"predictions/test.nc variable {layer(t, OBSERVED)}"
         return
     data = f.config.get("data") or {}
     if data.get("reader", "hydrodl") != "hydrodl":
