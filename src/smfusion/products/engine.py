@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,11 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from smfusion.errors import ConfigError
+from smfusion.errors import ConfigError, OutputError
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.products.blocks import composite, load_from_days, time_mode
 
-__all__ = ["Job", "Block", "plan", "open_work", "execute", "run_block", "load_sites"]
+__all__ = ["Job", "Block", "plan", "open_work", "remove_work", "execute", "run_block", "load_sites"]
 
 WORK_FORMAT = 1
 
@@ -144,7 +145,7 @@ def open_work(job: Job, request: dict, names: list[str], times: np.ndarray, n_si
         if not restart:
             raise ConfigError(f"work folder '{work}' holds an unfinished product of another request; pass "
                               "restart=True (--restart) to discard it, or finish it with the same arguments")
-        shutil.rmtree(work)
+        remove_work(work)
     import dask.array as da
 
     with atomic_path(work) as tmp:  # a crash while creating leaves no half-made folder
@@ -156,6 +157,28 @@ def open_work(job: Job, request: dict, names: list[str], times: np.ndarray, n_si
         tmpl.to_zarr(tmp / "layers.zarr", mode="w", compute=False, encoding=enc, zarr_format=2, consolidated=False)
         (tmp / "request.json").write_text(json.dumps({**req, "hash": _request_hash(req)}, indent=1, default=str))
     return set()
+
+
+_WORK_FILE_RE = re.compile(r"^(request\.json|\.smfusion-output|layers\.zarr(/.+)?|done|state|done/\d+_\d+|"
+                           r"state/\d+_\d+\.npz|(done|state)/\..+\.smfusion-[A-Za-z0-9]+-\d+-[0-9a-f]+.*\.(tmp|old))$")
+
+
+def remove_work(work: str | Path) -> None:
+    """Delete a work folder (module docstring), refusing one that holds anything the engine does not write
+    there (a user's file is never deleted: OutputError naming it)."""
+    work = Path(work)
+    if not work.exists():
+        return
+    if work.is_symlink() or not work.is_dir():
+        raise OutputError("is not a work folder smfusion made (a link or a file): not removed", path=work,
+                          hint="move it away yourself")
+    for dirpath, dirnames, filenames in os.walk(work):
+        for name in dirnames + filenames:
+            rel = (Path(dirpath) / name).relative_to(work).as_posix()
+            if not _WORK_FILE_RE.match(rel) or (Path(dirpath) / name).is_symlink():
+                raise OutputError(f"holds '{rel}', which smfusion did not write: the work folder is not removed",
+                                  path=work, hint="move your file out of it, then run again")
+    shutil.rmtree(work)
 
 
 def _load_state(path: Path) -> dict[str, np.ndarray]:

@@ -45,7 +45,6 @@ for the window it is asked for, so twin runs are predicted in one time block.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -203,7 +202,7 @@ def predict_product(
         engine.execute(run, job, chains, done, client=c, progress=progress)
         path = _finalise(run, job.store, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end),
                          distributed=c is not None, overwrite=overwrite, recal=recal)
-    shutil.rmtree(job.work, ignore_errors=True)
+    engine.remove_work(job.work)
     return path
 
 
