@@ -63,6 +63,7 @@ from smfusion.products.blocks import composite, time_mode
 from smfusion.products.cluster import dask_client
 from smfusion.products.layers import ancillary_of, applied_recalibration, distribution_layers, layer_attrs
 from smfusion.runs import Run
+from smfusion.io.lock import locked
 
 __all__ = ["predict_product", "layer_names", "composite"]
 
@@ -126,6 +127,7 @@ def _to_grid(values: np.ndarray, r: np.ndarray, c: np.ndarray, ny: int, nx: int)
     return out.T.reshape(nt, ny, nx)
 
 
+@locked("out", "predict --product")
 def predict_product(
     run_dir: str | Path | Run,
     start: str,

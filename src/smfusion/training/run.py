@@ -12,6 +12,7 @@ with the objective. :func:`load_trained` reads a run back (the run loader in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from smfusion.data.checks import Problem, check_config, raise_for_problems
 from smfusion.data.loading import SiteSplit
 from smfusion.errors import ConfigError, DataError, SmfusionError
 from smfusion.io.atomic import clean_stale_in, move_aside, write_text
+from smfusion.io.lock import hold
 from smfusion.io.ownership import RUN_MARKER, check_not_input, is_empty_dir, is_run_dir
 from smfusion.models.registry import build_model
 from smfusion.training.objectives import build_objective, check_head, get_objective
@@ -216,10 +218,15 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     if dist is not None:
         for m in cfg.members():
             dist.check_batch(m.training.batch_size)
+    main = dist is None or dist.is_main
+    with hold(run_dir, "train") if main else contextlib.nullcontext():  # one writer per run (io/lock.py)
+        return _train_locked(cfg, run_dir, resume, data, adapter, dist, main)
+
+
+def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapter: Adapter, dist, main: bool) -> Path:
     if data is None:
         refuse_invalid(cfg)  # what `smfusion check` reports
         data = adapter.load()  # bad input fails here, before anything is written
-    main = dist is None or dist.is_main
     if dist is not None:
         device = dist.init(cfg.training.device)
         cfg.training.device = device
