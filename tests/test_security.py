@@ -266,6 +266,33 @@ def test_two_product_jobs_on_one_output(setup, tmp_path, capsys):
     assert not list(tmp_path.glob(".*.smfusion-lock"))  # released and removed
 
 
+HOLDER = "import sys, time; from smfusion.io.lock import hold; h = hold(sys.argv[1], 'train'); h.__enter__(); " \
+         "open(sys.argv[2], 'w').close(); time.sleep(600)"
+
+
+def test_a_held_run_is_refused_and_a_dead_holders_lock_is_taken_over(setup, tmp_path, capsys):
+    """Another process holds the run's lock as train does: train (even --restart) is refused in one line naming
+    it and moves nothing aside; after that process is killed with SIGKILL its lock file is taken over."""
+    run, ready = tmp_path / "run", tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run), str(ready)],
+                              env={**os.environ, "PYTHONPATH": SRC})
+    try:
+        while not ready.exists():
+            assert holder.poll() is None
+            time.sleep(0.05)
+        code = main(["train", str(setup["cfg"]), "--run-dir", str(run), "--restart", "--no-evaluate"])
+        line = _one_line(capsys.readouterr().err)
+        assert code == 2 and f"in use by smfusion train (pid {holder.pid} on " in line and "started 20" in line
+        assert not list(tmp_path.glob("run*"))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+    assert (tmp_path / ".run.smfusion-lock").is_file()  # left by the dead holder, no longer locked
+    assert main(["train", str(setup["cfg"]), "--run-dir", str(run), "--no-evaluate"]) == 0
+    assert (run / "member_0" / "model.pt").is_file() and not (tmp_path / ".run.smfusion-lock").exists()
+
+
+@pytest.mark.slow
 def test_two_trainings_on_one_run_dir_and_a_dead_holder(setup, tmp_path, capsys):
     """Training A holds the run; B (even with --restart) is refused naming A and moves nothing aside. Once A is
     killed with SIGKILL, its lock file is left behind and taken over: B trains."""
@@ -305,10 +332,11 @@ def test_report_escapes_every_string_it_shows(setup, tmp_path):
     cfg["data"]["note"] = MARKUP
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "predictions").mkdir()
-    ds = xr.Dataset({"sm": (("site", "time"), np.zeros((1, 2)))},
+    dims, zeros = ("site", "time"), np.full((1, 2), 0.2)
+    ds = xr.Dataset({"sm": (dims, zeros), "sm_obs": (dims, zeros),
+                     "sm_std": (dims, zeros / 4, {"comment": "attr" + MARKUP})},  # a file attribute the page shows
                     coords={"site": [MARKUP], "time": pd.date_range("2015-08-01", periods=2),
-                            "lat": ("site", [40.0]), "lon": ("site", [-100.0])},
-                    attrs={"observations_source": MARKUP})
+                            "lat": ("site", [40.0]), "lon": ("site", [-100.0])})
     ds.to_netcdf(run / "predictions" / "test.nc")
     table = tmp_path / f"val{MARKUP.replace('/', '_')}.csv"
     pd.DataFrame({"product": [MARKUP], "station": [MARKUP], "network": ["n"], "lat": [40.0], "lon": [-100.0],
@@ -330,7 +358,7 @@ def test_report_escapes_every_string_it_shows(setup, tmp_path):
     p.feed(page)
     text = "".join(p.text)
     assert "script" not in p.tags and "onerror" not in p.attrs and "img" in p.tags
-    for what in (str(run.resolve()), "n" + MARKUP, str(table)):
+    for what in (str(run.resolve()), "n" + MARKUP, str(table), "attr" + MARKUP, f"site {MARKUP}"):
         assert what in text, what
     assert text.count(MARKUP) >= 3  # config text, station / product in the validation table, the path
     assert "<script>" not in page and "onerror=alert" not in page.replace("onerror=alert(2)&gt;", "")
