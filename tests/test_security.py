@@ -362,3 +362,24 @@ def test_report_escapes_every_string_it_shows(setup, tmp_path):
         assert what in text, what
     assert text.count(MARKUP) >= 3  # config text, station / product in the validation table, the path
     assert "<script>" not in page and "onerror=alert" not in page.replace("onerror=alert(2)&gt;", "")
+
+
+def test_a_zarr_store_naming_the_pickle_codec_is_refused_before_it_is_read(tmp_path):
+    """numcodecs' pickle codec would unpickle every chunk (zarr 2 reads it): refused from the metadata alone."""
+    import json
+
+    import xarray as xr
+
+    from smfusion.errors import DataError
+    from smfusion.io.cf import read_product
+
+    store = tmp_path / "p.zarr"
+    xr.Dataset({"sm": ("site", np.arange(3.0))}, attrs={"Conventions": "CF-1.8"}).to_zarr(store, zarr_format=2,
+                                                                                           consolidated=False)
+    meta = json.loads((store / "sm" / ".zarray").read_text())
+    meta["filters"] = [{"id": "pickle", "protocol": 5}]
+    (store / "sm" / ".zarray").write_text(json.dumps(meta))
+    (store / "sm" / "0").write_bytes(pickle.dumps(Evil(tmp_path / "PWNED")))
+    with pytest.raises(DataError, match=r"Zarr array 'sm' names the codec 'pickle'.*refused") as exc:
+        read_product(store, load=True)
+    assert "\n" not in str(exc.value) and not (tmp_path / "PWNED").exists()
