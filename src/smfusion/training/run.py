@@ -1,7 +1,8 @@
 """Train a run from its config: one path for every adapter, model and objective.
 
 The run directory it writes (config.yaml, scaler.yaml, split.json, climatology/, member_<i>/) is laid out in
-:mod:`smfusion.runs.load`, which reads it back.
+:mod:`smfusion.runs.load`, which reads it back. Its lock (one job per run):
+:mod:`smfusion.io.lock`.
 
 :func:`train`: adapter -> run-directory guard -> split -> optional transfer
 source -> fit (scaler, climatologies) -> for each member: model from the
