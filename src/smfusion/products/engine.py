@@ -16,6 +16,10 @@ not pile up); without a client the same tasks run one after the other in this
 process. Each finished task leaves a marker (and, when a later block follows,
 its state) in the work folder: a killed job started again with the same request
 skips the finished regions and continues each cell block from its last state.
+Only one job works on an output at a time (``predict_product`` holds the
+output's lock, :mod:`smfusion.io.lock`), so a job joins a work folder only when
+the job that made it is gone; :func:`remove_work` deletes a work folder only
+while it holds the engine's own files.
 
 Work folder ``<out dir>/.<out name>.work/`` (it must be visible to every worker)::
 
