@@ -383,3 +383,21 @@ def test_a_zarr_store_naming_the_pickle_codec_is_refused_before_it_is_read(tmp_p
     with pytest.raises(DataError, match=r"Zarr array 'sm' names the codec 'pickle'.*refused") as exc:
         read_product(store, load=True)
     assert "\n" not in str(exc.value) and not (tmp_path / "PWNED").exists()
+
+
+def test_a_product_work_folder_is_removed_only_while_it_holds_the_engines_files(tmp_path):
+    from smfusion.errors import OutputError
+    from smfusion.products.engine import remove_work
+
+    work = tmp_path / ".p.nc.work"
+    for rel in ("request.json", ".smfusion-output", "done/0_0", "state/0_0.npz", "layers.zarr/.zgroup",
+                "layers.zarr/sm/.zarray", "layers.zarr/sm/0.0"):
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text("x")
+    (work / "state" / "mine.txt").write_text("user file")
+    with pytest.raises(OutputError, match="holds 'state/mine.txt', which smfusion did not write"):
+        remove_work(work)
+    assert (work / "state" / "mine.txt").read_text() == "user file" and (work / "done" / "0_0").is_file()
+    (work / "state" / "mine.txt").unlink()
+    remove_work(work)
+    assert not work.exists()
