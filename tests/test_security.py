@@ -84,8 +84,10 @@ def _poison(path: Path, marker: Path) -> None:
 
 
 def test_a_malicious_pickle_in_any_file_of_a_run_never_runs(setup, tmp_path, capsys):
-    """Each file the run holds, in turn, replaced by a pickle whose unpickling would run a command: loading,
-    predicting, resuming and recalibrating the run never run it; each refusal is one line, exit 2."""
+    """Each file the run holds, in turn, replaced by a pickle whose unpickling would run a command: loading and
+    predicting (which read every file a run is loaded from) and resuming (checkpoints) never run it; each
+    refusal is one line, exit 2. The recalibration file's own reader is called directly (this run has no
+    validation period, so nothing reads it)."""
     base = setup["run"]
     from smfusion.runs import RECALIBRATION_FILE
 
@@ -102,7 +104,6 @@ def test_a_malicious_pickle_in_any_file_of_a_run_never_runs(setup, tmp_path, cap
         _poison(run / rel, marker)
         codes = [main(["predict", str(run), "--start", PERIOD[0], "--end", PERIOD[1],
                        "--out", str(tmp_path / f"p{len(refused)}.nc")]),
-                 main(["recalibrate", str(run), "--method", "variance"]),
                  main(["train", str(setup["cfg"]), "--run-dir", str(run), "--no-evaluate"])]
         err = capsys.readouterr().err
         assert not marker.exists(), f"{rel}: the pickle ran"
@@ -113,8 +114,15 @@ def test_a_malicious_pickle_in_any_file_of_a_run_never_runs(setup, tmp_path, cap
     # the files the commands read were refused (exit 2), not skipped
     for rel in ("config.yaml", "scaler.yaml", "split.json", "member_0/model.pt"):
         assert refused[rel][0] == 2, (rel, refused[rel])
-    assert refused["member_0/checkpoints/epoch_0001.pt"][2] == 2  # resume refuses, never renames it aside
-    assert refused["member_0/model.pt"][1] == 2
+    assert refused["member_0/checkpoints/epoch_0001.pt"][1] == 2  # resume refuses, never renames it aside
+    from smfusion.errors import DataError
+    from smfusion.runs.predictive import load_recalibrations
+
+    recal = tmp_path / RECALIBRATION_FILE.format(method="variance", runs=2)
+    _poison(recal, marker)
+    with pytest.raises(DataError, match="not a recalibration file") as exc:
+        load_recalibrations(recal)
+    assert "\n" not in str(exc.value) and not marker.exists()
 
 
 def test_a_checkpoint_that_is_not_data_is_refused_with_a_hint(setup, tmp_path):
@@ -211,7 +219,7 @@ WAITER = textwrap.dedent("""
             return real(*a, **k)
         engine.run_block = slow
         from smfusion.products.longterm import predict_product
-        predict_product(sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], chunk_days=10, chunk_sites=16,
+        predict_product(sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], chunk_days=10, chunk_sites=48,
                         progress=False, overwrite=True)
     else:  # train, held in its first epoch until the flag appears
         import smfusion.training.trainer as trainer
@@ -250,14 +258,14 @@ def test_two_product_jobs_on_one_output(setup, tmp_path, capsys):
     try:
         code = main(["predict", str(setup["run"]), "--start", PERIOD[0], "--end", PERIOD[1], "--product",
                      "--out", str(out), "--overwrite", "--workers", "1", "--chunk-days", "10",
-                     "--chunk-sites", "16"])
+                     "--chunk-sites", "48"])
         line = _one_line(capsys.readouterr().err)
         assert code == 2 and f"in use by smfusion predict --product (pid {a.pid} on " in line, line
         assert not (tmp_path / ".prod.nc.work" / "done").exists() or not any((tmp_path / ".prod.nc.work" / "done").iterdir())
     finally:
         flag.write_text("")
         assert a.wait(timeout=300) == 0, a.communicate()[1]
-    alone = predict_product(setup["run"], *PERIOD, tmp_path / "alone.nc", chunk_days=10, chunk_sites=16,
+    alone = predict_product(setup["run"], *PERIOD, tmp_path / "alone.nc", chunk_days=10, chunk_sites=48,
                             progress=False)
     got, ref = read_product(out, load=True), read_product(alone, load=True)
     for name in ref.data_vars:
