@@ -409,3 +409,24 @@ def test_a_product_work_folder_is_removed_only_while_it_holds_the_engines_files(
     (work / "state" / "mine.txt").unlink()
     remove_work(work)
     assert not work.exists()
+
+
+def test_a_work_folder_is_joined_only_when_its_owner_is_gone(tmp_path):
+    """Even where the output's lock is not there (a file system without locks), a live owner on this host
+    keeps its work folder; a dead owner's folder is joined."""
+    import json
+
+    from smfusion.errors import OutputError
+    from smfusion.products.engine import OWNER, _check_owner_gone
+
+    work = tmp_path / ".p.nc.work"
+    work.mkdir()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (work / OWNER).write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": alive.pid}))
+        with pytest.raises(OutputError, match=f"work folder in use by pid {alive.pid}"):
+            _check_owner_gone(work)
+    finally:
+        alive.kill()
+        alive.wait()
+    _check_owner_gone(work)  # its owner is gone: joined

@@ -38,7 +38,7 @@ from smfusion.io.ownership import (HINT_OVERWRITE, LEDGER, MARKER, check_not_inp
                                    file_sha256, is_empty_dir, is_run_dir, is_smfusion_output, read_ledger,
                                    run_dir_above, run_dir_within, self_describing)
 
-__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "clean_stale_in", "temp_name", "move_aside", "MARKER"]
+__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "clean_stale_in", "temp_name", "move_aside", "process_alive", "MARKER"]
 
 _NAME_MAX = 100  # characters of the target name kept in a temporary's name
 
@@ -59,7 +59,8 @@ def _temp_re(path: Path) -> re.Pattern:
                       r"[0-9a-f]+.*\.(?P<kind>tmp|old|trash)$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (this process: yes; one we may not signal: assumed yes)."""
     if pid == os.getpid():
         return True
     try:
@@ -93,7 +94,7 @@ def clean_stale(path: str | Path) -> list[Path]:
     pattern, host, done = _temp_re(path), _host(), []
     for name in sorted(names):
         m = pattern.match(name)
-        if m is None or m["host"] != host or _alive(int(m["pid"])):
+        if m is None or m["host"] != host or process_alive(int(m["pid"])):
             continue
         stale = path.parent / name
         if m["kind"] == "old" and not (path.exists() or path.is_symlink()):

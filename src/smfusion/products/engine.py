@@ -46,7 +46,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from smfusion.errors import ConfigError, OutputError
-from smfusion.io.atomic import atomic_path, write_text
+from smfusion.io.atomic import atomic_path, process_alive, write_text
 from smfusion.products.blocks import composite, load_from_days, time_mode
 
 __all__ = ["Job", "Block", "plan", "open_work", "remove_work", "execute", "run_block", "load_sites"]
@@ -143,8 +143,13 @@ def open_work(job: Job, request: dict, names: list[str], times: np.ndarray, n_si
     if work.exists():
         if not req_file.is_file():
             raise ConfigError(f"'{work}' exists but is not an smfusion work folder (no request.json): move it away")
-        same = json.loads(req_file.read_text()).get("hash") == _request_hash(req)
+        _check_owner_gone(work)
+        try:
+            same = json.loads(req_file.read_text()).get("hash") == _request_hash(req)
+        except (OSError, ValueError, AttributeError):
+            same = False  # unreadable request: another request's folder
         if same and not restart:
+            write_text(work / OWNER, json.dumps(_me()))
             return {tuple(int(v) for v in p.name.split("_")) for p in (work / "done").iterdir()}
         if not restart:
             raise ConfigError(f"work folder '{work}' holds an unfinished product of another request; pass "
@@ -160,11 +165,40 @@ def open_work(job: Job, request: dict, names: list[str], times: np.ndarray, n_si
         enc = {n: {"chunks": (chunk_sites, per), "_FillValue": np.float32(np.nan)} for n in names}
         tmpl.to_zarr(tmp / "layers.zarr", mode="w", compute=False, encoding=enc, zarr_format=2, consolidated=False)
         (tmp / "request.json").write_text(json.dumps({**req, "hash": _request_hash(req)}, indent=1, default=str))
+        (tmp / OWNER).write_text(json.dumps(_me()))
     return set()
 
 
-_WORK_FILE_RE = re.compile(r"^(request\.json|\.smfusion-output|layers\.zarr(/.+)?|done|state|done/\d+_\d+|"
-                           r"state/\d+_\d+\.npz|(done|state)/\..+\.smfusion-[A-Za-z0-9]+-\d+-[0-9a-f]+.*\.(tmp|old))$")
+OWNER = "owner.json"  # the job working in a work folder: {host, pid, started}
+
+
+def _me() -> dict:
+    import datetime as _dt
+    import socket
+
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": now}
+
+
+def _check_owner_gone(work: Path) -> None:
+    """Refuse to join a work folder whose recorded job still runs on this host (where the output's lock could
+    not be taken, e.g. a file system without locks); a job on another host is the lock's business."""
+    import socket
+
+    try:
+        owner = json.loads((work / OWNER).read_text())
+        host, pid = owner["host"], int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no owner recorded (an older work folder): the output's lock decides
+    if host == socket.gethostname() and pid != os.getpid() and process_alive(pid):
+        raise OutputError(f"work folder in use by pid {pid} on {host} (started {owner.get('started', '?')})",
+                          path=work, hint="wait for that job to finish; a job joins a work folder only once its "
+                                          "owner is gone")
+
+
+_WORK_FILE_RE = re.compile(r"^(request\.json|owner\.json|\.owner\.json\.smfusion-.+\.tmp|\.smfusion-output|done|"
+                           r"state|layers\.zarr(/.+)?|done/\d+_\d+|state/\d+_\d+\.npz|"
+                           r"(done|state)/\..+\.smfusion-[A-Za-z0-9]+-\d+-[0-9a-f]+.*\.(tmp|old))$")
 
 
 def remove_work(work: str | Path) -> None:
