@@ -220,7 +220,7 @@ def remove_work(work: str | Path) -> None:
 
 
 def _load_state(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:  # data only, whatever the NumPy default
         return {k: f[k] for k in f.files}
 
 
