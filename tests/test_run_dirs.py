@@ -46,17 +46,25 @@ def _weights(run: Path) -> dict:
     return torch.load(run / "member_0" / "model.pt", weights_only=True)
 
 
-def test_restart_discards_the_old_run_and_resume_refuses_another_config(db, tmp_path, capsys):
+def test_restart_moves_the_old_run_aside_and_resume_refuses_another_config(db, tmp_path, capsys):
     run = tmp_path / "run"
     train(parse_config(_raw(db, epochs=3)), run)
     assert (run / ".smfusion-run").is_file() and (run / "member_0/checkpoints/epoch_0003.pt").is_file()
+    (run / "plots").mkdir(exist_ok=True)
+    (run / "plots" / "my figure.png").write_bytes(b"mine")
+    (run / "member_0" / "notes.txt").write_text("mine")
     # the same run dir with another config: refused, and the message says how to go on
     with pytest.raises(ConfigError, match="trained with a different config.*--restart"):
         train(parse_config(_raw(db, epochs=2)), run)
     # --restart with fewer epochs: no later checkpoint of the old run survives to be resumed from
-    train(parse_config(_raw(db, epochs=2)), run, resume=False)
+    with pytest.warns(Warning, match="moved aside to run.old-"):
+        train(parse_config(_raw(db, epochs=2)), run, resume=False)
     ckpts = sorted(p.name for p in (run / "member_0/checkpoints").iterdir())
     assert ckpts == ["epoch_0001.pt", "epoch_0002.pt"]
+    (old,) = tmp_path.glob("run.old-*")  # the old run, whole, with the user's files: nothing deleted
+    assert (old / "member_0/checkpoints/epoch_0003.pt").is_file()
+    assert (old / "plots" / "my figure.png").read_bytes() == b"mine"
+    assert (old / "member_0" / "notes.txt").read_text() == "mine"
     fresh = tmp_path / "fresh"
     train(parse_config(_raw(db, epochs=2)), fresh)
     for k, v in _weights(fresh).items():
@@ -125,13 +133,12 @@ KILLER = textwrap.dedent("""
             return real(tmp, path)
         atomic._commit = dying
         runmod.train(parse_config(raw), run_dir)
-    else:  # die in --restart, after the first part was moved to the trash and before it is deleted
-        real_remove = atomic._remove
-        def dying_remove(path):
-            if str(path).endswith(".trash"):
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_remove(path)
-        atomic._remove = dying_remove
+    else:  # die in --restart, right after the old run was moved aside
+        real_move = runmod.move_aside
+        def dying_move(path):
+            real_move(path)
+            os.kill(os.getpid(), signal.SIGKILL)
+        runmod.move_aside = dying_move
         runmod.train(parse_config(raw), run_dir, resume=False)
 """)
 
@@ -151,8 +158,12 @@ def test_sigkill_mid_checkpoint_or_mid_restart_leaves_a_run_that_trains_on(db, t
     proc = subprocess.run([sys.executable, str(tmp_path / "kill.py"), str(tmp_path / "c.yaml"), str(run), where],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    leftovers = [p for p in run.rglob("*") if ".smfusion-" in p.name and p.name.endswith((".tmp", ".trash"))]
-    assert leftovers  # the kill really hit mid-write
+    if where == "checkpoint":
+        leftovers = [p for p in run.rglob("*") if ".smfusion-" in p.name and p.name.endswith((".tmp", ".trash"))]
+        assert leftovers  # the kill really hit mid-write
+    else:  # the kill hit after the move: the old run is whole beside the new place
+        (old,) = tmp_path.glob("run.old-*")
+        assert (old / "member_0/model.pt").is_file()
     train(parse_config(raw), run, resume=where == "checkpoint")  # resume after the kill / restart again
     assert not [p for p in run.rglob("*") if ".smfusion-" in p.name and p.name.endswith((".tmp", ".trash"))]
     for k, v in _weights(ref).items():

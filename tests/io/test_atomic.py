@@ -192,25 +192,28 @@ def test_sigkill_mid_overwrite_keeps_the_old_output(tmp_path, kind):
     assert float(cf.read_product(out, load=True)["sm"].mean()) == pytest.approx(0.4)
 
 
-def test_discard_removes_run_parts_at_once_and_nothing_else(tmp_path):
-    from smfusion.io.atomic import discard
+def test_move_aside_renames_a_whole_run_and_deletes_nothing(tmp_path):
+    from smfusion.io.atomic import move_aside
 
-    ckpts = tmp_path / "run" / "member_0" / "checkpoints"
+    run = tmp_path / "run"
+    ckpts = run / "member_0" / "checkpoints"
     ckpts.mkdir(parents=True)
-    (tmp_path / "run" / "config.yaml").write_text("name: r\n")
+    (run / "config.yaml").write_text("name: r\n")
     (ckpts / "epoch_0010.pt").write_bytes(b"stale")
-    discard(ckpts)
-    assert not ckpts.exists() and _temps(ckpts.parent) == []
+    (run / "member_0" / "my notes.txt").write_text("mine")
+    first = move_aside(run)
+    assert not run.exists() and first.name.startswith("run.old-")
+    assert (first / "member_0" / "my notes.txt").read_text() == "mine"  # the user's file went along
+    run.mkdir()
+    (run / "config.yaml").write_text("name: r\n")
+    second = move_aside(run)  # the same second: another name, the first one untouched
+    assert second != first and first.is_dir() and second.is_dir()
+    assert move_aside(tmp_path / "absent") is None
     (tmp_path / "mine").mkdir()
-    with pytest.raises(OutputError, match="not part of a run directory"):
-        discard(tmp_path / "mine")
-    assert (tmp_path / "mine").is_dir()
-    # a trash left by a crash mid-delete goes with the next discard of that place; it is never restored
-    dead = Path(str(temp_name(ckpts, "trash")).replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
-    dead.mkdir()
-    (dead / "epoch_0010.pt").write_bytes(b"stale")
-    discard(ckpts)
-    assert not dead.exists() and not ckpts.exists()
+    (tmp_path / "mine" / "a.txt").write_text("x")
+    with pytest.raises(OutputError, match="not a run directory"):
+        move_aside(tmp_path / "mine")
+    assert (tmp_path / "mine" / "a.txt").is_file()
 
 
 def test_ledger_makes_any_file_smfusion_wrote_recognisable(tmp_path):

@@ -125,7 +125,7 @@ def test_swa_averages_the_last_epochs(tmp_path):
     ref = _model()
     Trainer(ref, _cfg(epochs=4, checkpoint_every=1), out_dir=tmp_path / "plain").fit(arr)
     for e in (3, 4):
-        snaps.append(torch.load(tmp_path / f"plain/checkpoints/epoch_{e:04d}.pt", weights_only=False)["model"])
+        snaps.append(torch.load(tmp_path / f"plain/checkpoints/epoch_{e:04d}.pt", weights_only=True)["model"])
     swa_model = _model()
     Trainer(swa_model, _cfg(epochs=4, checkpoint_every=1, swa_epochs=2)).fit(arr)
     for k, v in swa_model.state_dict().items():

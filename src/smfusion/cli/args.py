@@ -127,6 +127,8 @@ OUTPUTS: dict[str, tuple[str, str | Callable[[str], str]]] = {
 SIBLINGS: dict[str, Callable[[Path], list[Path]]] = {
     "validate": lambda p: [p.with_suffix(".summary.csv"), p.with_suffix(".json")],
 }
+# verbs that write into the run directory they are given
+RUN_WRITERS = ("evaluate", "recalibrate")
 INPUT_ARGS = ("run_dir", "config", "examples", "ismn", "input", "run", "prediction", "stations", "reference", "era")
 
 
@@ -167,7 +169,8 @@ def _check_predict_period(run_dir: str, start: str, end: str) -> None:
 
 
 def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """Refuse, before any work, a period that ends before it starts and an output that may not be written.
+    """Refuse, before any work, a period that ends before it starts and an output that may not be written;
+    take the lock of the output (and of a run the verb writes into) for the verb's lifetime.
 
     Returns the context (:func:`smfusion.io.atomic.user_output`) in which the
     verb runs, so its writer applies the same rules when it writes.
@@ -187,11 +190,16 @@ def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
 
             raise ConfigError(f"--era {run_dir}: {exc}") from None
         _check_predict_period(run_dir, era_start, era_end)
+    from smfusion.io.lock import hold
+
+    stack = contextlib.ExitStack()
+    if getattr(args, "command", None) in RUN_WRITERS and getattr(args, "run_dir", None):
+        stack.enter_context(hold(args.run_dir, args.command))  # writes into the run: one job at a time
     spec = OUTPUTS.get(getattr(args, "command", None) or "")
     if spec is None or getattr(args, spec[0], None) is None:
-        return contextlib.nullcontext()
+        return stack
     from smfusion.io.atomic import user_output
-    from smfusion.io.ownership import check_output
+    from smfusion.io.ownership import check_output, check_parent
 
     out = getattr(args, spec[0])
     kind = spec[1](out) if callable(spec[1]) else spec[1]
@@ -206,7 +214,9 @@ def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:
         protect += _config_paths(args.config)
     protect = [p for p in protect + [_data_dir()] if p]
     overwrite = bool(getattr(args, "overwrite", False))
-    stack = contextlib.ExitStack()
+    check_parent(out)
+    what = f"{args.command}{' --product' if getattr(args, 'product', False) else ''}"
+    stack.enter_context(hold(out, what))  # one writer per output (io/lock.py), before it is checked
     for path in [Path(out)] + SIBLINGS.get(args.command, lambda p: [])(Path(out)):
         check_output(path, overwrite=overwrite, protect=protect, kind=kind, can_overwrite=hasattr(args, "overwrite"))
         stack.enter_context(user_output(path, overwrite, protect))

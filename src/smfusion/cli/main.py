@@ -61,7 +61,10 @@ def _train(args: argparse.Namespace) -> int:
     if cfg.periods is not None and cfg.periods.test is None and not cfg.data.point_reader:
         print("no periods.test in the config: nothing to evaluate")
         return 0
-    print(evaluate(run_dir).text)
+    from smfusion.io.lock import hold
+
+    with hold(run_dir, "evaluate"):  # one job per run, as `smfusion evaluate`
+        print(evaluate(run_dir).text)
     return 0
 
 

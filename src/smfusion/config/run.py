@@ -15,6 +15,24 @@ from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConf
 from smfusion.config.tb import TBConfig
 from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
 
+_NAME_PUNCT = frozenset("._-+=@,")
+
+
+def check_run_name(name: str) -> str:
+    """``name`` when it is one path component of letters (any script), digits and ``._-+=@,`` (not ``.``/``..``, not hidden,
+    at most 100 characters); else ValueError saying which rule it breaks."""
+    if not name or not name.strip():
+        raise ValueError("must not be empty")
+    if len(name) > 100:
+        raise ValueError(f"is {len(name)} characters long; at most 100")
+    bad = sorted({c for c in name if not (c.isalnum() or c in _NAME_PUNCT)})
+    if bad or name.startswith("."):
+        what = "a path separator" if "/" in bad or "\\" in bad else f"{bad[0]!r}" if bad else "a leading '.'"
+        raise ValueError(f"{name!r} is not a plain name (it holds {what}): use letters, digits and ._-+=@, only; "
+                         "put a path in run_dir or --run-dir")
+    return name
+
+
 class RunConfig(_Strict):
     """The whole run: data, periods, split, model, training, evaluation.
 
@@ -52,6 +70,12 @@ class RunConfig(_Strict):
         """A DataConfig built in code is re-selected by its reader (the section class may differ)."""
         return v.model_dump() if isinstance(v, DataConfig) and type(v) is not DATA_BY_READER.get(v.reader, DataConfig) \
             else v
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_name(cls, v: str) -> str:
+        """A run name becomes ``runs/<name>``: a name, never a path (docs/security.md)."""
+        return check_run_name(v)
 
     @model_validator(mode="after")
     def _check_casm(self) -> "RunConfig":

@@ -44,6 +44,7 @@ from smfusion.data.readers import register_reader
 from smfusion.data.units import converter
 from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import as_grid, latlon_to_rowcol, rowcol_to_latlon, xy_to_rowcol
+from smfusion.io.zarr_codecs import check_zarr_codecs
 
 __all__ = ["read_grid_inputs", "cell_list", "open_store"]
 
@@ -131,6 +132,8 @@ def open_store(path: str, engine: Optional[str] = None) -> _Store:
         raise DataError("input store not found", path=path)
     parts = []
     for f in files:
+        if f.is_dir() or f.suffix == ".zarr":
+            check_zarr_codecs(f)
         try:
             if f.is_dir() or f.suffix == ".zarr":
                 ds = xr.open_zarr(f, chunks=None, consolidated=None)

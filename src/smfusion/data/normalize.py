@@ -121,4 +121,11 @@ class Scaler:
 
     @classmethod
     def load(cls, path: str | Path) -> "Scaler":
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+        """A run's ``scaler.yaml`` (YAML data only); :class:`DataError` naming it when it is not one."""
+        try:
+            return cls.from_dict(yaml.safe_load(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            from smfusion.errors import DataError
+
+            raise DataError(f"not a scaler file ({type(exc).__name__})", path=path,
+                            hint="train again with --restart") from None

@@ -83,8 +83,12 @@ class Seasonal:
         for var in [*cfg.data.target, *anomaly_inputs(cfg)]:
             path = Path(run_dir) / "climatology" / f"{var}.nc"
             if path.is_file():
-                with xr.open_dataset(path) as f:
-                    clims[var] = Climatology.from_dataset(f.load())
+                try:
+                    with xr.open_dataset(path) as f:
+                        clims[var] = Climatology.from_dataset(f.load())
+                except (OSError, ValueError, KeyError, TypeError) as exc:  # not a NetCDF climatology
+                    raise DataError(f"not a climatology file ({type(exc).__name__})", path=path,
+                                    hint="train again with --restart") from None
         anomalies = anomaly_vars(cfg)
         missing = [v for v in anomalies if v not in clims]
         if missing:

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from smfusion.errors import OutputError
-from smfusion.io.ownership import (HINT_OVERWRITE, LEDGER, MARKER, check_not_input, check_replaceable,
+from smfusion.io.ownership import (HINT_OVERWRITE, LEDGER, MARKER, check_not_input, check_replaceable, tree_listing,
                                    file_sha256, is_empty_dir, is_run_dir, is_smfusion_output, read_ledger,
                                    run_dir_above, run_dir_within, self_describing)
 
-__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "clean_stale_in", "temp_name", "discard", "MARKER"]
+__all__ = ["atomic_path", "write_text", "user_output", "clean_stale", "clean_stale_in", "temp_name", "move_aside", "process_alive", "MARKER"]
 
 _NAME_MAX = 100  # characters of the target name kept in a temporary's name
 
@@ -59,7 +59,8 @@ def _temp_re(path: Path) -> re.Pattern:
                       r"[0-9a-f]+.*\.(?P<kind>tmp|old|trash)$")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (this process: yes; one we may not signal: assumed yes)."""
     if pid == os.getpid():
         return True
     try:
@@ -93,7 +94,7 @@ def clean_stale(path: str | Path) -> list[Path]:
     pattern, host, done = _temp_re(path), _host(), []
     for name in sorted(names):
         m = pattern.match(name)
-        if m is None or m["host"] != host or _alive(int(m["pid"])):
+        if m is None or m["host"] != host or process_alive(int(m["pid"])):
             continue
         stale = path.parent / name
         if m["kind"] == "old" and not (path.exists() or path.is_symlink()):
@@ -164,7 +165,7 @@ def _write_marker(folder: Path) -> None:
     entries = sorted(n for n in os.listdir(folder) if n != MARKER)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     (folder / MARKER).write_text(json.dumps({"written_by": "smfusion", "version": __version__, "created": now,
-                                             "entries": entries}, indent=1) + "\n")
+                                             "entries": entries, "files": tree_listing(folder)}) + "\n")
 
 
 def _record(path: Path) -> None:
@@ -244,23 +245,23 @@ def atomic_path(path: str | Path, suffix: str | None = None, *, overwrite: Optio
         _record(path)  # a user-named output: recognisable by a later --overwrite
 
 
-def discard(path: str | Path) -> None:
-    """Remove a part of a run directory (e.g. old checkpoints on ``--restart``) at once and for good.
-
-    ``path`` is first renamed to ``.<name>.smfusion-<host>-<pid>-<random>.trash``
-    (one atomic step: it is gone from its place), then deleted; a trash left by
-    a crash is deleted by the next ``discard`` of, or write to, ``path``. Only a
-    run directory or something inside one is accepted.
+def move_aside(path: str | Path) -> Path | None:
+    """Rename the run directory ``path`` to ``<path>.old-<UTC stamp>`` beside it (one atomic step, nothing
+    deleted: what the user put inside goes along); returns the new name (None when ``path`` is absent or
+    an empty folder, which stays). ``train --restart`` starts from a clean slate this way.
     """
     path = Path(path)
-    clean_stale(path)
-    if not (path.exists() or path.is_symlink()):
-        return
-    if not (is_run_dir(path) or run_dir_above(path) is not None):
-        raise OutputError("is not part of a run directory: smfusion discards only its own run files", path=path)
-    trash = temp_name(path, "trash")
-    os.rename(path, trash)
-    _remove(trash)
+    if not (path.exists() or path.is_symlink()) or is_empty_dir(path):
+        return None
+    if path.is_symlink() or not is_run_dir(path):
+        raise OutputError("is not a run directory: smfusion moves aside only its own runs", path=path)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for i in range(1, 1000):
+        aside = path.with_name(f"{path.name}.old-{stamp}" + (f"-{i}" if i > 1 else ""))
+        if not (aside.exists() or aside.is_symlink()):
+            os.rename(path, aside)  # same folder: atomic; a rename onto an existing name never happens
+            return aside
+    raise OutputError("too many moved-aside runs with this time stamp", path=path, hint="try again in a second")
 
 
 def write_text(path: str | Path, text: str, *, overwrite: Optional[bool] = None) -> Path:

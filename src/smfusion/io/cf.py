@@ -33,6 +33,7 @@ from smfusion.errors import DataError
 from smfusion.grids.ease2 import EASE2Grid, get_grid
 from smfusion.io.atomic import atomic_path
 from smfusion.io.cf_encoding import dim_chunks as _dim_chunks, encoding as _encoding, zarr_v3_library as _zarr_v3_library
+from smfusion.io.zarr_codecs import check_zarr_codecs
 
 __all__ = [
     "CONVENTIONS",
@@ -343,6 +344,8 @@ def read_product(path: str | Path, *, chunks: Mapping[str, int] | None = None, r
     path = Path(path)
     if not path.exists():
         raise DataError("product not found", path=path)
+    if path.is_dir() or path.suffix == ".zarr":
+        check_zarr_codecs(path)
     try:
         if path.is_dir() or path.suffix == ".zarr":
             ds = xr.open_zarr(path, chunks=chunks, decode_coords="all", consolidated=None)

@@ -6,7 +6,8 @@ smfusion replaces an existing path only when it can tell that it wrote it:
   (every product written through :mod:`smfusion.io.cf`);
 * a folder holding the marker file ``.smfusion-output`` (written by
   :func:`smfusion.io.atomic.atomic_path` into every folder output, Zarr stores
-  included), as long as it holds nothing beyond the entries the marker lists;
+  included), as long as it holds nothing, at any depth, beyond the files and
+  folders the marker lists;
   a Zarr store whose attributes hold ``smfusion_version`` counts too;
 * a file listed in the marker of the folder it is in;
 * any other file smfusion wrote outside a run directory (CSV, TFRecord, ...):
@@ -90,7 +91,18 @@ def _hdf5_owned(path: Path) -> bool:
         return False
 
 
+_ZARR_FILE_RE = re.compile(r"^(\.z(attrs|group|array|metadata)|zarr\.json|\d+(\.\d+)*)$")
+
+
+def _zarr_layout_only(path: Path) -> bool:
+    """True when every file below ``path`` is a Zarr metadata document or chunk (no other file nested)."""
+    return all(_ZARR_FILE_RE.match(f) for _, _, files in os.walk(path) for f in files)
+
+
 def _zarr_owned(path: Path) -> bool:
+    """A Zarr store (without the marker) whose attributes name smfusion and which holds only Zarr files."""
+    if not _zarr_layout_only(path):
+        return False
     for name, key in ((".zattrs", None), ("zarr.json", "attributes")):
         try:
             meta = json.loads((path / name).read_text())
@@ -102,12 +114,37 @@ def _zarr_owned(path: Path) -> bool:
     return False
 
 
+def tree_listing(folder: str | Path) -> list[str]:
+    """Every file and folder below ``folder`` as sorted POSIX paths relative to it (folders end in ``/``),
+    the marker and ledger aside: what the marker records so that no nested file goes unnoticed."""
+    folder = Path(folder)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        rel = Path(dirpath).relative_to(folder)
+        out += [(rel / d).as_posix() + "/" for d in dirnames]
+        out += [(rel / f).as_posix() for f in filenames if not (rel == Path(".") and f in (MARKER, LEDGER))]
+    return sorted(out)
+
+
 def unknown_entries(folder: str | Path) -> list[str]:
-    """Top-level names in a marked ``folder`` that its marker does not list (sorted)."""
+    """Paths in a marked ``folder``, at any depth, that its marker does not list (sorted).
+
+    A marker of an earlier smfusion lists only the top-level entries: then a
+    nested path cannot be told from a user's, and the answer is every nested
+    path that exists (smfusion refuses to replace such a folder).
+    """
     folder = Path(folder)
     marker = read_marker(folder) or {}
-    listed = set(marker.get("entries") or [])
-    return sorted(n for n in os.listdir(folder) if n not in (MARKER, LEDGER) and n not in listed)
+    top = set(marker.get("entries") or [])
+    unknown = sorted(n for n in os.listdir(folder) if n not in (MARKER, LEDGER) and n not in top)
+    if unknown:
+        return unknown
+    files = marker.get("files")
+    listing = tree_listing(folder)
+    if not isinstance(files, list):
+        return [p for p in listing if "/" in p.rstrip("/")]
+    known = set(files)
+    return [p for p in listing if p not in known]
 
 
 def is_smfusion_output(path: str | Path) -> bool:

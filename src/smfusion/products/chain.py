@@ -35,6 +35,7 @@ from smfusion.io.ownership import check_output
 from smfusion.products.longterm import predict_product
 from smfusion.products.regrid_product import SOURCE_FILL, regrid_site_product
 from smfusion.runs import Run
+from smfusion.io.lock import locked
 
 __all__ = ["Era", "check_eras", "era_periods", "predict_chain"]
 
@@ -90,6 +91,7 @@ def era_periods(eras: list[Era], days: int) -> list[tuple[pd.Timestamp, pd.Times
     return out
 
 
+@locked("out", "predict --product (chain)")
 def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid: Optional[str] = None,
                   composite_days: int = 1, noise_runs: Optional[int] = None, noise: Optional[float] = None,
                   chunk_days: int = 366, chunk_sites: int = 512, min_valid_fraction: float = 0.5,

@@ -16,6 +16,10 @@ not pile up); without a client the same tasks run one after the other in this
 process. Each finished task leaves a marker (and, when a later block follows,
 its state) in the work folder: a killed job started again with the same request
 skips the finished regions and continues each cell block from its last state.
+Only one job works on an output at a time (``predict_product`` holds the
+output's lock, :mod:`smfusion.io.lock`), so a job joins a work folder only when
+the job that made it is gone; :func:`remove_work` deletes a work folder only
+while it holds the engine's own files.
 
 Work folder ``<out dir>/.<out name>.work/`` (it must be visible to every worker)::
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +45,11 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
-from smfusion.errors import ConfigError
-from smfusion.io.atomic import atomic_path, write_text
+from smfusion.errors import ConfigError, OutputError
+from smfusion.io.atomic import atomic_path, process_alive, write_text
 from smfusion.products.blocks import composite, load_from_days, time_mode
 
-__all__ = ["Job", "Block", "plan", "open_work", "execute", "run_block", "load_sites"]
+__all__ = ["Job", "Block", "plan", "open_work", "remove_work", "execute", "run_block", "load_sites"]
 
 WORK_FORMAT = 1
 
@@ -138,13 +143,18 @@ def open_work(job: Job, request: dict, names: list[str], times: np.ndarray, n_si
     if work.exists():
         if not req_file.is_file():
             raise ConfigError(f"'{work}' exists but is not an smfusion work folder (no request.json): move it away")
-        same = json.loads(req_file.read_text()).get("hash") == _request_hash(req)
+        _check_owner_gone(work)
+        try:
+            same = json.loads(req_file.read_text()).get("hash") == _request_hash(req)
+        except (OSError, ValueError, AttributeError):
+            same = False  # unreadable request: another request's folder
         if same and not restart:
+            write_text(work / OWNER, json.dumps(_me()))
             return {tuple(int(v) for v in p.name.split("_")) for p in (work / "done").iterdir()}
         if not restart:
             raise ConfigError(f"work folder '{work}' holds an unfinished product of another request; pass "
                               "restart=True (--restart) to discard it, or finish it with the same arguments")
-        shutil.rmtree(work)
+        remove_work(work)
     import dask.array as da
 
     with atomic_path(work) as tmp:  # a crash while creating leaves no half-made folder
@@ -155,11 +165,62 @@ def open_work(job: Job, request: dict, names: list[str], times: np.ndarray, n_si
         enc = {n: {"chunks": (chunk_sites, per), "_FillValue": np.float32(np.nan)} for n in names}
         tmpl.to_zarr(tmp / "layers.zarr", mode="w", compute=False, encoding=enc, zarr_format=2, consolidated=False)
         (tmp / "request.json").write_text(json.dumps({**req, "hash": _request_hash(req)}, indent=1, default=str))
+        (tmp / OWNER).write_text(json.dumps(_me()))
     return set()
 
 
+OWNER = "owner.json"  # the job working in a work folder: {host, pid, started}
+
+
+def _me() -> dict:
+    import datetime as _dt
+    import socket
+
+    now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": now}
+
+
+def _check_owner_gone(work: Path) -> None:
+    """Refuse to join a work folder whose recorded job still runs on this host (where the output's lock could
+    not be taken, e.g. a file system without locks); a job on another host is the lock's business."""
+    import socket
+
+    try:
+        owner = json.loads((work / OWNER).read_text())
+        host, pid = owner["host"], int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no owner recorded (an older work folder): the output's lock decides
+    if host == socket.gethostname() and pid != os.getpid() and process_alive(pid):
+        raise OutputError(f"work folder in use by pid {pid} on {host} (started {owner.get('started', '?')})",
+                          path=work, hint="wait for that job to finish; a job joins a work folder only once its "
+                                          "owner is gone")
+
+
+_WORK_FILE_RE = re.compile(r"^(request\.json|owner\.json|\.owner\.json\.smfusion-.+\.tmp|\.smfusion-output|done|"
+                           r"state|layers\.zarr(/.+)?|done/\d+_\d+|state/\d+_\d+\.npz|"
+                           r"(done|state)/\..+\.smfusion-[A-Za-z0-9]+-\d+-[0-9a-f]+.*\.(tmp|old))$")
+
+
+def remove_work(work: str | Path) -> None:
+    """Delete a work folder (module docstring), refusing one that holds anything the engine does not write
+    there (a user's file is never deleted: OutputError naming it)."""
+    work = Path(work)
+    if not work.exists():
+        return
+    if work.is_symlink() or not work.is_dir():
+        raise OutputError("is not a work folder smfusion made (a link or a file): not removed", path=work,
+                          hint="move it away yourself")
+    for dirpath, dirnames, filenames in os.walk(work):
+        for name in dirnames + filenames:
+            rel = (Path(dirpath) / name).relative_to(work).as_posix()
+            if not _WORK_FILE_RE.match(rel) or (Path(dirpath) / name).is_symlink():
+                raise OutputError(f"holds '{rel}', which smfusion did not write: the work folder is not removed",
+                                  path=work, hint="move your file out of it, then run again")
+    shutil.rmtree(work)
+
+
 def _load_state(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:  # data only, whatever the NumPy default
         return {k: f[k] for k in f.files}
 
 

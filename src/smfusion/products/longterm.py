@@ -45,7 +45,6 @@ for the window it is asked for, so twin runs are predicted in one time block.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -64,6 +63,7 @@ from smfusion.products.blocks import composite, time_mode
 from smfusion.products.cluster import dask_client
 from smfusion.products.layers import ancillary_of, applied_recalibration, distribution_layers, layer_attrs
 from smfusion.runs import Run
+from smfusion.io.lock import locked
 
 __all__ = ["predict_product", "layer_names", "composite"]
 
@@ -127,6 +127,7 @@ def _to_grid(values: np.ndarray, r: np.ndarray, c: np.ndarray, ny: int, nx: int)
     return out.T.reshape(nt, ny, nx)
 
 
+@locked("out", "predict --product")
 def predict_product(
     run_dir: str | Path | Run,
     start: str,
@@ -203,7 +204,7 @@ def predict_product(
         engine.execute(run, job, chains, done, client=c, progress=progress)
         path = _finalise(run, job.store, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end),
                          distributed=c is not None, overwrite=overwrite, recal=recal)
-    shutil.rmtree(job.work, ignore_errors=True)
+    engine.remove_work(job.work)
     return path
 
 

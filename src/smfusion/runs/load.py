@@ -13,6 +13,8 @@ Run directory (written by :func:`smfusion.training.run.train`)::
 
 from __future__ import annotations
 
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -25,9 +27,34 @@ from smfusion.data.loading import SiteSplit
 from smfusion.errors import DataError
 from smfusion.models.registry import build_model
 
-__all__ = ["Trained", "load_trained", "build_member", "load_weights", "HINT_RESTART"]
+__all__ = ["Trained", "load_trained", "build_member", "load_weights", "read_data_only", "NotData", "HINT_RESTART"]
 
 HINT_RESTART = "train again with --restart to start the run afresh"
+HINT_NOT_DATA = ("it was not written by this smfusion version, or not by smfusion; nothing in it was run: "
+                 "train again with --restart (the old run is moved aside, not deleted)")
+
+
+class NotData(DataError):
+    """A file that the data-only reader refuses (it would build or call something other than data)."""
+
+
+def read_data_only(path: Path, device: str, what: str):
+    """``torch.load(path, weights_only=True)``: tensors, dicts, lists, tuples, numbers, strings, None.
+
+    :class:`NotData` when the pickle names any other global (refused before
+    anything is called: docs/security.md); :class:`DataError` "corrupt <what>"
+    for a truncated, empty or garbage file.
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        m = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if m:  # a pickle that names a function or class: refused before anything is built or called
+            raise NotData(f"{what} is not plain data: the weights-only reader refused {m.group(1)}", path=path,
+                          hint=HINT_NOT_DATA) from None
+        raise DataError(f"corrupt {what} (not a torch file of tensors)", path=path, hint=HINT_RESTART) from None
+    except Exception as exc:  # truncated zip, garbage bytes, empty file: torch raises many types
+        raise DataError(f"corrupt {what} ({type(exc).__name__})", path=path, hint=HINT_RESTART) from None
 
 
 def load_weights(path: str | Path, device: str = "cpu") -> dict:
@@ -35,10 +62,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError("trained weights missing", path=path, hint=HINT_RESTART)
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # truncated, garbage, or not a weights-only pickle
-        raise DataError(f"corrupt weights file ({type(exc).__name__})", path=path, hint=HINT_RESTART) from None
+    state = read_data_only(path, device, "weights file")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DataError("not a weights file (a state_dict of tensors)", path=path, hint=HINT_RESTART)
     return state

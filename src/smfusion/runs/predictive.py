@@ -106,8 +106,15 @@ def save_recalibrations(path: Path, recals: dict[str, Recalibration], meta: dict
 
 
 def load_recalibrations(path: Path) -> tuple[dict[str, Recalibration], dict]:
-    d = json.loads(Path(path).read_text())
-    return {v: Recalibration.from_dict(r) for v, r in d["targets"].items()}, d.get("meta", {})
+    """A recalibration file of the run (JSON); :class:`DataError` naming it when it is not one."""
+    from smfusion.errors import DataError
+
+    try:
+        d = json.loads(Path(path).read_text())
+        return {v: Recalibration.from_dict(r) for v, r in d["targets"].items()}, dict(d.get("meta", {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"not a recalibration file ({type(exc).__name__})", path=path,
+                        hint="smfusion recalibrate writes it again") from None
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Train a run from its config: one path for every adapter, model and objective.
 
 The run directory it writes (config.yaml, scaler.yaml, split.json, climatology/, member_<i>/) is laid out in
-:mod:`smfusion.runs.load`, which reads it back.
+:mod:`smfusion.runs.load`, which reads it back. Its lock (one job per run):
+:mod:`smfusion.io.lock`.
 
 :func:`train`: adapter -> run-directory guard -> split -> optional transfer
 source -> fit (scaler, climatologies) -> for each member: model from the
@@ -12,6 +13,7 @@ with the objective. :func:`load_trained` reads a run back (the run loader in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,7 +27,8 @@ from smfusion.data.adapters import Adapter, adapter_for
 from smfusion.data.checks import Problem, check_config, raise_for_problems
 from smfusion.data.loading import SiteSplit
 from smfusion.errors import ConfigError, DataError, SmfusionError
-from smfusion.io.atomic import clean_stale_in, discard, write_text
+from smfusion.io.atomic import clean_stale_in, move_aside, write_text
+from smfusion.io.lock import hold
 from smfusion.io.ownership import RUN_MARKER, check_not_input, is_empty_dir, is_run_dir
 from smfusion.models.registry import build_model
 from smfusion.training.objectives import build_objective, check_head, get_objective
@@ -35,8 +38,6 @@ from smfusion.training.trainer import Trainer, Validation
 __all__ = ["train", "check_names", "validate_config", "refuse_invalid", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
 RUNTIME_ONLY = ("threads", "progress", "device")  # training fields that do not change the result
-# what --restart removes from a run directory (each in one atomic step, io.atomic.discard)
-RUN_PARTS = ("member_*", "metrics", "predictions", "plots", "climatology", "split.json", "scaler.yaml")
 HINT_RUN_DIR = "train again with --restart to start the run afresh, or choose another --run-dir"
 
 
@@ -82,8 +83,8 @@ def write_run_config(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
 
     Refused: a folder that exists, is not empty and is not a run directory; a
     folder that is or holds an input. ``resume`` False (``--restart``): the
-    previous run's members, metrics, predictions, plots, climatologies, split
-    and scaler are discarded first. ``resume`` True: a run that has trained
+    previous run, with everything in it, is moved aside whole to
+    ``<run>.old-<UTC stamp>`` (never deleted; a warning names it). ``resume`` True: a run that has trained
     anything with a different config (runtime-only fields aside) is refused; one
     that has trained nothing yet (a failed first attempt) takes the new config.
     """
@@ -93,16 +94,21 @@ def write_run_config(cfg: RunConfig, run_dir: Path, resume: bool) -> None:
     if run_dir.is_dir() and not is_empty_dir(run_dir) and not is_run_dir(run_dir):
         raise ConfigError("exists and is not a run directory: smfusion trains only into a new or empty folder "
                           "or one of its own runs", path=run_dir, hint="choose another --run-dir")
+    if not resume:
+        aside = move_aside(run_dir)
+        if aside is not None:
+            import warnings
+
+            from smfusion.errors import SmfusionWarning
+
+            warnings.warn(f"--restart: the previous run {run_dir} was moved aside to {aside.name}, with everything "
+                          "in it (delete it yourself when you no longer need it)", SmfusionWarning, stacklevel=3)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / RUN_MARKER).exists():
         write_text(run_dir / RUN_MARKER, json.dumps({"written_by": "smfusion", "kind": "run"}) + "\n")
     cfg_path = run_dir / "config.yaml"
     clean_stale_in(run_dir)  # what a killed run (or --restart) left behind
-    if not resume:
-        for pattern in RUN_PARTS:
-            for part in sorted(run_dir.glob(pattern)):
-                discard(part)
-    elif cfg_path.exists() and _has_progress(run_dir):
+    if resume and cfg_path.exists() and _has_progress(run_dir):
         try:
             old = load_config(cfg_path)
         except ConfigError as exc:
@@ -213,10 +219,15 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     if dist is not None:
         for m in cfg.members():
             dist.check_batch(m.training.batch_size)
+    main = dist is None or dist.is_main
+    with hold(run_dir, "train") if main else contextlib.nullcontext():  # one writer per run (io/lock.py)
+        return _train_locked(cfg, run_dir, resume, data, adapter, dist, main)
+
+
+def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapter: Adapter, dist, main: bool) -> Path:
     if data is None:
         refuse_invalid(cfg)  # what `smfusion check` reports
         data = adapter.load()  # bad input fails here, before anything is written
-    main = dist is None or dist.is_main
     if dist is not None:
         device = dist.init(cfg.training.device)
         cfg.training.device = device

@@ -32,28 +32,11 @@ from smfusion.data.adapters.base import Batches, Sampler
 from smfusion.errors import ConfigError, DataError, SmfusionWarning
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.runs.load import HINT_RESTART
+from smfusion.training.checkpoint import NotData, load_checkpoint, save_payload
 from smfusion.runs.passes import predict_batches, to_tensors
 from smfusion.training.objectives import MaskedObjective, Objective
 
 CKPT_RE = re.compile(r"epoch_(\d+)\.pt$")
-
-
-CKPT_KEYS = ("epoch", "model", "optimizer", "rng_numpy", "rng_torch", "history", "best")
-
-
-def load_checkpoint(path: str | Path, device: str = "cpu") -> dict:
-    """A checkpoint written by :class:`Trainer`; :class:`DataError` naming the file when it is unreadable."""
-    path = Path(path)
-    try:
-        payload = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # truncated zip, garbage bytes, empty file: torch raises many types
-        raise DataError(f"corrupt checkpoint ({type(exc).__name__})", path=path, hint=HINT_RESTART) from None
-    if not isinstance(payload, dict):
-        raise DataError(f"not a checkpoint (a {type(payload).__name__})", path=path, hint=HINT_RESTART)
-    missing = [k for k in CKPT_KEYS if k not in payload]
-    if missing:
-        raise DataError(f"checkpoint lacks '{missing[0]}'", path=path, hint=HINT_RESTART)
-    return payload
 
 
 def seed_everything(seed: int) -> None:
@@ -191,6 +174,8 @@ class Trainer:
         for path in self.checkpoints():
             try:
                 return load_checkpoint(path, self.cfg.device)
+            except NotData:
+                raise  # not data: refused outright, never renamed or skipped
             except DataError as exc:
                 aside = path.with_name(path.name + ".corrupt")
                 try:
@@ -205,16 +190,9 @@ class Trainer:
     def _save_checkpoint(self, epoch: int, rng: np.random.Generator, state: dict) -> None:
         if not self.writes:
             return
-        payload = {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng_numpy": rng.bit_generator.state,
-            "rng_torch": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(self._cuda) if self._cuda is not None else None,
-            "config_key": self.config_key,
-            **state,
-        }
+        payload = save_payload(epoch, self.model.state_dict(), self.optimizer.state_dict(), rng,
+                               torch.cuda.get_rng_state(self._cuda) if self._cuda is not None else None,
+                               self.config_key, **state)
         with atomic_path(self.ckpt_dir / f"epoch_{epoch:04d}.pt") as tmp:
             torch.save(payload, tmp)
 

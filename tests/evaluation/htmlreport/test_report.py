@@ -1,6 +1,6 @@
 """The HTML report: built from a tiny run's files only, then opened in headless Chromium."""
 
-import html as html_mod
+from markupsafe import escape as _esc
 import json
 import os
 import shutil
@@ -74,9 +74,9 @@ def test_calibration_section_shows_the_gaussian_runs_scores(tiny_run, tmp_path):
     labels = list(cal["rows"])
     assert [lab.split(", ")[-1] for lab in labels[1:]] == ["raw", "recalibrated (variance)"], labels
     sec = _section(build_report(tiny_run, tmp_path / "r", progress=False).read_text(), "calibration")
-    assert html_mod.escape(cal["recalibration"]) in sec and "validation period 2016-03-01" in sec
+    assert _esc(cal["recalibration"]) in sec and "validation period 2016-03-01" in sec
     for label, row in cal["rows"].items():
-        assert html_mod.escape(label, quote=False) in sec, label
+        assert _esc(label) in sec, label
         for key in ("coverage_50", "coverage_68_cell_median", "coverage_90", "coverage_95_cell_median"):
             assert f">{row[key]:.3f}<" in sec, (label, key)
         assert f">{row['crps']:.4f}<" in sec and f">{row['rmse_over_rms_std']:.4f}<" in sec
@@ -103,7 +103,7 @@ def test_cv_run_report_and_missing_inputs(tiny_cv_run, tmp_path, open_in_browser
     html = index.read_text()
     summary = json.loads((tiny_cv_run / "summary.json").read_text())
     sec = _section(html, "cv")
-    assert html_mod.escape(summary["protocol"]) in sec and "cv.kind</dt><dd>kmeans" in sec
+    assert _esc(summary["protocol"]) in sec and "cv.kind</dt><dd>kmeans" in sec
     for name in ("cv_folds", "cv_calibration_SMAP_AM_reliability", "cv_calibration_SMAP_AM_spread_skill"):
         assert (out / "img" / f"{name}.png").stat().st_size > 5000, name
     rows = summary["periods"]["test"]
@@ -111,7 +111,7 @@ def test_cv_run_report_and_missing_inputs(tiny_cv_run, tmp_path, open_in_browser
                           "baseline: linear model, forcing + statics", "same recipe, temporal split (seen cells)"]
     assert "[test] unseen cells AND unseen year" in sec
     for label, r in rows.items():  # each row's per-fold medians in the rows x folds table
-        assert f"<th>{html_mod.escape(label, quote=False)}</th>" in sec, label
+        assert f"<th>{_esc(label)}</th>" in sec, label
         for v in r["per_fold"].values():
             assert f">{v['R']:.4f}<" in sec and f">{v['ubRMSE']:.4f}<" in sec, label
     assert len(summary["ubrmse_ratio"]) == 3
@@ -120,7 +120,7 @@ def test_cv_run_report_and_missing_inputs(tiny_cv_run, tmp_path, open_in_browser
     held = json.loads((tiny_cv_run / "calibration.json").read_text())["SMAP_AM"]
     assert "Calibration on held-out cells" in sec
     for label, row in held.items():
-        assert html_mod.escape(label, quote=False) in sec and f">{row['coverage_95']:.3f}<" in sec
+        assert _esc(label) in sec and f">{row['coverage_95']:.3f}<" in sec
     # a CV run has no test metrics or predictions of its own: each section says so and points to the CV section
     for text in ("metrics/summary.csv not found", "predictions/test.nc not found", "No station validation",
                  'href="#cv"'):
@@ -156,13 +156,17 @@ def test_report_refuses_foreign_folder_and_bad_table(tiny_run, tmp_path):
     bad.write_text("station,R\nx,0.5\n")
     with pytest.raises(DataError, match="lacks columns"):
         build_report(tiny_run, tmp_path / "r", validation=bad, progress=False)
-    # rebuilding into its own folder takes --overwrite, and leaves no stale image behind
+    # rebuilding into its own folder takes --overwrite; a file the user put inside it, at any depth, is
+    # never deleted: the overwrite is refused naming it (issue 24)
     first = build_report(tiny_run, tmp_path / "again", progress=False)
-    (tmp_path / "again" / "img" / "stale.png").write_bytes(b"x")
+    (tmp_path / "again" / "img" / "mine.png").write_bytes(b"x")
     with pytest.raises(OutputError, match="exists"):
         build_report(tiny_run, tmp_path / "again", progress=False)
+    with pytest.raises(OutputError, match="holds 'img/mine.png', which smfusion did not write"):
+        build_report(tiny_run, tmp_path / "again", progress=False, overwrite=True)
+    assert (tmp_path / "again" / "img" / "mine.png").read_bytes() == b"x"
+    (tmp_path / "again" / "img" / "mine.png").unlink()
     assert build_report(tiny_run, tmp_path / "again", progress=False, overwrite=True) == first
-    assert not (tmp_path / "again" / "img" / "stale.png").exists()
 
 
 def test_browser_check_catches_a_broken_page(tmp_path, open_in_browser):

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from smfusion import __version__
-from smfusion.evaluation.htmlreport import figures
-from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, pre_html, render_page, table_html
+import smfusion.evaluation.htmlreport.figures as figures
+from smfusion.evaluation.htmlreport.page import Section, figure, heading, kv, note, para, pre, render_page, table
 from smfusion.evaluation.htmlreport.runfiles import (RunFiles, load_land_points, load_run_files,
                                                      why_no_spread)
 from smfusion.evaluation.htmlreport.sections_calibration import calibration_section
@@ -64,17 +64,17 @@ def _own_table(f: RunFiles) -> tuple[str, pd.DataFrame] | None:
 def _protocol(ctx: _Ctx) -> Section:
     f = ctx.files
     s = Section("protocol", "Run and protocol")
-    s.add(dict_html({"run directory": f.run_dir.resolve(), "run name": f.config.get("name", "?"),
+    s.add(kv({"run directory": f.run_dir.resolve(), "run name": f.config.get("name", "?"),
                      "target": f.target or "?", "report built": _dt.datetime.now().isoformat(timespec="seconds"),
                      "smfusion": __version__}))
     if f.metrics and f.metrics.get("protocol"):
-        s.add("<h3>Protocol of the test metrics</h3>").add(dict_html(f.metrics["protocol"]))
+        s.add(heading("Protocol of the test metrics"), kv(f.metrics["protocol"]))
     else:
-        s.add(note_html(f"No protocol: {f.missing.get('metrics', 'metrics.json has no protocol')}."))
+        s.add(note(f"No protocol: {f.missing.get('metrics', 'metrics.json has no protocol')}."))
     if f.config_text:
-        s.add("<h3>config.yaml</h3>").add(pre_html(f.config_text))
+        s.add(heading("config.yaml"), pre(f.config_text))
     else:
-        s.add(note_html(f"No config: {f.missing.get('config')}."))
+        s.add(note(f"No config: {f.missing.get('config')}."))
     return s
 
 
@@ -83,22 +83,22 @@ def _metrics(ctx: _Ctx) -> Section:
     s = Section("metrics", "Test metrics beside the baselines")
     pooled = _pooled_table(f.metrics)
     if f.summary is None and pooled is not None:  # a point run: metrics pooled over each split's examples
-        s.add("<p>Pooled over every example of the split (sensors split into train / validation / test); "
-              "the model's rows beside its baselines (protocol above).</p>")
-        return s.add(table_html(pooled))
+        s.add(para("Pooled over every example of the split (sensors split into train / validation / test); "
+                   "the model's rows beside its baselines (protocol above)."))
+        return s.add(table(pooled))
     if f.summary is None:
-        s.add(note_html(f"No metrics table: {f.missing.get('summary')}."))
+        s.add(note(f"No metrics table: {f.missing.get('summary')}."))
         return s.add(_cv_pointer(f))
-    s.add("<p>Median over test sites of each per-site metric; first row: this run's model, then the baselines "
-          "and reference rows the evaluation wrote (protocol above).</p>")
-    return s.add(table_html(f.summary))
+    s.add(para("Median over test sites of each per-site metric; first row: this run's model, then the baselines "
+               "and reference rows the evaluation wrote (protocol above)."))
+    return s.add(table(f.summary))
 
 
-def _cv_pointer(f: RunFiles) -> str:
-    """For a CV run dir: where its held-out scores are."""
-    return ("<p>This folder is a cross-validation run (smfusion cv): its scores on held-out cells, baselines, "
-            'held-out calibration and fold maps are in <a href="#cv">Spatial cross-validation</a>.</p>'
-            if f.cv is not None else "")
+def _cv_pointer(f: RunFiles):
+    """For a CV run dir: where its held-out scores are (None for other runs)."""
+    return (para("This folder is a cross-validation run (smfusion cv): its scores on held-out cells, baselines, "
+                 "held-out calibration and fold maps are in ", ("a", "Spatial cross-validation", "#cv"), ".")
+            if f.cv is not None else None)
 
 
 def _pooled_table(metrics: dict | None) -> pd.DataFrame | None:
@@ -116,24 +116,24 @@ def _maps(ctx: _Ctx) -> Section:
     s = Section("maps", "Maps of per-cell skill and uncertainty coverage")
     own = _own_table(f)
     if own is None:
-        return s.add(note_html(f"No per-site metrics: {f.missing.get('sites')}."))
+        return s.add(note(f"No per-site metrics: {f.missing.get('sites')}."))
     label, t = own
     land = ctx.land_for(t["lat"], t["lon"])
     if land is None:
-        s.add(note_html("No land background: ease2/ease36land.nc not found (SMFUSION_DATA_DIR)."))
+        s.add(note("No land background: ease2/ease36land.nc not found (SMFUSION_DATA_DIR)."))
     panels = [dict(lat=t["lat"], lon=t["lon"], values=t[c], title=f"{name} ({label})", cmap=cm, label=name, **kw)
               for c, name, cm, kw in (("pearson_r", "R", "viridis", {}), ("ubrmse", "ubRMSE", "magma_r", {}),
                                       ("bias", "bias", "RdBu_r", _sym(t.get("bias"))))
               if c in t]
     path, src = ctx.png("map_skill")
     figures.map_panels(panels, path, land=land)
-    s.add(figure_html(src, f"Per-cell R, ubRMSE and bias of {label} over the test period (grey: EASE-2 36 km "
+    s.add(figure(src, f"Per-cell R, ubRMSE and bias of {label} over the test period (grey: EASE-2 36 km "
                            "land cells; hollow: no value)"))
     band = f.interval(_COVERAGE_LEVEL)
     if f.predictions is None or band is None or f.observations is None:
         why = (f"no predictions ({f.missing.get('predictions')})" if f.predictions is None else
                _no_band(f) if band is None else f"no observations ({f.missing.get('observations')})")
-        return s.add(note_html(f"No coverage map: {why}."))
+        return s.add(note(f"No coverage map: {why}."))
     obs = f.observations.values
     lo, hi, how = band
     ok = np.isfinite(obs) & np.isfinite(lo) & np.isfinite(hi)
@@ -144,7 +144,7 @@ def _maps(ctx: _Ctx) -> Section:
     figures.map_points(f.predictions["lat"].values, f.predictions["lon"].values, cov,
                        f"Coverage of the central {_COVERAGE_LEVEL:.0%} interval per cell", path, land=land,
                        cmap="coolwarm_r", label="fraction of obs inside", vmin=0.0, vmax=1.0)
-    return s.add(figure_html(src, f"Fraction of observed days inside the central {_COVERAGE_LEVEL:.0%} interval per "
+    return s.add(figure(src, f"Fraction of observed days inside the central {_COVERAGE_LEVEL:.0%} interval per "
                                   f"cell (nominal {_COVERAGE_LEVEL}); interval: {how}"))
 
 
@@ -183,7 +183,7 @@ def _timeseries(ctx: _Ctx) -> Section:
     f = ctx.files
     s = Section("timeseries", "Time series at chosen and best / median / worst cells")
     if f.predictions is None or f.target is None:
-        return s.add(note_html(f"No predictions: {f.missing.get('predictions')}."))
+        return s.add(note(f"No predictions: {f.missing.get('predictions')}."))
     picks = _pick_sites(ctx)
     ids = [str(v) for v in f.predictions["site"].values]
     rows = [ids.index(p) for p, _ in picks]
@@ -194,16 +194,16 @@ def _timeseries(ctx: _Ctx) -> Section:
     titles = [f"site {p} ({why})" for p, why in picks]
     path, src = ctx.png("timeseries")
     figures.series_with_band(f.predictions["time"].values, obs, pred, lohi, titles, path, level=_COVERAGE_LEVEL)
-    s.add(figure_html(src, "Prediction (line), observations (dots)" + (
+    s.add(figure(src, "Prediction (line), observations (dots)" + (
         f" and the central {_COVERAGE_LEVEL:.0%} interval ({band[2]})" if band else "") + " over the test period"))
     lat, lon = f.predictions["lat"].values[rows], f.predictions["lon"].values[rows]
-    s.add(table_html(pd.DataFrame({"panel": titles, "lat": lat, "lon": lon}), digits=3, index=False))
+    s.add(table(pd.DataFrame({"panel": titles, "lat": lat, "lon": lon}), digits=3, index=False))
     if obs is None:
-        s.add(note_html(f"No observations: {f.missing.get('observations')}."))
+        s.add(note(f"No observations: {f.missing.get('observations')}."))
     else:
-        s.add(f"<p>Observations: {f.observations_source}.</p>")
+        s.add(para(f"Observations: {f.observations_source}."))
     if band is None:
-        s.add(note_html(f"No uncertainty band: {_no_band(f)}."))
+        s.add(note(f"No uncertainty band: {_no_band(f)}."))
     return s
 
 
@@ -211,11 +211,11 @@ def _scatter(ctx: _Ctx) -> Section:
     f = ctx.files
     s = Section("scatter", "Scatter density")
     if f.predictions is None or f.observations is None:
-        return s.add(note_html(f"No scatter: {f.missing.get('predictions') or f.missing.get('observations')}."))
+        return s.add(note(f"No scatter: {f.missing.get('predictions') or f.missing.get('observations')}."))
     path, src = ctx.png("scatter_density")
     figures.density_scatter(f.observations.values, f.predictions[f.target].values, path,
                             title="test period, all test sites and days with an observation")
-    return s.add(figure_html(src, "Predicted against observed, density of site-days (log colour); dashed: 1:1"))
+    return s.add(figure(src, "Predicted against observed, density of site-days (log colour); dashed: 1:1"))
 
 
 _BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, calibration_section, cv_section, stations_section)

@@ -3,13 +3,11 @@ station validation table."""
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 
-from smfusion.evaluation.htmlreport import figures
-from smfusion.evaluation.htmlreport.page import Section, dict_html, figure_html, note_html, pre_html, table_html
+import smfusion.evaluation.htmlreport.figures as figures
+from smfusion.evaluation.htmlreport.page import Section, details, figure, heading, kv, note, para, pre, table
 from smfusion.evaluation.htmlreport.runfiles import why_no_spread
 from smfusion.evaluation.htmlreport.sections_calibration import calibration_blocks
 
@@ -39,32 +37,31 @@ def cv_section(ctx) -> Section:
     f = ctx.files
     s = Section("cv", "Spatial cross-validation")
     if f.cv is None:
-        return s.add(note_html(f"No spatial CV: {f.missing.get('cv')}."))
+        return s.add(note(f"No spatial CV: {f.missing.get('cv')}."))
     cv = f.cv
     summary, folds, meta = cv["summary"] or {}, cv["folds"], cv["meta"]
     protocol = summary.get("protocol") or f"(no protocol: {f.missing.get('cv summary', 'not in summary.json')})"
-    s.add("<h3>Protocol</h3>").add(f"<p>{html.escape(protocol)}</p>")
+    s.add(heading("Protocol"), para(protocol))
     if meta:
-        s.add(dict_html(_meta(meta)))
-    s.add("<h3>Folds</h3>").add(table_html(_fold_table(folds, summary), digits=3))
+        s.add(kv(_meta(meta)))
+    s.add(heading("Folds"), table(_fold_table(folds, summary), digits=3))
     if "ubrmse_ratio" in summary:
-        s.add("<p>held-out / temporal: the model's median ubRMSE over the fold's held-out cells (test period, "
-              "unseen cells and unseen year) over that of the same recipe trained on every cell with the temporal "
-              "split (seen cells, unseen year), on the same cells.</p>")
+        s.add(para("held-out / temporal: the model's median ubRMSE over the fold's held-out cells (test period, "
+                   "unseen cells and unseen year) over that of the same recipe trained on every cell with the "
+                   "temporal split (seen cells, unseen year), on the same cells."))
     else:
-        s.add(note_html("No held-out / temporal ubRMSE ratio: the CV ran without the temporal reference "
+        s.add(note("No held-out / temporal ubRMSE ratio: the CV ran without the temporal reference "
                         "(cv.temporal_reference false) or without a test period."))
     periods = summary.get("periods") or {}
     if not periods:
-        s.add(note_html(f"No per-fold tables: {f.missing.get('cv summary', 'summary.json has no periods')}."))
+        s.add(note(f"No per-fold tables: {f.missing.get('cv summary', 'summary.json has no periods')}."))
     for period, rows in periods.items():
-        s.add(f"<h3>[{html.escape(period)}] {html.escape(PERIOD_TEXT.get(period, period))}: median over each "
-              "fold's held-out cells</h3>").add(table_html(_period_table(rows, folds), digits=4))
+        s.add(heading(f"[{period}] {PERIOD_TEXT.get(period, period)}: median over each fold's held-out cells"),
+              table(_period_table(rows, folds), digits=4))
     _cv_maps(ctx, s, next(iter(periods), None))
     _cv_calibration(ctx, s, list(periods))
     if cv.get("report"):
-        s.add("<details><summary>report.txt as smfusion cv printed it</summary>"
-              f"{pre_html(cv['report'])}</details>")
+        s.add(details("report.txt as smfusion cv printed it", pre(cv["report"])))
     return s
 
 
@@ -102,7 +99,7 @@ def _cv_maps(ctx, s: Section, period: str | None) -> None:
 
     m = ctx.files.cv.get("metrics")
     if m is None or not {"lat", "lon", "site", "fold"} <= set(m.columns):
-        s.add(note_html(f"No fold map: {ctx.files.missing.get('cv metrics', 'metrics.csv has no lat / lon')}."))
+        s.add(note(f"No fold map: {ctx.files.missing.get('cv metrics', 'metrics.csv has no lat / lon')}."))
         return
     if "row" in m:
         m = m[m["row"] == MODEL]
@@ -119,7 +116,7 @@ def _cv_maps(ctx, s: Section, period: str | None) -> None:
                if c in m]
     path, src = ctx.png("cv_folds")
     figures.map_panels(panels, path, land=ctx.land_for(m["lat"], m["lon"]))
-    s.add(figure_html(src, f"Each cell coloured by the fold that holds it out, then by the model's R and ubRMSE "
+    s.add(figure(src, f"Each cell coloured by the fold that holds it out, then by the model's R and ubRMSE "
                            f"there when held out ({period or 'scored period'}; metrics.csv; grey: EASE-2 36 km land "
                            "cells)"))
 
@@ -127,14 +124,14 @@ def _cv_maps(ctx, s: Section, period: str | None) -> None:
 def _cv_calibration(ctx, s: Section, periods: list[str]) -> None:
     f = ctx.files
     cal = f.cv.get("calibration")
-    s.add("<h3>Calibration on held-out cells</h3>")
+    s.add(heading("Calibration on held-out cells"))
     if cal is None:
         why = why_no_spread(f.config) if f.config else ""
-        s.add(note_html(f"No held-out calibration: {why or f.missing.get('cv calibration')}."))
+        s.add(note(f"No held-out calibration: {why or f.missing.get('cv calibration')}."))
         return
     last = (f.cv["meta"].get("periods") or periods or ["?"])[-1]
-    s.body += calibration_blocks(ctx, cal, "cv_calibration",
-                                 f"held-out cells of all folds, {last} period ({PERIOD_TEXT.get(last, last)})")
+    s.add(*calibration_blocks(ctx, cal, "cv_calibration",
+                              f"held-out cells of all folds, {last} period ({PERIOD_TEXT.get(last, last)})"))
 
 
 def stations_section(ctx) -> Section:
@@ -143,14 +140,14 @@ def stations_section(ctx) -> Section:
     s = Section("stations", "Validation against in-situ stations")
     v = f.validation
     if v is None:
-        return s.add(note_html(f"No station validation: {f.missing.get('validation')}."))
-    s.add(f"<p>Table: {v['path']}</p>")
+        return s.add(note(f"No station validation: {f.missing.get('validation')}."))
+    s.add(para(f"Table: {v['path']}"))
     if v.get("protocol"):
-        s.add(dict_html({k: val for k, val in v["protocol"].items() if k not in ("options", "products")}))
+        s.add(kv({k: val for k, val in v["protocol"].items() if k not in ("options", "products")}))
     if v.get("summary") is not None:
         sm = v["summary"].copy()
-        s.add("<h3>Median over stations [bootstrap interval]</h3>")
-        s.add(table_html(sm, digits=3, index=False))
+        s.add(heading("Median over stations [bootstrap interval]"))
+        s.add(table(sm, digits=3, index=False))
     t = v["table"]
     panels = []
     for product, g in t.groupby("product", sort=False):
@@ -158,7 +155,7 @@ def stations_section(ctx) -> Section:
                            label="R", vmin=-0.2, vmax=1.0, size=40))
     path, src = ctx.png("stations_map")
     figures.map_panels(panels, path, land=ctx.land_for(t["lat"], t["lon"]))
-    s.add(figure_html(src, "Per-station R of each product (hollow: not scored, see status)"))
+    s.add(figure(src, "Per-station R of each product (hollow: not scored, see status)"))
     cols = [c for c in ("product", "station", "distance_km", "n", "R", "R_lower", "R_upper", "anomaly_R", "ubRMSE",
                         "RMSE", "bias", "status") if c in t.columns]
-    return s.add("<h3>Per station</h3>").add(table_html(t[cols], digits=3, index=False, scroll=True))
+    return s.add(heading("Per station"), table(t[cols], digits=3, index=False, scroll=True))
