@@ -184,3 +184,38 @@ def read_sensor_cells(cfg: DataConfig, start: Optional[str], end: Optional[str])
     if cfg.sites is not None:
         ds = ds.sel(site=cfg.sites)
     return ds.transpose("site", "time")
+
+
+def _register_check() -> None:
+    from smfusion.data.checks import Problem, register_check
+
+    @register_check("sensor_cells")
+    def check_sensor_cells(cfg) -> list:
+        """Every product folder holds cell files with the product's variables; the sites exist; each product has
+        a point within its distance limit of at least one site (warning otherwise) -- without reading series."""
+        from smfusion.io.ts_cells import cell_layout, open_cell
+
+        sc = cfg.data.sensor_cells
+        if sc is None:
+            return [Problem("data.sensor_cells", "reader 'sensor_cells' needs a data.sensor_cells section")]
+        sites = sites_of(sc)
+        out = []
+        for name, section in sc.products.items():
+            field = f"data.sensor_cells.products.{name}.path"
+            folder = product_folder(section.path)
+            pts = product_points(folder, None, field)
+            sensor = get_sensor(section.sensor)
+            for path in cell_files(folder).values():
+                with open_cell(path) as ds:
+                    cell_layout(ds)
+                    lacking = [v for v in sensor.variables if v not in ds.variables]
+                if lacking:
+                    out.append(Problem(field, f"{path.name} lacks {lacking} ({section.sensor} files need them)"))
+            cand = candidates(pts, sites.lat.values, sites.lon.values, section.max_distance_km or sc.max_distance_km)
+            if cand.empty:
+                out.append(Problem(field, f"no stored point within the distance limit of any of the {len(sites)} sites",
+                                   "check the folder and max_distance_km", "warning"))
+        return out
+
+
+_register_check()
