@@ -16,7 +16,8 @@ temperature. Protocol (printed with the tables):
   (DIR/product_3day.nc), layers sm, sm_std, sm_epistemic_std, sm_aleatoric_std, source;
 * sensors (DIR/sensors/<name>.nc, site layout, ``sm``): the filtered daily retrievals at the same sites;
 * stations (``smfusion validate``'s code, daily matching, ISMN flag G, nearest point with data within 50 km):
-  Silver Sword COSMOS probe (0-0.17 m) per era, the 9 SCAN sensors (0.05 m) 2017-2018; R, ubRMSE, bias,
+  Silver Sword COSMOS probe (0-0.17 m; values 2010-06-15 .. 2019-06) per era, the chain and the ASCAT and
+  CCI runs over the probe years, the 9 SCAN sensors (0.05 m) 2017-2018; R, ubRMSE, bias,
   n; medians over stations; baseline rows: the sensors themselves;
 * homogeneity (:mod:`smfusion.evaluation.homogeneity`): trend of product minus station (Silver Sword) and of
   product minus ESA CCI (every site with both), jumps over 365-day windows at every era boundary and at the
@@ -49,9 +50,10 @@ SENSORS = {
     "ascat": {"sensor": "ascat", "path": "hawaii_multisensor/ASCAT/ASCAT_H119/data"},
     "cci": {"sensor": "esa_cci", "path": "hawaii_multisensor/ESA_CCI_SM_passive/ESA_CCI_SM_P_V09_2"},
 }
-PROBE_PERIODS = {"before SMAP": ("2010-06-15", "2015-03-31"), "SMAP era": ("2015-04-01", "2025-06-17"),
-                 "SMAP era, SMOS run": ("2015-04-01", "2022-05-07"), "SMAP era, CCI run": ("2022-05-08", "2024-12-31"),
+# the probe's values (flag G) run 2010-06-15 .. 2019-06: the SMAP era at the probe ends there
+PROBE_PERIODS = {"before SMAP": ("2010-06-15", "2015-03-31"), "SMAP era": ("2015-04-01", "2019-12-31"),
                  "year before 2015-04": ("2014-04-01", "2015-03-31"), "year from 2015-04": ("2015-04-01", "2016-03-31")}
+RUN_YEARS = ("2010-06-15", "2019-12-31")  # each transferred run predicted over the probe's years
 SCAN_PERIOD = ("2017-01-01", "2018-12-31")
 
 
@@ -98,6 +100,19 @@ def chain(out: Path, runs: dict[str, Path]) -> dict[int, Path]:
     for days, path in paths.items():
         if not path.exists():
             predict_chain(eras, path, composite_days=days, progress=False)
+    return paths
+
+
+def run_products(out: Path, runs: dict[str, Path]) -> dict[str, Path]:
+    """The ASCAT and ESA CCI runs over the probe's years (the chain uses the CCI run only where the probe has no
+    value, and the ASCAT run nowhere): how the transferred runs fare against the station."""
+    from smfusion.products.longterm import predict_product
+
+    paths = {}
+    for name in ("ascat", "cci"):
+        paths[name] = out / f"run_{name}_{RUN_YEARS[0][:4]}_{RUN_YEARS[1][:4]}.nc"
+        if not paths[name].exists():
+            predict_product(runs[name], *RUN_YEARS, paths[name], progress=False)
     return paths
 
 
@@ -179,12 +194,15 @@ def main() -> None:
     cadence = overlap_cadence(products, sensors)
     print("\nOverlap R vs the target (SMAP AM), SMOS run's test years 2020-01-01 .. 2022-05-07, 13 SMAP points:")
     print(cadence.to_string(index=False, float_format="%.3f"))
-    labelled = [("CASM chain", products[1]), ("CASM chain 3-day", products[3])] + \
+    transferred = run_products(args.out, runs)
+    labelled = [("CASM chain", products[1]), ("CASM chain 3-day", products[3]),
+                ("CASM ASCAT run", transferred["ascat"]), ("CASM CCI run", transferred["cci"])] + \
         [(n, sensors[n]) for n in ("smap_am", "smap_pm", "smos", "smos_ic", "ascat", "cci")]
     probe = read_stations(root / "hawaii_multisensor/ISMN/ISMN_V20250617", depth=(0.0, 0.17))
     tab = station_table(probe, labelled, PROBE_PERIODS, (0.0, 0.17))
-    print("\nSilver Sword COSMOS probe (0-0.17 m, ISMN flag G, daily means; the probe starts 2010-06-15, so the "
-          "ESA CCI era 2002-06-19 .. 2010-01-11 has no station):")
+    print("\nSilver Sword COSMOS probe (0-0.17 m, ISMN flag G, daily means; its values run 2010-06-15 .. 2019-06, so "
+          "the chain's ESA CCI eras 2002-06-19 .. 2010-01-11 and 2022-05-08 .. 2024-12-31 have no station: the CCI "
+          f"run's own product over {RUN_YEARS[0]} .. {RUN_YEARS[1]} stands in for them):")
     print(tab.to_string(index=False, float_format="%.3f"))
     year = tab[tab.period.str.startswith("year")].pivot(index="product", columns="period", values="bias")
     print("\nMean bias jump at 2015-04-01 (bias in the year from minus the year before, vs the probe):")

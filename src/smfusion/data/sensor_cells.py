@@ -94,7 +94,8 @@ def candidates(points: pd.DataFrame, lat, lon, max_km: float, k: int = 8) -> pd.
     lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
     cols = {"site": [], "gpi": [], "file": [], "distance_km": []}
     if not points.empty:
-        grid = BasicGrid(points.lon.values.copy(), points.lat.values.copy(), gpis=np.arange(len(points)))
+        grid = BasicGrid(points.lon.values.copy(), points.lat.values.copy(), gpis=np.arange(len(points)),
+                         transform_lon=True)
         k = min(k, len(points))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "less than k points found": beyond the limit
