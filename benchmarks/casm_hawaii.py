@@ -116,13 +116,15 @@ def run_products(out: Path, runs: dict[str, Path]) -> dict[str, Path]:
     return paths
 
 
-def station_table(stations, products: list[tuple[str, Path]], periods: dict, depth) -> pd.DataFrame:
+def station_table(stations, products: list[tuple], periods: dict, depth) -> pd.DataFrame:
+    """Medians over stations per period and product; ``products``: (label, path[, variable])."""
     from smfusion.evaluation.validation import ValidationOptions, validate_series
 
     rows = []
+    variables = [p[2] if len(p) > 2 else None for p in products]
     for label, (a, b) in periods.items():
         opts = ValidationOptions(depth=depth, start=a, end=b, matching="daily", n_boot=200, min_samples=20)
-        res = validate_series(stations, products, opts)
+        res = validate_series(stations, [p[:2] for p in products], opts, variables=variables)
         t = res.table
         for name in [p[0] for p in products]:
             sub = t[t["product"] == name]
@@ -149,7 +151,11 @@ def homogeneity_tables(product: Path, sensors: dict[str, Path], stations) -> tup
     h_station = homogeneity(sim, obs, t, BOUNDARIES[1:2])
     cci = xr.open_dataset(sensors["cci"])["sm"].reindex(time=t).values
     h_cci = homogeneity(p["sm"].values, cci, t, BOUNDARIES)
-    return summarize_homogeneity(h_station), summarize_homogeneity(h_cci)
+    def with_data(h):  # sites without both series have no trend: left out of the summary (and the stable share)
+        ok = np.isfinite(np.atleast_1d(h["trend"]))
+        return {k: np.atleast_1d(v)[ok] for k, v in h.items()}
+
+    return summarize_homogeneity(with_data(h_station)), summarize_homogeneity(with_data(h_cci))
 
 
 def overlap_cadence(product: dict[int, Path], sensors: dict[str, Path]) -> pd.DataFrame:
@@ -196,7 +202,8 @@ def main() -> None:
     print(cadence.to_string(index=False, float_format="%.3f"))
     transferred = run_products(args.out, runs)
     labelled = [("CASM chain", products[1]), ("CASM chain 3-day", products[3]),
-                ("CASM ASCAT run", transferred["ascat"]), ("CASM CCI run", transferred["cci"])] + \
+                ("CASM ASCAT run", transferred["ascat"]), ("CASM CCI run", transferred["cci"]),
+                ("baseline: SMAP AM climatology", products[1], "sm_climatology")] + \
         [(n, sensors[n]) for n in ("smap_am", "smap_pm", "smos", "smos_ic", "ascat", "cci")]
     probe = read_stations(root / "hawaii_multisensor/ISMN/ISMN_V20250617", depth=(0.0, 0.17))
     tab = station_table(probe, labelled, PROBE_PERIODS, (0.0, 0.17))
