@@ -34,7 +34,7 @@ import xarray as xr
 
 from smfusion.errors import DataError
 
-__all__ = ["cell_layout", "decode_time", "cell_locations", "read_cell_series", "open_cell"]
+__all__ = ["cell_layout", "decode_time", "cell_locations", "read_cell_series", "open_cell", "valid_values"]
 
 _UNITS = {"days": 86400.0, "day": 86400.0, "hours": 3600.0, "hour": 3600.0, "minutes": 60.0, "seconds": 1.0,
           "second": 1.0}
@@ -87,7 +87,8 @@ def cell_locations(path: str | Path) -> pd.DataFrame:
                              "lon": np.asarray(ds["lon"].values, dtype=float), "row": np.arange(n)})
 
 
-def _values(var: xr.DataArray) -> np.ndarray:
+def valid_values(var: xr.DataArray) -> np.ndarray:
+    """``var`` as float, NaN outside its ``valid_min``/``valid_max`` (physical units)."""
     data = np.asarray(var.values, dtype=float)
     lo, hi = var.attrs.get("valid_min"), var.attrs.get("valid_max")
     with np.errstate(invalid="ignore"):
@@ -132,12 +133,12 @@ def read_cell_series(path: str | Path, gpis: Sequence[int], variables: Sequence[
         times = decode_time(ds["time"].values, ds["time"].attrs.get("units"), path)
         out: dict[int, pd.DataFrame] = {}
         if kind == "orthogonal":
-            block = {v: _values(ds[v].transpose("locations", "time").isel(locations=rows)) for v in variables}
+            block = {v: valid_values(ds[v].transpose("locations", "time").isel(locations=rows)) for v in variables}
             for i, g in enumerate(gpis):
                 df = pd.DataFrame({v: block[v][i] for v in variables}, index=pd.DatetimeIndex(times, name="time"))
                 out[int(g)] = df.dropna(how="all")
         else:
-            vals = {v: _values(ds[v]) for v in variables}
+            vals = {v: valid_values(ds[v]) for v in variables}
             for g, obs in zip(gpis, _obs_of_rows(ds, kind, rows)):
                 df = pd.DataFrame({v: vals[v][obs] for v in variables}, index=pd.DatetimeIndex(times[obs], name="time"))
                 out[int(g)] = df[df.index.notna()].sort_index()
