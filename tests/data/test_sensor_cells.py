@@ -158,3 +158,10 @@ def test_ease2_sites_and_check(hawaii, tmp_path):
     raw["data"]["sensor_cells"]["products"]["smos"]["path"] = str(tmp_path)
     problems = check_config(parse_config(raw))
     assert any("no NNNN.nc cell files" in str(p) for p in problems)
+
+
+def test_near_cells():
+    # Silver Sword (19.77 N, 155.42 W) lies in cell 165; 30 km reach cell 166 (20-25 N) only from near 20 N
+    assert sc_mod.near_cells([19.77], [-155.42], 30.0) == {165, 166}
+    assert sc_mod.near_cells([17.5], [-157.5], 30.0) == {165}
+    assert sc_mod.near_cells([0.0], [179.9], 50.0) == {17, 18, 2573, 2574}  # across the equator and the dateline

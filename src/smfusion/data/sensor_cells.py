@@ -37,7 +37,7 @@ from smfusion.errors import DataError
 from smfusion.io.qa4sm_cells import cell_files
 from smfusion.io.ts_cells import cell_locations, read_cell_series
 
-__all__ = ["read_sensor_cells", "product_folder", "product_points", "sites_of", "candidates", "daily_series"]
+__all__ = ["read_sensor_cells", "product_folder", "product_points", "near_cells", "sites_of", "candidates", "daily_series"]
 
 NO_POINT = -1
 
@@ -55,11 +55,30 @@ def product_folder(path: str) -> Path:
     return p
 
 
-def product_points(folder: Path, bbox=None, field: str = "path") -> pd.DataFrame:
-    """Stored points of every cell file in ``folder`` (columns gpi, lat, lon, file), optionally inside ``bbox``."""
+def near_cells(lat, lon, max_km: float) -> set[int]:
+    """TU Wien 5-degree cells (cell = 36 * lon index + lat index, from -180 / -90) within ``max_km`` of the points."""
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    dlat = max_km / 111.0 + 0.01
+    dlon = dlat / max(np.cos(np.radians(min(np.abs(lat).max() + dlat, 89.0))), 0.01)
+    out = set()
+    for a, b in zip(lat, lon):
+        for la in np.arange(a - dlat, a + dlat + 5, 5.0):
+            for lo in np.arange(b - dlon, b + dlon + 5, 5.0):
+                la_c, lo_c = min(la, a + dlat), min(lo, b + dlon)
+                out.add(int(((lo_c + 180.0) % 360.0) // 5) * 36 + int(np.clip((la_c + 90.0) // 5, 0, 35)))
+    return out
+
+
+def product_points(folder: Path, bbox=None, field: str = "path", cells=None) -> pd.DataFrame:
+    """Stored points of the cell files in ``folder`` (all, or those of ``cells``): columns gpi, lat, lon, file;
+    optionally only those inside ``bbox``."""
     files = cell_files(folder) if folder.is_dir() else {}
     if not files:
         raise DataError("no NNNN.nc cell files in the folder", path=folder, field=field)
+    if cells is not None:
+        files = {c: p for c, p in files.items() if c in cells}
+    if not files:
+        return pd.DataFrame({"gpi": np.array([], dtype=np.int64), "lat": [], "lon": [], "row": [], "file": []})
     pts = pd.concat([cell_locations(p).assign(file=p.name) for p in files.values()], ignore_index=True)
     if bbox is not None:
         lon0, lat0, lon1, lat1 = bbox
@@ -146,8 +165,10 @@ def _nearest_valid(cand: pd.DataFrame, folder: Path, sensor: Sensor, section, si
 def _product(name: str, section, sc, sites: pd.DataFrame, times: pd.DatetimeIndex) -> xr.Dataset:
     sensor = get_sensor(section.sensor)
     folder = product_folder(section.path)
-    pts = product_points(folder, None, f"data.sensor_cells.products.{name}.path")
-    cand = candidates(pts, sites.lat.values, sites.lon.values, section.max_distance_km or sc.max_distance_km)
+    max_km = section.max_distance_km or sc.max_distance_km
+    pts = product_points(folder, None, f"data.sensor_cells.products.{name}.path",
+                         near_cells(sites.lat.values, sites.lon.values, max_km))
+    cand = candidates(pts, sites.lat.values, sites.lon.values, max_km)
     names = [f"sm_{name}"] + ([f"sm_{name}_error"] if sensor.error else []) + [f"{name}_{v}" for v in sensor.extra]
     out = {n: np.full((len(sites), times.size), np.nan, np.float32) for n in names}
     gpi, dist = np.full(len(sites), NO_POINT, dtype=np.int64), np.full(len(sites), np.nan)
@@ -204,7 +225,8 @@ def _register_check() -> None:
         for name, section in sc.products.items():
             field = f"data.sensor_cells.products.{name}.path"
             folder = product_folder(section.path)
-            pts = product_points(folder, None, field)
+            max_km = section.max_distance_km or sc.max_distance_km
+            pts = product_points(folder, None, field, near_cells(sites.lat.values, sites.lon.values, max_km))
             sensor = get_sensor(section.sensor)
             for path in cell_files(folder).values():
                 with open_cell(path) as ds:
@@ -212,7 +234,7 @@ def _register_check() -> None:
                     lacking = [v for v in sensor.variables if v not in ds.variables]
                 if lacking:
                     out.append(Problem(field, f"{path.name} lacks {lacking} ({section.sensor} files need them)"))
-            cand = candidates(pts, sites.lat.values, sites.lon.values, section.max_distance_km or sc.max_distance_km)
+            cand = candidates(pts, sites.lat.values, sites.lon.values, max_km)
             if cand.empty:
                 out.append(Problem(field, f"no stored point within the distance limit of any of the {len(sites)} sites",
                                    "check the folder and max_distance_km", "warning"))
