@@ -5,8 +5,8 @@ sites (the stored points of one product, e.g. SMAP L3's EASE-2 36 km points,
 or EASE-2 M36/M25 cell centres in a bbox) and the products, one section each
 (``sensor``: ``smap_l3``, ``smos_l3``, ``smos_ic``, ``ascat``, ``esa_cci``;
 :mod:`smfusion.data.sensors`). For each product and site: the nearest stored
-point within the distance limit that has a valid observation in the period
-(found with pygeogrids, distance reported as great circle), its observations read in whatever layout the file has
+point within the distance limit that has a valid observation in its record
+(the same point whatever period is read; found with pygeogrids, distance reported as great circle), its observations read in whatever layout the file has
 (:mod:`smfusion.io.ts_cells`), the producer's recommended filters applied, the
 valid observations of a day averaged (local solar day for swath and overpass
 products, the file's date for daily products).
@@ -148,16 +148,17 @@ def daily_series(df: pd.DataFrame, sensor: Sensor, section, lon: float) -> pd.Da
 
 
 def _nearest_valid(cand: pd.DataFrame, folder: Path, sensor: Sensor, section, sites: pd.DataFrame, times):
-    """Per site: (gpi, distance_km, daily frame) of the nearest candidate with a valid value in ``times``."""
+    """Per site: (gpi, distance_km, daily frame on ``times``) of the nearest candidate with a valid value anywhere
+    in its record: the same point whatever period is read (training and prediction see one point per site)."""
     series = {}
     for file, group in cand.groupby("file"):
         series.update(read_cell_series(folder / file, sorted(set(group.gpi)), sensor.variables))
     out = {}
     for i, group in cand.groupby("site", sort=True):
         for gpi, dist in zip(group.gpi, group.distance_km):
-            day = daily_series(series[int(gpi)], sensor, section, float(sites.lon.values[i])).reindex(times)
+            day = daily_series(series[int(gpi)], sensor, section, float(sites.lon.values[i]))
             if np.isfinite(day["sm"].values).any():
-                out[int(i)] = (int(gpi), float(dist), day)
+                out[int(i)] = (int(gpi), float(dist), day.reindex(times))
                 break
     return out
 
