@@ -78,7 +78,8 @@ class SensorCellsConfig(_Strict):
     L3 points, ``points: smap_am``), or the centres of the EASE-2 ``grid``
     cells (M36 or M25) inside ``bbox`` = [lon_min, lat_min, lon_max, lat_max].
     ``bbox`` also limits the product points. Each product contributes its
-    nearest stored point to a site within ``max_distance_km`` (great circle),
+    nearest stored point to a site within ``max_distance_km`` (great circle)
+    that has at least ``min_valid_days`` valid (filtered) days in its record,
     else NaN. Days: the local solar day of each observation (UTC + lon/15 h)
     for swath and overpass products, the file's date for daily products; the
     mean of a day's valid observations.
@@ -89,6 +90,7 @@ class SensorCellsConfig(_Strict):
     grid: Optional[Literal["M36", "M25"]] = None
     bbox: Optional[tuple[float, float, float, float]] = None
     max_distance_km: float = Field(30.0, gt=0)
+    min_valid_days: int = Field(100, ge=1)  # a product point needs this many valid days in its record
 
     @model_validator(mode="after")
     def _check(self) -> "SensorCellsConfig":

@@ -5,8 +5,8 @@ sites (the stored points of one product, e.g. SMAP L3's EASE-2 36 km points,
 or EASE-2 M36/M25 cell centres in a bbox) and the products, one section each
 (``sensor``: ``smap_l3``, ``smos_l3``, ``smos_ic``, ``ascat``, ``esa_cci``;
 :mod:`smfusion.data.sensors`). For each product and site: the nearest stored
-point within the distance limit that has a valid observation in its record
-(the same point whatever period is read; found with pygeogrids, distance reported as great circle), its observations read in whatever layout the file has
+point within the distance limit with at least ``min_valid_days`` valid days in
+its record (the same point whatever period is read; found with pygeogrids, distance reported as great circle), its observations read in whatever layout the file has
 (:mod:`smfusion.io.ts_cells`), the producer's recommended filters applied, the
 valid observations of a day averaged (local solar day for swath and overpass
 products, the file's date for daily products).
@@ -147,9 +147,11 @@ def daily_series(df: pd.DataFrame, sensor: Sensor, section, lon: float) -> pd.Da
     return pd.DataFrame(cols, index=t.floor("D")).groupby(level=0).mean()
 
 
-def _nearest_valid(cand: pd.DataFrame, folder: Path, sensor: Sensor, section, sites: pd.DataFrame, times):
-    """Per site: (gpi, distance_km, daily frame on ``times``) of the nearest candidate with a valid value anywhere
-    in its record: the same point whatever period is read (training and prediction see one point per site)."""
+def _nearest_valid(cand: pd.DataFrame, folder: Path, sensor: Sensor, section, sites: pd.DataFrame, times,
+                   min_days: int):
+    """Per site: (gpi, distance_km, daily frame on ``times``) of the nearest candidate with at least ``min_days``
+    valid days in its whole record: the same point whatever period is read (training and prediction see one
+    point per site), and not a point with a handful of values where a neighbour has years of them."""
     series = {}
     for file, group in cand.groupby("file"):
         series.update(read_cell_series(folder / file, sorted(set(group.gpi)), sensor.variables))
@@ -157,7 +159,7 @@ def _nearest_valid(cand: pd.DataFrame, folder: Path, sensor: Sensor, section, si
     for i, group in cand.groupby("site", sort=True):
         for gpi, dist in zip(group.gpi, group.distance_km):
             day = daily_series(series[int(gpi)], sensor, section, float(sites.lon.values[i]))
-            if np.isfinite(day["sm"].values).any():
+            if np.isfinite(day["sm"].values).sum() >= min_days:
                 out[int(i)] = (int(gpi), float(dist), day.reindex(times))
                 break
     return out
@@ -173,7 +175,7 @@ def _product(name: str, section, sc, sites: pd.DataFrame, times: pd.DatetimeInde
     names = [f"sm_{name}"] + ([f"sm_{name}_error"] if sensor.error else []) + [f"{name}_{v}" for v in sensor.extra]
     out = {n: np.full((len(sites), times.size), np.nan, np.float32) for n in names}
     gpi, dist = np.full(len(sites), NO_POINT, dtype=np.int64), np.full(len(sites), np.nan)
-    for i, (g, d, day) in _nearest_valid(cand, folder, sensor, section, sites, times).items():
+    for i, (g, d, day) in _nearest_valid(cand, folder, sensor, section, sites, times, sc.min_valid_days).items():
         gpi[i], dist[i] = g, d
         for n, col in zip(names, day.columns):
             out[n][i] = day[col].values
