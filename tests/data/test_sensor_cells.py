@@ -165,3 +165,12 @@ def test_near_cells():
     assert sc_mod.near_cells([19.77], [-155.42], 30.0) == {165, 166}
     assert sc_mod.near_cells([17.5], [-157.5], 30.0) == {165}
     assert sc_mod.near_cells([0.0], [179.9], 50.0) == {17, 18, 2573, 2574}  # across the equator and the dateline
+
+
+def test_section_required():
+    from smfusion.config import parse_config
+    from smfusion.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sensor_cells"):
+        parse_config({"data": {"reader": "sensor_cells", "dynamic": ["sm_smos"], "target": ["sm_smap_am"]},
+                      "periods": {"train": ["2015-04-01", "2019-12-31"]}, "split": {"kind": "temporal"}})

@@ -173,6 +173,13 @@ class GridInputsData(_SectionData):
     what: ClassVar[str] = "grid, cells, stores"
 
 
+class SensorCellsData(_SectionData):
+    """``reader: sensor_cells``: soil-moisture retrievals in TU Wien cell files (:mod:`smfusion.data.sensor_cells`)."""
+
+    section: ClassVar[str] = "sensor_cells"
+    what: ClassVar[str] = "sites and products"
+
+
 class TwinData(DataConfig):
     """``reader: twin`` (SYNTHETIC multiscale twin, docs/twin.md)."""
 
@@ -188,7 +195,8 @@ class PointData(DataConfig):
 #: reader name -> its data section's class: the one table behind every reader-specific rule of a config
 #: (required section, multiscale-only, point examples); any other reader gets :class:`DataConfig`.
 DATA_BY_READER: dict[str, type[DataConfig]] = {
-    "tb_files": TBFilesData, "gridded": GriddedData, "grid_inputs": GridInputsData, "twin": TwinData,
+    "tb_files": TBFilesData, "gridded": GriddedData, "grid_inputs": GridInputsData, "sensor_cells": SensorCellsData,
+    "twin": TwinData,
     "tfrecord": PointData, "points": PointData,
 }
 

@@ -31,7 +31,7 @@ import xarray as xr
 
 from smfusion.config import DataConfig
 from smfusion.data.collocation import haversine_km
-from smfusion.data.loading import register_reader
+from smfusion.data.readers import register_reader
 from smfusion.data.sensors import Sensor, get_sensor
 from smfusion.errors import DataError
 from smfusion.io.qa4sm_cells import cell_files
@@ -212,7 +212,7 @@ def read_sensor_cells(cfg: DataConfig, start: Optional[str], end: Optional[str])
 
 
 def _register_check() -> None:
-    from smfusion.data.checks import Problem, register_check
+    from smfusion.data.problems import Problem, register_check
 
     @register_check("sensor_cells")
     def check_sensor_cells(cfg) -> list:

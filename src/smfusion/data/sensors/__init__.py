@@ -11,51 +11,16 @@ products; ``"stamp"`` = the file's date, for daily products). The
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
-
-import numpy as np
-import pandas as pd
-
+from smfusion.data.sensors.base import SENSORS, Sensor, bits_clear, register_sensor
 from smfusion.errors import ConfigError
 
 __all__ = ["Sensor", "register_sensor", "get_sensor", "bits_clear"]
 
 
-@dataclass(frozen=True)
-class Sensor:
-    name: str
-    variables: tuple[str, ...]  # read from the cell files
-    good: Callable[[pd.DataFrame, object], np.ndarray]  # (observations, config section) -> keep mask
-    value: Callable[[pd.DataFrame], np.ndarray]  # observations -> soil moisture
-    units: str
-    day: str  # "local" or "stamp"
-    error: Optional[str] = None  # error-estimate variable (same units as value), if any
-    extra: tuple[str, ...] = ()  # variables passed through as daily values (e.g. CCI's freqbandID)
-
-
-_SENSORS: dict[str, Sensor] = {}
-
-
-def register_sensor(sensor: Sensor) -> Sensor:
-    _SENSORS[sensor.name] = sensor
-    return sensor
-
-
 def get_sensor(name: str) -> Sensor:
-    if not _SENSORS:
+    """The product module registered as ``name`` (the built-in ones are imported on first use)."""
+    if not SENSORS:
         from smfusion.data.sensors import ascat, esa_cci, smap_l3, smos_ic, smos_l3  # noqa: F401  (register)
-    if name not in _SENSORS:
-        raise ConfigError(f"sensor {name!r}: no such product module (registered: {sorted(_SENSORS)})")
-    return _SENSORS[name]
-
-
-def bits_clear(flags, bits) -> np.ndarray:
-    """True where none of ``bits`` (0-based bit indices) is set in ``flags`` (missing flags: False)."""
-    f = np.asarray(flags, dtype=float)
-    ok = np.isfinite(f)
-    out = ok.copy()
-    fi = np.where(ok, f, 0).astype(np.int64)
-    for b in bits:
-        out &= (fi >> int(b)) & 1 == 0
-    return out
+    if name not in SENSORS:
+        raise ConfigError(f"sensor {name!r}: no such product module (registered: {sorted(SENSORS)})")
+    return SENSORS[name]

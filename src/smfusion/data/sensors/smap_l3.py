@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smfusion.data.sensors import Sensor, bits_clear, register_sensor
+from smfusion.data.sensors.base import Sensor, bits_clear, register_sensor
 
 OVERPASS = {"am": 1, "pm": 2}
 

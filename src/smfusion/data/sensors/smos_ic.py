@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smfusion.data.sensors import Sensor, bits_clear, register_sensor
+from smfusion.data.sensors.base import Sensor, bits_clear, register_sensor
 
 
 def _good(df, section) -> np.ndarray:
