@@ -51,6 +51,7 @@ def test_chain_on_real_dates_and_homogeneity(runs):
     assert set(np.unique(src[:, before])) <= {-1, 0} and set(np.unique(src[:, after])) <= {-1, 1}
     assert (src[:, before] == 0).any() and (src[:, after] == 1).any()
     assert np.array_equal(src >= 0, np.isfinite(p["sm"].values))
+    assert "retrieval to retrieval" in p.attrs["era_methods"] and "esa_cci: " in p.attrs["era_methods"]
     for layer in ("sm_epistemic_std", "sm_aleatoric_std"):
         v = p[layer].values[np.isfinite(p["sm"].values)]
         assert np.all(v >= 0) and np.nanmax(v) > 0
