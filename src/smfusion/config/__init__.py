@@ -17,12 +17,13 @@ from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConf
 from smfusion.config.run import RunConfig
 from smfusion.config.tb import AmsrFiles, CasmTwinConfig, SmapFiles, SmosFiles, TBConfig, TBFilesConfig
 from smfusion.config.stores import GridInputsConfig, GridStore, GridVariable, LazyConfig
+from smfusion.config.sensors import SensorCellsConfig
 from smfusion.config.training import EarlyStopping, Member, ModelConfig, TrainingConfig, Variant
 
 __all__ = [
     "Period", "DataConfig", "FusionConfig", "GriddedConfig", "NormConfig", "PeriodsConfig", "SplitConfig",
     "TwinConfig", "dump_config", "load_config", "parse_config", "CVConfig", "DescriptorsConfig", "EvaluationConfig", "FeaturesConfig",
-    "MultiscaleConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping",
+    "MultiscaleConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping", "SensorCellsConfig",
     "Member", "ModelConfig", "TrainingConfig", "Variant", "AmsrFiles", "CasmTwinConfig", "SmapFiles", "SmosFiles",
     "TBConfig", "TBFilesConfig",
     "Member", "ModelConfig", "TrainingConfig", "Variant", "GridInputsConfig", "GridStore", "GridVariable",

@@ -9,6 +9,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from smfusion.config.base import TAG_PREFIX, Period, _Strict, unique
 from smfusion.config.tb import CasmTwinConfig, TBFilesConfig
 from smfusion.config.stores import GridInputsConfig, LazyConfig
+from smfusion.config.sensors import SensorCellsConfig
 
 class TwinConfig(_Strict):
     """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
@@ -95,6 +96,7 @@ class DataConfig(_Strict):
     casm_twin: Optional[CasmTwinConfig] = None  # reader casm_twin (defaults when absent; SYNTHETIC)
     tb_files: Optional[TBFilesConfig] = None  # reader tb_files (required): real TB files on EASE-2 cells
     grid_inputs: Optional[GridInputsConfig] = None  # reader grid_inputs (required): gridded stores -> cells
+    sensor_cells: Optional[SensorCellsConfig] = None  # reader sensor_cells (required): retrievals in cell files
     lazy: Optional[LazyConfig] = None  # sequence adapter: read training samples block by block (cache)
     root: Optional[str] = None  # default: settings.conus_dir() or the checksummed download
     subset: str = "CONUSv4f1"
@@ -171,6 +173,13 @@ class GridInputsData(_SectionData):
     what: ClassVar[str] = "grid, cells, stores"
 
 
+class SensorCellsData(_SectionData):
+    """``reader: sensor_cells``: soil-moisture retrievals in TU Wien cell files (:mod:`smfusion.data.sensor_cells`)."""
+
+    section: ClassVar[str] = "sensor_cells"
+    what: ClassVar[str] = "sites and products"
+
+
 class TwinData(DataConfig):
     """``reader: twin`` (SYNTHETIC multiscale twin, docs/twin.md)."""
 
@@ -186,7 +195,8 @@ class PointData(DataConfig):
 #: reader name -> its data section's class: the one table behind every reader-specific rule of a config
 #: (required section, multiscale-only, point examples); any other reader gets :class:`DataConfig`.
 DATA_BY_READER: dict[str, type[DataConfig]] = {
-    "tb_files": TBFilesData, "gridded": GriddedData, "grid_inputs": GridInputsData, "twin": TwinData,
+    "tb_files": TBFilesData, "gridded": GriddedData, "grid_inputs": GridInputsData, "sensor_cells": SensorCellsData,
+    "twin": TwinData,
     "tfrecord": PointData, "points": PointData,
 }
 

@@ -28,6 +28,7 @@ from smfusion.errors import DataError, SmfusionError
 def check_config(cfg: RunConfig) -> list[Problem]:
     """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed."""
     import smfusion.data.grid_inputs  # noqa: F401  (registers the grid_inputs hook)
+    import smfusion.data.sensor_cells  # noqa: F401  (registers the sensor_cells hook)
 
     problems = _generic(cfg)
     hook = CHECKS.get(cfg.data.reader)

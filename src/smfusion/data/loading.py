@@ -32,6 +32,7 @@ def get_reader(name: str) -> Reader:
     if name not in _READERS:
         import smfusion.data.grid_inputs  # noqa: F401  (registers 'grid_inputs')
         import smfusion.data.gridded  # noqa: F401  (registers 'gridded')
+        import smfusion.data.sensor_cells  # noqa: F401  (registers 'sensor_cells')
         import smfusion.data.tb_files  # noqa: F401  (registers 'tb_files')
 
     if name not in _READERS:

@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.errors import DataError
+from smfusion.io.ts_cells import valid_values
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +89,6 @@ def stored_locations(folder: str | Path, cells: Sequence[int] | None = None) -> 
     return pd.concat(parts, ignore_index=True)
 
 
-def _clean(var: xr.DataArray) -> np.ndarray:
-    data = np.asarray(var.values, dtype=float)
-    lo, hi = var.attrs.get("valid_min"), var.attrs.get("valid_max")
-    with np.errstate(invalid="ignore"):
-        if lo is not None:
-            data = np.where(data >= float(lo), data, np.nan)
-        if hi is not None:
-            data = np.where(data <= float(hi), data, np.nan)
-    return data
-
-
 def read_points(folder: str | Path, gpis: Sequence[int], files: Sequence[str], variables: Sequence[str],
                 start=None, end=None) -> xr.Dataset:
     """Series (site, time) of ``variables`` at the given gpis (``files``: their cell file names).
@@ -139,7 +129,7 @@ def read_points(folder: str | Path, gpis: Sequence[int], files: Sequence[str], v
             cols = tindex.get_indexer(np.asarray(ds["time"].values, dtype=float))
             for v in variables:
                 row = np.full(t.size, np.nan)
-                row[cols] = _clean(ds[v].isel(locations=int(loc[0])))
+                row[cols] = valid_values(ds[v].isel(locations=int(loc[0])))
                 out[v][i] = row[keep]
     finally:
         for ds in parts.values():

@@ -32,7 +32,7 @@ from smfusion.errors import ConfigError, DataError
 from smfusion.io.formats import output_kind, write_product
 from smfusion.io.atomic import clean_stale, temp_name
 from smfusion.io.ownership import check_output
-from smfusion.products.longterm import predict_product
+from smfusion.products.longterm import method_label, predict_product
 from smfusion.products.regrid_product import SOURCE_FILL, regrid_site_product
 from smfusion.runs import Run
 from smfusion.io.lock import locked
@@ -115,10 +115,11 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
     scratch = temp_name(out, "tmp", ".chain")
     scratch.mkdir()
     try:
-        names, data_grid = [], None
+        names, methods, data_grid = [], [], None
         for i, (e, (a, b)) in enumerate(zip(eras, periods)):
             run = Run.load(e.run_dir)
             names.append(e.name or run.cfg.name)
+            methods.append(method_label(run.cfg))
             days = composite_days
             if hasattr(run.adapter, "set_composite"):  # composite the inputs of the passes, then predict
                 run.adapter.set_composite(composite_days, eras[0].start)
@@ -136,6 +137,7 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
                                      min_valid_fraction=min_valid_fraction)
         else:
             ds = _site_source(ds)
+        ds.attrs["era_methods"] = "; ".join(f"{n}: {m}" for n, m in zip(names, methods))
         return _write(ds, out, eras, names, composite_days, layout, grid or data_grid, overwrite)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -190,7 +192,8 @@ def _write(ds: xr.Dataset, out: Path, eras, names, days, layout, grid, overwrite
                           dtype=np.int8), "flag_meanings": " ".join(n.replace(" ", "_") for n in names)}
     ds["source"].encoding["_FillValue"] = np.int8(SOURCE_FILL)
     ds.attrs.update(
-        product="smfusion chained product (eras of several runs; CASM)",
+        product="smfusion chained product (eras of several runs; CASM's chaining; what each era's run maps: "
+                "era_methods)",
         eras="; ".join(f"{n}: {e.run_dir} {e.start.date()} .. {e.end.date()}" for n, e in zip(names, eras)),
         period=f"{eras[0].start.date()} .. {eras[-1].end.date()}",
         composite_days=int(days),

@@ -65,7 +65,24 @@ from smfusion.products.layers import ancillary_of, applied_recalibration, distri
 from smfusion.runs import Run
 from smfusion.io.lock import locked
 
-__all__ = ["predict_product", "layer_names", "composite"]
+__all__ = ["predict_product", "layer_names", "composite", "method_label"]
+
+
+def method_label(cfg) -> str:
+    """What made the product, from the run's config: CASM only where a sensor's observations are the inputs.
+
+    Brightness temperatures through the ``tb`` adapter: CASM; another sensor's soil-moisture retrievals
+    (reader ``sensor_cells``): CASM-style transfer, retrieval to retrieval; anything else (forcing, statics):
+    the model and its inputs, no CASM label.
+    """
+    dyn, target = list(cfg.data.dynamic), ", ".join(cfg.data.target)
+    if cfg.data.adapter == "tb" and dyn and all(v.startswith("tb_") for v in dyn):
+        return f"smfusion long-term soil-moisture product: CASM, brightness temperatures ({', '.join(dyn)}) -> {target}"
+    if cfg.data.adapter == "tb" or cfg.data.reader == "sensor_cells":
+        return (f"smfusion long-term soil-moisture product: CASM-style sensor transfer on retrievals "
+                f"({', '.join(dyn)}) -> {target} (retrieval to retrieval, not brightness temperatures)")
+    shown = ", ".join(dyn[:6]) + (f" and {len(dyn) - 6} more" if len(dyn) > 6 else "")
+    return f"smfusion long-term soil-moisture product: {cfg.model.name} from {shown or 'static inputs'} -> {target}"
 
 
 def layer_names(targets: list[str]) -> dict[str, str]:
@@ -281,7 +298,7 @@ def _finalise(run, store, out, dom: _Domain, days, noise_runs, noise, units, per
         if ancillary:
             lazy[prefix].attrs["ancillary_variables"] = ancillary
     lazy.attrs.update(
-        product="smfusion long-term soil-moisture product (CASM-style)",
+        product=method_label(cfg),
         period=f"{period[0]} .. {period[1]}",
         composite_days=int(days),
         model=cfg.model.name,
