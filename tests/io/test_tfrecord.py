@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from smfusion.errors import DataError
 from smfusion.io import crc32c as crcmod
 from smfusion.io import tfrecord as tfr
+from smfusion.io.tfrecord_dataset import TFRecordDataset
 
 
 @pytest.mark.parametrize("crc", [tfr.crc32c, tfr.crc32c_portable], ids=["crc32c", "portable"])
@@ -144,7 +145,7 @@ def test_iterable_dataset_worker_sharding(tmp_path):
     for k in range(4):
         tfr.write_examples(tmp_path / f"p-{k}.tfrecord.gz",
                            [{"id": np.int64([10 * k + j])} for j in range(3)])
-    ds = tfr.TFRecordDataset(tmp_path, transform=lambda ex: int(ex["id"][0]))
+    ds = TFRecordDataset(tmp_path, transform=lambda ex: int(ex["id"][0]))
     assert sorted(ds) == sorted(10 * k + j for k in range(4) for j in range(3))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     got = [int(v) for v in loader]

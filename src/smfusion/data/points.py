@@ -20,7 +20,7 @@ published no-data value); unlabelled examples are skipped when training.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from smfusion.config import SplitConfig
 from smfusion.data.normalize import Scaler
+from smfusion.data.point_set import _VECTORS, PointSet
 from smfusion.data.points_conus import API_WARMUP_DAYS, CONUS_GROUPS, conus_points
 from smfusion.data.splits import holdout_sites, kfold_split
 from smfusion.errors import ConfigError, DataError
@@ -43,7 +44,6 @@ __all__ = ["PointSet", "SensorSplit", "API_WARMUP_DAYS", "CONUS_GROUPS", "CONUS_
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 CONUS_SOURCES = CONUS_GROUPS  # former name
-_VECTORS = ("y", "sensor", "timestamp", "lat", "lon", "smap", "model_sm")
 
 
 def group_table(reader: str) -> dict[str, Group]:
@@ -58,48 +58,6 @@ def model_sources(reader: str, groups: Sequence[str]) -> list[dict]:
         raise ConfigError(f"fusion.groups: unknown group(s) {unknown} for reader '{reader}'; known: {list(table)}")
     return [{"name": g.name, "kind": g.kind, "channels": len(channel_names(g)), "timed": g.timed}
             for g in table.values() if g.name in groups]
-
-
-@dataclass
-class PointSet:
-    """Point examples; see the module docstring."""
-
-    x: dict[str, np.ndarray]
-    dt: dict[str, np.ndarray]
-    y: np.ndarray
-    sensor: np.ndarray  # str ids (shards) or int cell ids (CONUS table)
-    timestamp: np.ndarray  # ms since 1970 UTC
-    lat: np.ndarray
-    lon: np.ndarray
-    smap: np.ndarray  # SMAP soil moisture (baseline "SMAP alone")
-    model_sm: np.ndarray  # land-model soil moisture (baseline "GLDAS alone", rescaled)
-    sources: list[Group] = field(default_factory=list)
-    present: dict[str, np.ndarray] = field(default_factory=dict)  # group -> (N,) bool; absent key: all present
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def is_present(self, group: str) -> np.ndarray:
-        return self.present.get(group, np.ones(len(self), dtype=bool))
-
-    def subset(self, idx: np.ndarray) -> "PointSet":
-        return replace(
-            self, x={k: v[idx] for k, v in self.x.items()}, dt={k: v[idx] for k, v in self.dt.items()},
-            present={k: v[idx] for k, v in self.present.items()}, **{k: getattr(self, k)[idx] for k in _VECTORS})
-
-    def with_groups(self, groups: Sequence[str]) -> "PointSet":
-        """The same points with only the sources of ``groups`` (baseline values kept)."""
-        missing = [g for g in groups if g not in self.x]
-        if missing:
-            raise DataError(f"point set was loaded without group(s) {missing}")
-        srcs = [s for s in self.sources if s.name in groups]
-        keep = {s.name for s in srcs}
-        return replace(self, x={k: v for k, v in self.x.items() if k in keep},
-                       dt={k: v for k, v in self.dt.items() if k in keep},
-                       present={k: v for k, v in self.present.items() if k in keep}, sources=srcs)
-
-    def of_sensors(self, sensors: np.ndarray) -> "PointSet":
-        return self.subset(np.flatnonzero(np.isin(self.sensor, sensors)))
 
 
 # --------------------------------------------------------------------------- TFRecord shards

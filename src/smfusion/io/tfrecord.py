@@ -10,8 +10,9 @@ Framing of one record (all little-endian)::
 (CRC-32C and its masking in :mod:`smfusion.io.crc32c`). Files may be gzip
 compressed (detected by the gzip magic bytes, not the name). The Example
 protobuf codec is :mod:`smfusion.io.example_proto`; the streaming torch
-dataset over many shards is :mod:`smfusion.io.tfrecord_dataset` (this module
-does not import torch, so label-merge workers start fast).
+dataset over many shards is :mod:`smfusion.io.tfrecord_dataset`, which imports
+this module, never the other way round (this module does not import torch, so
+label-merge workers start fast).
 
 Every failure (truncated frame, bad CRC, undecodable protobuf, missing
 required field) raises :class:`~smfusion.errors.DataError` naming the file and
@@ -46,7 +47,6 @@ __all__ = [
     "read_examples",
     "write_examples",
     "list_shards",
-    "TFRecordDataset",
 ]
 
 
@@ -172,10 +172,3 @@ def list_shards(path: str | Path) -> list[Path]:
         raise DataError("no TFRecord shards (*.tfrecord, *.tfrecord.gz) in folder", path=path)
     return files
 
-
-def __getattr__(name: str):
-    if name == "TFRecordDataset":  # lazily: it needs torch
-        from smfusion.io.tfrecord_dataset import TFRecordDataset
-
-        return TFRecordDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
