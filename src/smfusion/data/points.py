@@ -39,7 +39,7 @@ from smfusion.io.tfrecord import list_shards, read_examples
 
 __all__ = ["PointSet", "SensorSplit", "API_WARMUP_DAYS", "CONUS_GROUPS", "CONUS_SOURCES", "conus_points", "channel_names",
            "model_sources", "points_from_examples", "points_from_shards", "required_fields", "decode_keys",
-           "split_by_sensor", "fit_scaler", "model_inputs", "concat"]
+           "split_by_sensor", "fit_scaler", "model_inputs", "concat", "Moments", "point_moments", "scaler_from"]
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -257,39 +257,92 @@ def split_by_sensor(sensors: np.ndarray, sp: SplitConfig) -> SensorSplit:
     return SensorSplit(train=train, validation=val, test=test)
 
 
-def _std(v: np.ndarray) -> float:
-    """Standard deviation; 1 for a (numerically) constant channel, so new values are not blown up."""
-    v = v.astype(np.float64)
-    sd = float(v.std())
-    return sd if sd > 1e-6 * max(1.0, float(np.abs(v).max())) else 1.0
+class Moments:
+    """Count, mean, sum of squared deviations and largest magnitude per key, merged exactly across chunks
+    (Chan et al.'s pairwise update), so statistics of a stream equal those of the whole set up to rounding."""
+
+    def __init__(self):
+        self.s: dict[str, list[float]] = {}
+
+    def add(self, key: str, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            self.s.setdefault(key, [0, 0.0, 0.0, 0.0])
+            return
+        mu = float(v.mean())
+        self._merge(key, [v.size, mu, float(((v - mu) ** 2).sum()), float(np.abs(v).max())])
+
+    def _merge(self, key: str, b: list) -> None:
+        a = self.s.get(key)
+        if a is None or a[0] == 0:
+            self.s[key] = list(b)
+            return
+        if b[0] == 0:
+            return
+        n = a[0] + b[0]
+        d = b[1] - a[1]
+        self.s[key] = [n, a[1] + d * b[0] / n, a[2] + b[2] + d * d * a[0] * b[0] / n, max(a[3], b[3])]
+
+    def merge(self, other: "Moments") -> "Moments":
+        for k, b in other.s.items():
+            self._merge(k, b)
+        return self
+
+    def count(self, key: str) -> int:
+        return int(self.s.get(key, [0])[0])
+
+    def mean(self, key: str) -> float:
+        return float(self.s[key][1])
+
+    def std(self, key: str) -> float:
+        """Standard deviation; 1 for a (numerically) constant key, so new values are not blown up."""
+        n, _, m2, big = self.s[key]
+        sd = float(np.sqrt(m2 / n))
+        return sd if sd > 1e-6 * max(1.0, big) else 1.0
+
+
+def point_moments(points: PointSet) -> Moments:
+    """The :class:`Moments` :func:`scaler_from` needs: per channel over the points where present (pixels
+    pooled), the time deltas and the label."""
+    mo = Moments()
+    for s in points.sources:
+        arr = points.x[s.name][points.is_present(s.name)]
+        for j, ch in enumerate(channel_names(s)):
+            mo.add(ch, arr[:, j])
+        if s.timed:
+            mo.add(f"{s.name}_dt", points.dt[s.name])
+    mo.add(LABEL, points.y)
+    return mo
+
+
+def scaler_from(mo: Moments, sources: Sequence[Group]) -> Scaler:
+    """Per-channel mean/std of the training points from their moments; one-hot channels stay 0/1."""
+    sc = Scaler()
+    for s in sources:
+        names = channel_names(s)
+        onehot = {n for ch in s.categorical for n in names if n.startswith(ch + "_")}
+        for ch in names:
+            if ch in onehot:
+                sc.mean[ch], sc.std[ch] = 0.0, 1.0
+            elif mo.count(ch) == 0:
+                raise DataError(f"all values missing in the training points (group '{s.name}'): cannot normalise",
+                                field=ch)
+            else:
+                sc.mean[ch], sc.std[ch] = mo.mean(ch), mo.std(ch)
+        if s.timed:
+            k = f"{s.name}_dt"
+            sc.mean[k], sc.std[k] = (mo.mean(k), mo.std(k)) if mo.count(k) else (0.0, 1.0)
+    if mo.count(LABEL) == 0:
+        raise DataError("no labelled training points", field=LABEL)
+    n, _, m2, _ = mo.s[LABEL]
+    sc.mean[LABEL], sc.std[LABEL] = mo.mean(LABEL), float(np.sqrt(m2 / n)) or 1.0
+    return sc
 
 
 def fit_scaler(train: PointSet) -> Scaler:
     """Per-channel mean/std over the training points where present (pixels pooled); one-hot stays 0/1."""
-    sc = Scaler()
-    for s in train.sources:
-        arr = train.x[s.name][train.is_present(s.name)]
-        names = channel_names(s)
-        onehot = {n for ch in s.categorical for n in names if n.startswith(ch + "_")}
-        for j, ch in enumerate(names):
-            if ch in onehot:
-                sc.mean[ch], sc.std[ch] = 0.0, 1.0
-                continue
-            v = arr[:, j].ravel()
-            v = v[np.isfinite(v)]
-            if v.size == 0:
-                raise DataError(f"all values missing in the training points (group '{s.name}'): cannot normalise",
-                                field=ch)
-            sc.mean[ch], sc.std[ch] = float(v.mean()), _std(v)
-        if s.timed:
-            d = train.dt[s.name].ravel()
-            d = d[np.isfinite(d)]
-            sc.mean[f"{s.name}_dt"], sc.std[f"{s.name}_dt"] = (float(d.mean()), _std(d)) if d.size else (0.0, 1.0)
-    y = train.y[np.isfinite(train.y)]
-    if y.size == 0:
-        raise DataError("no labelled training points", field=LABEL)
-    sc.mean[LABEL], sc.std[LABEL] = float(y.mean()), float(y.std()) or 1.0
-    return sc
+    return scaler_from(point_moments(train), train.sources)
 
 
 def model_inputs(points: PointSet, scaler: Scaler) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "masked_crc32c",
     "frame_record",
     "iter_records",
+    "iter_frames",
     "write_records",
     "decode_example",
     "encode_example",
@@ -77,11 +79,16 @@ def _read_exact(fh, n: int, path: Path, index: int, what: str) -> bytes:
     return buf
 
 
-def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
-    """Payloads of the records of one TFRecord file (gzip or plain), CRCs checked."""
+def iter_frames(path: str | Path, check_crc: bool = True, want=None) -> Iterator[tuple[int, int, bytes]]:
+    """(record number, byte offset of its frame in the uncompressed stream, payload) of one TFRecord file.
+
+    ``want``: a container of record numbers; the others are skipped unread (their
+    data and CRC pass by a seek, no copy, no check). A corrupt frame raises one
+    line naming the file and the record.
+    """
     path = Path(path)
     with _open(path) as fh:
-        index = 0
+        index, offset = 0, 0
         while True:
             try:
                 head = fh.read(8)
@@ -95,12 +102,35 @@ def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
             if check_crc and masked_crc32c(head) != length_crc:
                 raise DataError(f"record {index}: bad length CRC (corrupt record)", path=path)
             (length,) = struct.unpack("<Q", head)
-            data = _read_exact(fh, length, path, index, "data")
-            (data_crc,) = struct.unpack("<I", _read_exact(fh, 4, path, index, "data CRC"))
-            if check_crc and masked_crc32c(data) != data_crc:
-                raise DataError(f"record {index}: bad data CRC (corrupt record)", path=path)
-            yield data
+            if want is not None and index not in want:
+                _skip(fh, length + 4, path, index)
+            else:
+                data = _read_exact(fh, length, path, index, "data")
+                (data_crc,) = struct.unpack("<I", _read_exact(fh, 4, path, index, "data CRC"))
+                if check_crc and masked_crc32c(data) != data_crc:
+                    raise DataError(f"record {index}: bad data CRC (corrupt record)", path=path)
+                yield index, offset, data
+            offset += length + 16
             index += 1
+
+
+def _skip(fh, n: int, path: Path, index: int) -> None:
+    """Move ``n`` bytes on (a seek; gzip decompresses in bounded pieces); DataError when the file ends first."""
+    try:
+        start = fh.tell()
+        if fh.seek(n, 1) - start != n:
+            raise EOFError
+        if not isinstance(fh, gzip.GzipFile) and fh.tell() > os.fstat(fh.fileno()).st_size:
+            raise EOFError
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"record {index}: truncated or corrupt while skipping it ({type(exc).__name__})",
+                        path=path) from None
+
+
+def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
+    """Payloads of the records of one TFRecord file (gzip or plain), CRCs checked."""
+    for _, _, data in iter_frames(path, check_crc):
+        yield data
 
 
 def write_records(path: str | Path, records: Iterable[bytes], compress: Optional[bool] = None) -> Path:
