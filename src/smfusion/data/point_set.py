@@ -8,7 +8,7 @@ importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -58,5 +58,7 @@ class PointSet:
                        dt={k: v for k, v in self.dt.items() if k in keep},
                        present={k: v for k, v in self.present.items() if k in keep}, sources=srcs)
 
-    def of_sensors(self, sensors: np.ndarray) -> "PointSet":
-        return self.subset(np.flatnonzero(np.isin(self.sensor, sensors)))
+    def of_sensors(self, sensors: np.ndarray, groups: Optional[Sequence[str]] = None) -> "PointSet":
+        """The points of ``sensors`` (with only the sources of ``groups`` when given)."""
+        sub = self.subset(np.flatnonzero(np.isin(self.sensor, sensors)))
+        return sub if groups is None else sub.with_groups(groups)

@@ -41,11 +41,14 @@ def baseline_predictions(train: P.PointSet, points: P.PointSet) -> dict[str, np.
     return {"SMAP alone": points.smap.astype(float), "GLDAS alone (rescaled)": a * points.model_sm.astype(float) + b}
 
 
-def evaluate_points(run, points: P.PointSet | None = None):
-    """Score validation and test sensors of a point run (``smfusion.runs.Run``); returns the Report."""
+def evaluate_points(run, points=None):
+    """Score validation and test sensors of a point run (``smfusion.runs.Run``); returns the Report.
+
+    ``points``: a PointSet, or shards read as needed (only each split's examples are held, one split at a
+    time); None: the run's data."""
     points = run.adapter.load() if points is None else points
     split, cfg = run.split, run.cfg
-    train_p = points.of_sensors(split.train)
+    train_p = points.of_sensors(split.train, groups=[])  # the baselines' values only (shards: no image decoded)
     protocol = {"reader": cfg.data.reader, "groups": cfg.fusion.groups, "split": "by sensor",
                 "n_sensors": {k: len(v) for k, v in split.to_dict().items()},
                 "metrics": "pooled over every example of the split"}
