@@ -60,7 +60,7 @@ class FusionConfig(_Strict):
     # reader tfrecord: stream the shards into training and evaluation (docs/fusion.md, "Streaming");
     # False loads every labelled example into memory first (small sets only)
     stream: bool = True
-    shuffle_buffer: int = Field(512, ge=1)  # examples held per lane by the bounded shuffle buffer
+    shuffle_buffer: int = Field(256, ge=1)  # examples held per lane by the bounded shuffle buffer
     # lanes: the shards are dealt to this many lanes (seeded order), each read one shard after another through
     # its own shuffle buffer; a minibatch takes batch_size / lanes examples of every lane. Fixes the data
     # order for any number of loader workers and --nproc processes (a divisor of lanes).

@@ -48,6 +48,10 @@ class ShardSet:
     patch: int
     stats: dict = field(default_factory=dict)
 
+    def __len__(self) -> int:
+        """The number of labelled examples."""
+        return int(self.index.labelled.sum())
+
     @property
     def sensor(self) -> np.ndarray:
         """Sensor of every labelled example (what a split by sensor needs)."""
