@@ -34,7 +34,7 @@ from smfusion.data.splits import holdout_sites, kfold_split
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.fusion_schema import (BYTES, FIELDS, GROUPS, IMAGE, LABEL, LABEL_FALLBACK, LANDCOVER_CODES,
                                        REQUIRED, Group, channel_names, decode_codes, field_values, groups_for,
-                                       label_value)
+                                       image_fields, label_value)
 from smfusion.io.tfrecord import list_shards, read_examples
 
 __all__ = ["PointSet", "SensorSplit", "API_WARMUP_DAYS", "CONUS_GROUPS", "CONUS_SOURCES", "conus_points", "channel_names",
@@ -74,20 +74,20 @@ class _Crop:
     def __init__(self, ex: dict, size: int, patch: int, path, index: int):
         self.ex, self.size, self.patch, self.path, self.i = ex, size, patch, path, index
         self.o, self.c = (size - patch) // 2, size // 2
+        rows = np.arange(self.o, self.o + patch)
+        self.take = (rows[:, None] * size + rows[None, :]).ravel()  # positions of the centre crop
         self.valid = None
         if "mask" in ex and size:
-            m = field_values(ex, "mask", size, path, index).reshape(size, size)
-            self.valid = m[self.o : self.o + patch, self.o : self.o + patch] > 0
+            self.valid = field_values(ex, "mask", size, path, index, self.take).reshape(patch, patch) > 0
 
     def value(self, name: str) -> np.ndarray | float:
         """Image field -> (P, P) crop; scalar numeric -> float; bytes with codes -> float."""
         fld = FIELDS[name]
         if fld.dtype == BYTES:
             return decode_codes(name, field_values(self.ex, name, self.size, self.path, self.i))
-        v = field_values(self.ex, name, self.size, self.path, self.i)
-        if fld.shape == IMAGE:
-            return v.reshape(self.size, self.size)[self.o : self.o + self.patch, self.o : self.o + self.patch]
-        return float(v[0])
+        if fld.shape == IMAGE:  # only the crop is decoded
+            return field_values(self.ex, name, self.size, self.path, self.i, self.take).reshape(self.patch, self.patch)
+        return float(field_values(self.ex, name, self.size, self.path, self.i)[0])
 
     def image(self, g: Group) -> np.ndarray:
         planes = []
@@ -182,6 +182,9 @@ def required_fields(groups: Sequence[str], label: bool = False) -> list[str]:
     return list(REQUIRED) + (["size"] if images else [])
 
 
+LAZY = tuple(image_fields())  # image fields stay packed when decoded: only their crop is read
+
+
 def decode_keys(groups: Sequence[str]) -> set[str]:
     """Every field the loader reads for ``groups`` (the rest of an example is not decoded)."""
     keys = set(REQUIRED) | {"size", "mask", LABEL, LABEL_FALLBACK, "smap_sm", "gldas_sm"}
@@ -197,7 +200,8 @@ def points_from_shards(
     files = list_shards(paths) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     need, keys = required_fields(groups), decode_keys(groups)
     stats = {"unlabelled": 0}
-    parts = [points_from_examples(read_examples(f, need, keys=keys), groups, patch, f, require_label, stats=stats)
+    parts = [points_from_examples(read_examples(f, need, keys=keys, lazy=LAZY), groups, patch, f, require_label,
+                                  stats=stats)
              for f in files]
     if require_label and sum(len(p) for p in parts) == 0:
         raise DataError(f"no example carries a label ({LABEL} or {LABEL_FALLBACK}); merge ISMN labels first "

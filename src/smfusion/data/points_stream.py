@@ -114,7 +114,7 @@ def _examples(index: ShardIndex, k: int, records: np.ndarray, groups, patch: int
     need, keys = P.required_fields(groups), P.decode_keys(groups)
     want = set(int(r) for r in records)
     for i, _, data in iter_frames(path, want=want):
-        ex = decode_record(data, path, i, need, keys)
+        ex = decode_record(data, path, i, need, keys, P.LAZY)
         pts = P.points_from_examples([ex], groups, patch, path, require_label=labelled, start_index=i)
         if len(pts) == 0:
             raise DataError(f"record {i}: the shard index says labelled, the record has no label (shard changed "

@@ -150,10 +150,11 @@ def write_records(path: str | Path, records: Iterable[bytes], compress: Optional
 
 
 def decode_record(data: bytes, path: str | Path, index: int, required: Sequence[str] = (),
-                  keys: Optional[Iterable[str]] = None) -> dict[str, object]:
-    """Decode one record's Example; DataError (file, record, field) if it is not one or lacks a required field."""
+                  keys: Optional[Iterable[str]] = None, lazy: Iterable[str] = ()) -> dict[str, object]:
+    """Decode one record's Example; DataError (file, record, field) if it is not one or lacks a required field.
+    ``lazy``: int64 features left packed (:class:`~smfusion.io.example_proto.PackedVarints`)."""
     try:
-        ex = decode_example(data, keys=None if keys is None else set(keys) | set(required))
+        ex = decode_example(data, keys=None if keys is None else set(keys) | set(required), lazy=lazy)
     except (ProtoError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"record {index}: not a tf.train.Example ({exc})", path=path) from None
     for name in required:
@@ -163,16 +164,18 @@ def decode_record(data: bytes, path: str | Path, index: int, required: Sequence[
 
 
 def read_examples(
-    path: str | Path, required: Sequence[str] = (), check_crc: bool = True, keys: Optional[Iterable[str]] = None
+    path: str | Path, required: Sequence[str] = (), check_crc: bool = True, keys: Optional[Iterable[str]] = None,
+    lazy: Iterable[str] = (),
 ) -> Iterator[dict[str, object]]:
-    """Decoded examples of one file (only ``keys`` plus ``required`` when ``keys`` is given).
+    """Decoded examples of one file (only ``keys`` plus ``required`` when ``keys`` is given; ``lazy`` int64
+    features left packed).
 
     A missing ``required`` field raises DataError naming the file, record and field.
     """
     path = Path(path)
     keys = None if keys is None else set(keys)
     for i, data in enumerate(iter_records(path, check_crc=check_crc)):
-        yield decode_record(data, path, i, required, keys)
+        yield decode_record(data, path, i, required, keys, lazy)
 
 
 def write_examples(path: str | Path, examples: Iterable[dict[str, object]], compress: Optional[bool] = None) -> Path:
