@@ -64,8 +64,8 @@ def child(mode: str, paths: list[str], index_dir: str, batches: int, workers: in
                                 SimpleNamespace(seed=0, batch_size=batch, loader_workers=workers, device="cpu"))
         sampler.start_epoch(1, batches)
         for _ in range(batches):
-            batch = sampler.sample()
-            loss = torch.mean((model(batch)["y_hat"] - batch["y"]) ** 2)
+            mb = sampler.sample()
+            loss = torch.mean((model(mb)["y_hat"] - mb["y"]) ** 2)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -193,3 +193,17 @@ def test_memory_bounded_while_a_full_load_is_not(tmp_path):
     grew_full = (full["peak_kb"] - full["base_kb"]) / 1024
     assert full["full_mb"] > 100 and grew_full > 0.8 * full["full_mb"]  # the full load holds every example
     assert grew_stream < 0.35 * grew_full, (grew_stream, grew_full)
+
+
+def test_stream_batches_read_validation_in_chunks(shards):
+    ss, rows = _setup(shards)
+    scaler = P.fit_scaler(ss.load(rows))
+    ref = P.model_inputs(ss.load(rows), scaler)
+    b = S.StreamBatches(ss, rows, scaler, chunk=7)
+    assert b.inputs == {} and len(b) == rows.size
+    np.testing.assert_array_equal(b.y, ref["y"])
+    got = list(b.chunks())
+    assert len(got) == -(-rows.size // 7)
+    for k in ref:
+        if k != "y":
+            np.testing.assert_array_equal(np.concatenate([c[k] for _, c in got]), ref[k])

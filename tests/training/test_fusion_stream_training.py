@@ -87,3 +87,21 @@ def test_two_processes_reproduce_one_streamed(shards, tmp_path):
     h2 = [r["train_loss"] for r in json.loads((tmp_path / "two" / "member_0" / "history.json").read_text())]
     np.testing.assert_allclose(h2, h1, rtol=1e-4)
     _same(_weights(one), _weights(tmp_path / "two"), rtol=1e-4, atol=1e-5)
+
+
+def test_streamed_evaluation_in_pieces_scores_the_same(shards, tmp_path, monkeypatch):
+    from smfusion.evaluation import points as EP
+    from smfusion.evaluation.report import evaluate
+
+    run = train(_cfg(shards, epochs=1), tmp_path / "run")
+    evaluate(run)
+    whole = json.loads((run / "metrics" / "metrics.json").read_text())
+    monkeypatch.setattr(EP, "EVAL_CHUNK", 7)
+    text = evaluate(run).text
+    pieces = json.loads((run / "metrics" / "metrics.json").read_text())
+    assert "scored in pieces of 7" in text
+    for split in ("validation", "test"):
+        assert whole[split].keys() == pieces[split].keys()
+        for row in whole[split]:
+            for k, v in whole[split][row].items():
+                assert pieces[split][row][k] == pytest.approx(v, rel=1e-5), (split, row, k)

@@ -30,13 +30,14 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from smfusion.data import points as P
+from smfusion.data.adapters.base import Batches
 from smfusion.data.normalize import Scaler
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.shard_index import ShardIndex, index_shards
 from smfusion.io.tfrecord import decode_record, iter_frames, list_shards
 
 __all__ = ["ShardSet", "open_shards", "lane_plan", "effective_lanes", "shuffled", "lane_rows", "stream_pieces",
-           "batch_rows", "check_batch", "iterations"]
+           "batch_rows", "check_batch", "iterations", "StreamBatches"]
 
 
 @dataclass
@@ -120,6 +121,30 @@ def _examples(index: ShardIndex, k: int, records: np.ndarray, groups, patch: int
             raise DataError(f"record {i}: the shard index says labelled, the record has no label (shard changed "
                             "while in use?)", path=path, field=P.LABEL)
         yield pts
+
+
+class StreamBatches(Batches):
+    """Validation rows read from the shards at each pass, ``chunk`` examples at a time (only the normalised
+    label ``y`` is held): what :func:`smfusion.runs.passes.predict_batches` needs to score a validation split
+    of any size. The forward passes of evaluation use in-memory :class:`Batches` of one piece at a time."""
+
+    def __init__(self, shards: ShardSet, rows: np.ndarray, scaler: Scaler, chunk: int):
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        y = np.full((rows.size, 1, 1), np.nan, dtype=np.float32)
+        super().__init__(inputs={}, y=y, rows=np.arange(rows.size), chunk=chunk)
+        self.shards, self.index_rows, self.scaler = shards, rows, scaler
+        for sl, arrays in self._pieces(chunk):
+            self.y[sl] = arrays["y"]
+
+    def _pieces(self, step: int):
+        for a in range(0, self.index_rows.size, step):
+            arrays = P.model_inputs(self.shards.load(self.index_rows[a:a + step]), self.scaler)
+            yield slice(a, a + arrays["y"].shape[0]), arrays
+
+    def chunks(self, size: Optional[int] = None):
+        for sl, arrays in self._pieces(size or self.chunk):
+            arrays.pop("y")
+            yield sl, arrays
 
 
 # --------------------------------------------------------------------------- the order

@@ -55,24 +55,47 @@ def evaluate_points(run, points=None):
     out = {"protocol": protocol}
     calib = ""
     for name, sensors in (("validation", split.validation), ("test", split.test)):
-        b = run.adapter.eval_batches(points, sensors, None)
-        if len(b) == 0:
+        sub, pred, passes = _predict_split(run, points, sensors)
+        if len(sub) == 0:
             continue
-        sub = b.meta["points"]
-        passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
-        pred = run.members_of(passes).mean(axis=0)[:, 0, 0]
         row = {"model": scores(sub.y, pred)}
         for bname, bpred in baseline_predictions(train_p, sub).items():
             row[bname] = scores(sub.y, bpred)
         out[name] = row
-        if name == "test":
+        if name == "test" and passes is None:
+            calib = (f"\n(calibration not computed: the test split's {len(sub)} examples were scored in pieces of "
+                     f"{EVAL_CHUNK})")
+        elif name == "test":
             calib = calibration_section(run, run.distribution(passes, "none", data=points),
-                                        run.distribution(passes, data=points), run.adapter.observations(points, b),
-                                        run.run_dir, f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
+                                        run.distribution(passes, data=points),
+                                        run.adapter.observations(points, passes.batches), run.run_dir,
+                                        f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
     text = format_metrics(out) + calib
     write_text(run.run_dir / "metrics" / "metrics.json", json.dumps(out, indent=1))
     write_text(run.run_dir / "metrics" / "report.txt", text + "\n")
     return Report(text=text, summary=None, protocol=protocol, tables={})
+
+
+EVAL_CHUNK = 4096  # streamed splits larger than this are read and predicted this many examples at a time
+
+
+def _predict_split(run, points, sensors):
+    """(the split's points, ensemble-mean prediction, the members' passes). Shards read as needed (a ShardSet)
+    with more than ``EVAL_CHUNK`` examples in the split: read and predicted piece by piece, the points returned
+    without their model inputs (baselines and labels only) and passes None."""
+    rows = points.rows(sensors) if hasattr(points, "rows") else None
+    if rows is None or rows.size <= EVAL_CHUNK:
+        b = run.adapter.eval_batches(points, sensors, None)
+        if len(b) == 0:
+            return b.meta["points"], None, None
+        passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
+        return b.meta["points"], run.members_of(passes).mean(axis=0)[:, 0, 0], passes
+    parts, preds = [], []
+    for a in range(0, rows.size, EVAL_CHUNK):
+        piece = points.load(rows[a:a + EVAL_CHUNK])
+        preds.append(run.members_of(run.forward(run.adapter.eval_batches(piece, None, None))).mean(axis=0)[:, 0, 0])
+        parts.append(piece.with_groups([]))
+    return P.concat(parts), np.concatenate(preds), None
 
 
 def format_metrics(m: dict) -> str:

@@ -169,6 +169,10 @@ class PointsAdapter(Adapter):
     def validation_batches(self, points, split: P.SensorSplit) -> Optional[Batches]:
         if not split.validation.size or not np.isin(points.sensor, split.validation).any():
             return None
+        if _streams(points):  # read again at each validation, PREDICT_CHUNK examples at a time
+            from smfusion.data.points_stream import StreamBatches
+
+            return StreamBatches(points, points.rows(split.validation), self.scaler, PREDICT_CHUNK)
         return self.eval_batches(points, split.validation, None)
 
     def eval_batches(self, points: P.PointSet, ids: Optional[np.ndarray], period, chunk: Optional[int] = None
