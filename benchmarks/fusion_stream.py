@@ -7,7 +7,8 @@ Shards: smfusion.synthetic.fusion_shards.write_shard_series (every published fie
 groups (s1, dem, s2, soilgrids, smap, gldas), fusion.patch_size 32, lanes 4, shuffle buffer 32 per lane,
 batch 32. Each measurement runs in its own process (peak RSS = that process's ru_maxrss; the workers'
 largest is RUSAGE_CHILDREN). decode = records read, CRC-checked, decoded, cropped and normalised in one
-process; train = the same examples streamed into the fusion model with Adam steps on the CPU (1 thread).
+process; model = Adam steps of the fusion model on one fixed minibatch (no input pipeline); train = the
+examples streamed into the same steps with 0 or 2 DataLoader workers (CPU, 1 torch thread per process).
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ def child(mode: str, paths: list[str], index_dir: str, batches: int, workers: in
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         sampler = StreamSampler(ss, rows, scaler, SimpleNamespace(lanes=LANES, shuffle_buffer=BUFFER),
                                 SimpleNamespace(seed=0, batch_size=batch, loader_workers=workers, device="cpu"))
-        sampler.start_epoch(1, batches)
+        sampler.start_epoch(1, 1 if mode == "model" else batches)
+        fixed = sampler.sample() if mode == "model" else None
+        t0 = time.perf_counter()
         for _ in range(batches):
-            mb = sampler.sample()
+            mb = fixed if mode == "model" else sampler.sample()
             loss = torch.mean((model(mb)["y_hat"] - mb["y"]) ** 2)
             opt.zero_grad()
             loss.backward()
@@ -87,11 +90,12 @@ def run_child(mode: str, paths: list, index_dir: Path, batches: int, workers: in
 
 def table(name: str, paths: list, index_dir: Path, batches: int, batch: int = BATCH) -> None:
     dec = run_child("decode", paths, index_dir, batches, 0, batch)
+    mod = run_child("model", paths, index_dir, batches, 0, batch)
     t0 = run_child("train", paths, index_dir, batches, 0, batch)
     t2 = run_child("train", paths, index_dir, batches, 2, batch)
-    print(f"{name:<26}{dec['n']:>7}{dec['rate']:>9.1f}{dec['peak_mb']:>8.0f}{t0['rate']:>9.1f}{t0['peak_mb']:>8.0f}"
-          f"{t2['rate']:>9.1f}{t2['peak_mb']:>8.0f}{t2['worker_peak_mb']:>8.0f}{100 * t2['rate'] / dec['rate']:>8.0f}%",
-          flush=True)
+    print(f"{name:<24}{dec['n']:>6}{dec['rate']:>8.1f}{dec['peak_mb']:>7.0f}{mod['rate']:>8.1f}{t0['rate']:>8.1f}"
+          f"{t0['peak_mb']:>7.0f}{t2['rate']:>8.1f}{t2['peak_mb']:>7.0f}{t2['worker_peak_mb']:>7.0f}"
+          f"{100 * t2['rate'] / dec['rate']:>7.0f}%{100 * t2['rate'] / min(dec['rate'], mod['rate']):>7.0f}%", flush=True)
 
 
 def main() -> None:
@@ -120,8 +124,12 @@ def main() -> None:
     print(f"SYNTHETIC shards (write_shard_series, 20 examples per 64x64 shard, all labelled); patch {PATCH}, groups "
           f"{GROUPS}, lanes {LANES}, shuffle buffer {BUFFER}/lane, batch {BATCH}, {args.batches} minibatches; "
           f"CPU, 1 torch thread per process; {os.cpu_count()} cores, shared with other jobs")
-    print(f"{'shards':<26}{'ex':>7}{'dec/s':>9}{'dec MB':>8}{'w0 ex/s':>9}{'w0 MB':>8}{'w2 ex/s':>9}{'w2 MB':>8}"
-          f"{'wrk MB':>8}{'w2/dec':>9}")
+    print("columns: ex = examples in the shards; dec/s, dec MB = decode only (examples/s, peak RSS); mod/s = model "
+          "steps alone on one fixed minibatch (examples/s); w0, w2 = streamed training with 0 / 2 loader workers "
+          "(examples/s, peak RSS of the training process), wrk MB = largest worker's peak RSS; w2/dec = w2 rate / "
+          "decode rate; w2/min = w2 rate / min(decode, model) rate")
+    print(f"{'shards':<24}{'ex':>6}{'dec/s':>8}{'dec MB':>7}{'mod/s':>8}{'w0/s':>8}{'w0 MB':>7}{'w2/s':>8}{'w2 MB':>7}"
+          f"{'wrk MB':>7}{'w2/dec':>8}{'w2/min':>8}")
     for n in (4, 12, 40):
         table(f"{n} x 64x64", paths[:n], out / "index", args.batches)
     bigp = sorted(p for p in big.iterdir() if ".tfrecord" in p.name)
