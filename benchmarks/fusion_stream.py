@@ -75,8 +75,8 @@ def child(mode: str, paths: list[str], index_dir: str, batches: int, workers: in
         sampler.close()
         n = batches * batch
     dt = time.perf_counter() - t0
-    return {"rate": n / dt, "n": n, "seconds": dt, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {"rate": n / dt, "n": n, "seconds": dt,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
 def run_child(mode: str, paths: list, index_dir: Path, batches: int, workers: int, batch: int) -> dict:

@@ -121,7 +121,8 @@ def test_unlabelled_records_are_not_decoded(shards, monkeypatch):
     ss, _ = _setup(shards)
     seen = []
     real = S.decode_record
-    monkeypatch.setattr(S, "decode_record", lambda data, path, i, *a, **k: seen.append(i) or real(data, path, i, *a, **k))
+    monkeypatch.setattr(S, "decode_record",
+                        lambda data, path, i, *a, **k: seen.append(i) or real(data, path, i, *a, **k))
     ix = ss.index
     k = int(np.argmin([ix.labelled[ix.of_shard(j)].sum() for j in range(len(ix.shards))]))  # has unlabelled ones
     pts = ss.load(ss.rows()[ix.shard[ss.rows()] == k])

@@ -105,3 +105,14 @@ def test_streamed_evaluation_in_pieces_scores_the_same(shards, tmp_path, monkeyp
         for row in whole[split]:
             for k, v in whole[split][row].items():
                 assert pieces[split][row][k] == pytest.approx(v, rel=1e-5), (split, row, k)
+
+
+def test_batch_not_a_multiple_of_the_lanes_is_refused_before_reading(shards, tmp_path):
+    from smfusion.errors import ConfigError
+
+    cfg = _cfg(shards)
+    cfg.training.batch_size = 9
+    cfg.fusion.index_dir = str(tmp_path / "never")
+    with pytest.raises(ConfigError, match="multiple of the 2 lanes"):
+        train(cfg, tmp_path / "r")
+    assert not (tmp_path / "never").exists()

@@ -21,10 +21,10 @@ from smfusion.data import points_stream as S
 from smfusion.data.adapters.base import Sampler
 from smfusion.data.normalize import Scaler
 
-__all__ = ["StreamSampler", "moments_stream"]
+__all__ = ["StreamSampler", "moments_stream", "rank_world"]
 
 
-def _rank_world() -> tuple[int, int]:
+def rank_world() -> tuple[int, int]:
     """This process's rank and the number of processes (torchrun's environment; 0, 1 alone)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
@@ -55,7 +55,7 @@ class StreamSampler(Sampler):
         self.lanes, self.buffer, self.seed = fusion.lanes, fusion.shuffle_buffer, training.seed
         self.batch_size = training.batch_size
         n_lanes = len(S.lane_plan(shards.index, self.rows, self.lanes, self.seed, 1))
-        rank, world = _rank_world()
+        rank, world = rank_world()
         S.check_batch(self.batch_size, n_lanes, world)
         per = n_lanes // world
         self.mine = list(range(rank * per, (rank + 1) * per))

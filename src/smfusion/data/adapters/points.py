@@ -102,6 +102,12 @@ class PointsAdapter(Adapter):
             raise ConfigError(f"model.name: point readers train the 'fusion' model, got '{self.cfg.model.name}'")
         if self.cfg.transfer is not None:
             raise ConfigError("transfer: point runs cannot fine-tune from another run yet")
+        if self.cfg.data.reader == "tfrecord" and self.cfg.fusion.stream:  # before the index pass
+            from smfusion.data.points_stream import check_batch
+            from smfusion.data.stream_loader import rank_world
+
+            for m in self.cfg.members():
+                check_batch(m.training.batch_size, self.cfg.fusion.lanes, rank_world()[1])
 
     # -- data ------------------------------------------------------------------
     def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
