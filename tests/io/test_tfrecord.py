@@ -219,3 +219,12 @@ def test_lazy_crop_equals_eager_crop(tmp_path):
     lazy = points_from_examples([tfr.decode_example(r, lazy=LAZY) for r in raw], groups, 6)
     for g in eager.x:
         np.testing.assert_array_equal(lazy.x[g], eager.x[g])
+
+
+def test_packed_varints_short_values_fast_path():
+    from smfusion.io.example_proto import PackedVarints
+
+    vals = np.arange(0, 16384, 7, dtype=np.int64)  # one and two bytes each
+    lazy = tfr.decode_example(tfr.encode_example({"img": vals}), lazy={"img"})["img"]
+    assert isinstance(lazy, PackedVarints)
+    np.testing.assert_array_equal(lazy.take(np.arange(vals.size)[::-3]), vals[::-3])

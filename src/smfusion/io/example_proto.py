@@ -104,10 +104,14 @@ class PackedVarints:
         ends = self.ends[idx]
         starts = np.where(idx > 0, self.ends[np.maximum(idx - 1, 0)] + 1, 0)
         n = ends - starts + 1
-        if n.size and n.max() > 10:
+        longest = int(n.max()) if n.size else 0
+        if longest > 10:
             raise ProtoError("varint too long")
+        if longest <= 2:  # the common case (byte-scaled images): one or two bytes each
+            hi = np.where(n == 2, self.b[ends].astype(np.int64), 0)
+            return (self.b[starts].astype(np.int64) & 0x7F) | (hi << 7)
         out = np.zeros(idx.shape, dtype=np.uint64)
-        for j in range(int(n.max()) if n.size else 0):
+        for j in range(longest):
             on = j < n
             byte = self.b[np.where(on, starts + j, 0)].astype(np.uint64) & np.uint64(0x7F)
             out |= np.where(on, byte << np.uint64(7 * j), np.uint64(0))
