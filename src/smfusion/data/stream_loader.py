@@ -111,10 +111,14 @@ class _MomentPieces(IterableDataset):
             yield k, mo
 
 
-def moments_stream(shards: S.ShardSet, rows: np.ndarray, workers: int = 0):
+def moments_stream(shards: S.ShardSet, rows: np.ndarray, workers: int = 0, progress: bool = False):
     """The moments of the examples of ``rows``, merged in shard order (one decoding pass, in workers)."""
-    got = dict(DataLoader(_MomentPieces(shards, np.asarray(rows, dtype=np.int64)), batch_size=None,
-                          num_workers=workers, collate_fn=None))
+    from tqdm.auto import tqdm
+
+    rows = np.asarray(rows, dtype=np.int64)
+    loader = DataLoader(_MomentPieces(shards, rows), batch_size=None, num_workers=workers, collate_fn=None)
+    got = dict(tqdm(loader, desc="scaler (training examples)", unit="shard", disable=not progress,
+                    total=int(np.unique(shards.index.shard[rows]).size)))
     total = S.P.Moments()
     for k in sorted(got):
         total.merge(got[k])

@@ -141,7 +141,7 @@ class PointsAdapter(Adapter):
             rows = points.rows(split.train)
             if rows.size == 0:
                 raise DataError("no training points after the sensor split")
-            mo = moments_stream(points, rows, self.cfg.training.loader_workers)
+            mo = moments_stream(points, rows, self.cfg.training.loader_workers, self.cfg.training.progress)
             self.scaler = P.scaler_from(mo, groups_for(points.groups))
             return
         train = points.of_sensors(split.train)
