@@ -126,7 +126,7 @@ def _examples(index: ShardIndex, k: int, records: np.ndarray, groups, patch: int
 class StreamBatches(Batches):
     """Validation rows read from the shards at each pass, ``chunk`` examples at a time (only the normalised
     label ``y`` is held): what :func:`smfusion.runs.passes.predict_batches` needs to score a validation split
-    of any size. The forward passes of evaluation use in-memory :class:`Batches` of one piece at a time."""
+    of any size at each epoch. ``inputs`` reads every row into memory at first use (a recalibration fit)."""
 
     def __init__(self, shards: ShardSet, rows: np.ndarray, scaler: Scaler, chunk: int):
         rows = np.sort(np.asarray(rows, dtype=np.int64))
@@ -135,6 +135,19 @@ class StreamBatches(Batches):
         self.shards, self.index_rows, self.scaler = shards, rows, scaler
         for sl, arrays in self._pieces(chunk):
             self.y[sl] = arrays["y"]
+
+    @property
+    def inputs(self) -> dict[str, np.ndarray]:
+        """Every row's model inputs, read at first use and kept (forward passes other than
+        :func:`~smfusion.runs.passes.predict_batches`, e.g. a recalibration fit, need them in memory)."""
+        if not self._inputs and getattr(self, "index_rows", np.zeros(0)).size:
+            pieces = [arrays for _, arrays in self.chunks()]
+            self._inputs = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
+        return self._inputs
+
+    @inputs.setter
+    def inputs(self, value: dict) -> None:
+        self._inputs = value
 
     def _pieces(self, step: int):
         for a in range(0, self.index_rows.size, step):
