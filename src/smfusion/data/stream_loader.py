@@ -69,8 +69,9 @@ class StreamSampler(Sampler):
 
     def start_epoch(self, epoch: int, n_iter: int) -> None:
         self.close()
+        ahead = 2 * -(-len(self.mine) // max(1, self.workers))  # pieces per worker for two minibatches ahead
         loader = DataLoader(_Pieces(self, epoch, n_iter), batch_size=None, num_workers=self.workers,
-                            pin_memory=self.pin, prefetch_factor=2 if self.workers else None)
+                            pin_memory=self.pin, prefetch_factor=ahead if self.workers else None)
         self._it, self._pending, self._next = iter(loader), {}, 0
 
     def sample(self, rng: Optional[np.random.Generator] = None) -> dict[str, torch.Tensor]:
