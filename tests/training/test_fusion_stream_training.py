@@ -93,13 +93,15 @@ def test_streamed_evaluation_in_pieces_scores_the_same(shards, tmp_path, monkeyp
     from smfusion.evaluation import points as EP
     from smfusion.evaluation.report import evaluate
 
-    run = train(_cfg(shards, epochs=1), tmp_path / "run")
-    evaluate(run)
+    cfg = _cfg(shards, epochs=1)
+    cfg.model.head, cfg.training.loss = "gaussian", "gaussian_nll"  # a predictive distribution to calibrate
+    run = train(cfg, tmp_path / "run")
+    text = evaluate(run).text
+    assert "Calibration of the predictive distribution" in text
     whole = json.loads((run / "metrics" / "metrics.json").read_text())
     monkeypatch.setattr(EP, "EVAL_CHUNK", 7)
-    text = evaluate(run).text
+    assert evaluate(run).text == text  # the report (metrics, and calibration where the head gives one) alike
     pieces = json.loads((run / "metrics" / "metrics.json").read_text())
-    assert "scored in pieces of 7" in text
     for split in ("validation", "test"):
         assert whole[split].keys() == pieces[split].keys()
         for row in whole[split]:

@@ -130,11 +130,10 @@ class StreamBatches(Batches):
 
     def __init__(self, shards: ShardSet, rows: np.ndarray, scaler: Scaler, chunk: int):
         rows = np.sort(np.asarray(rows, dtype=np.int64))
-        y = np.full((rows.size, 1, 1), np.nan, dtype=np.float32)
-        super().__init__(inputs={}, y=y, rows=np.arange(rows.size), chunk=chunk)
+        light = shards.load(rows, groups=[])  # labels, baselines, coordinates: no image decoded
+        y = ((light.y - scaler.mean[P.LABEL]) / scaler.std[P.LABEL]).astype(np.float32).reshape(-1, 1, 1)
+        super().__init__(inputs={}, y=y, rows=np.arange(rows.size), chunk=chunk, meta={"points": light})
         self.shards, self.index_rows, self.scaler = shards, rows, scaler
-        for sl, arrays in self._pieces(chunk):
-            self.y[sl] = arrays["y"]
 
     @property
     def inputs(self) -> dict[str, np.ndarray]:

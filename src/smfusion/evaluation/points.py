@@ -13,11 +13,13 @@ import json
 import numpy as np
 
 from smfusion.data import points as P
+from smfusion.data.adapters.base import Batches
 from smfusion.errors import DataError
 from smfusion.evaluation.calibration import calibration_section
 from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.evaluation.tables import Report
 from smfusion.io.atomic import write_text
+from smfusion.runs.run import Passes
 
 __all__ = ["scores", "baseline_predictions", "evaluate_points", "format_metrics"]
 
@@ -62,10 +64,7 @@ def evaluate_points(run, points=None):
         for bname, bpred in baseline_predictions(train_p, sub).items():
             row[bname] = scores(sub.y, bpred)
         out[name] = row
-        if name == "test" and passes is None:
-            calib = (f"\n(calibration not computed: the test split's {len(sub)} examples were scored in pieces of "
-                     f"{EVAL_CHUNK})")
-        elif name == "test":
+        if name == "test":
             calib = calibration_section(run, run.distribution(passes, "none", data=points),
                                         run.distribution(passes, data=points),
                                         run.adapter.observations(points, passes.batches), run.run_dir,
@@ -76,13 +75,14 @@ def evaluate_points(run, points=None):
     return Report(text=text, summary=None, protocol=protocol, tables={})
 
 
-EVAL_CHUNK = 4096  # streamed splits larger than this are read and predicted this many examples at a time
+EVAL_CHUNK = 1024  # streamed splits larger than this are read and predicted this many examples at a time
 
 
 def _predict_split(run, points, sensors):
     """(the split's points, ensemble-mean prediction, the members' passes). Shards read as needed (a ShardSet)
-    with more than ``EVAL_CHUNK`` examples in the split: read and predicted piece by piece, the points returned
-    without their model inputs (baselines and labels only) and passes None."""
+    with more than ``EVAL_CHUNK`` examples in the split: read and predicted piece by piece; the passes are
+    joined over the pieces around a :class:`Batches` without inputs (labels and baselines only), which is all
+    the scores, the predictive distribution and the calibration read."""
     rows = points.rows(sensors) if hasattr(points, "rows") else None
     if rows is None or rows.size <= EVAL_CHUNK:
         b = run.adapter.eval_batches(points, sensors, None)
@@ -90,12 +90,19 @@ def _predict_split(run, points, sensors):
             return b.meta["points"], None, None
         passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
         return b.meta["points"], run.members_of(passes).mean(axis=0)[:, 0, 0], passes
-    parts, preds = [], []
+    parts, pieces = [], []
     for a in range(0, rows.size, EVAL_CHUNK):
         piece = points.load(rows[a:a + EVAL_CHUNK])
-        preds.append(run.members_of(run.forward(run.adapter.eval_batches(piece, None, None))).mean(axis=0)[:, 0, 0])
+        pieces.append(run.forward(run.adapter.eval_batches(piece, None, None)))
         parts.append(piece.with_groups([]))
-    return P.concat(parts), np.concatenate(preds), None
+    sub = P.concat(parts)
+    y = np.concatenate([p.batches.y for p in pieces])
+    light = Batches(inputs={}, y=y, rows=np.arange(len(sub)), chunk=EVAL_CHUNK, meta={"points": sub})
+    outs = [{k: np.concatenate([p.outs[m][k] for p in pieces]) for k in pieces[0].outs[m]}
+            for m in range(len(pieces[0].outs))]
+    noisy = None if pieces[0].noisy is None else np.concatenate([p.noisy for p in pieces], axis=2)
+    passes = Passes(light, outs, noisy, pieces[0].noise)
+    return sub, run.members_of(passes).mean(axis=0)[:, 0, 0], passes
 
 
 def format_metrics(m: dict) -> str:

@@ -25,6 +25,7 @@ from smfusion.errors import ConfigError, DataError
 from smfusion.io.fusion_schema import LABEL
 
 PREDICT_CHUNK = 1024
+STREAM_CHUNK = 256  # streamed validation: examples read, normalised and predicted at a time
 
 
 def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None):
@@ -175,10 +176,10 @@ class PointsAdapter(Adapter):
     def validation_batches(self, points, split: P.SensorSplit) -> Optional[Batches]:
         if not split.validation.size or not np.isin(points.sensor, split.validation).any():
             return None
-        if _streams(points):  # read again at each validation, PREDICT_CHUNK examples at a time
+        if _streams(points):  # read again at each validation, STREAM_CHUNK examples at a time
             from smfusion.data.points_stream import StreamBatches
 
-            return StreamBatches(points, points.rows(split.validation), self.scaler, PREDICT_CHUNK)
+            return StreamBatches(points, points.rows(split.validation), self.scaler, STREAM_CHUNK)
         return self.eval_batches(points, split.validation, None)
 
     def eval_batches(self, points: P.PointSet, ids: Optional[np.ndarray], period, chunk: Optional[int] = None
