@@ -128,12 +128,7 @@ def test_nothing_below_the_command_line_imports_it():
 # -- module-level cycles -------------------------------------------------------------------------------------------
 # Circles being removed by other branches of issue 25's round; the lead deletes each entry when that branch is
 # merged (an entry whose circle is gone fails test_the_allowed_circles_still_exist, so none outlives its circle).
-ALLOWED_CIRCLES = [
-    # fusion (issue 28): the TFRecord reader and its dataset view import each other
-    {"io.tfrecord", "io.tfrecord_dataset"},
-    # fusion (issue 28): the point-set module and its CONUS point table import each other
-    {"data.points", "data.points_conus"},
-]
+ALLOWED_CIRCLES: list[set[str]] = []  # none left
 
 
 def _module(path: Path) -> str:

@@ -31,7 +31,8 @@ def test_ablation_rows_in_paper_order(tmp_path):
         "name": "abl", "data": {"reader": "tfrecord", "root": str(root), "target": ["sm_0_5"]},
         "split": {"kind": "kfold", "k": 4, "fold": 0, "seed": 0, "validation_fraction": 0.25},
         "model": {"name": "fusion", "hidden_size": 8, "dropout": 0.0},
-        "fusion": {"groups": list(GROUP_ORDER), "patch_size": 4, "cnn_channels": 4, "embed_size": 4},
+        "fusion": {"groups": list(GROUP_ORDER), "patch_size": 4, "cnn_channels": 4, "embed_size": 4,
+                   "index_dir": str(tmp_path / "index")},
         "training": {"epochs": 1, "iterations_per_epoch": 2, "batch_size": 16, "seed": 0, "threads": 1,
                      "progress": False, "checkpoint_every": 100},
     })

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from smfusion.errors import DataError
 from smfusion.io import crc32c as crcmod
 from smfusion.io import tfrecord as tfr
+from smfusion.io.tfrecord_dataset import TFRecordDataset
 
 
 @pytest.mark.parametrize("crc", [tfr.crc32c, tfr.crc32c_portable], ids=["crc32c", "portable"])
@@ -144,7 +145,7 @@ def test_iterable_dataset_worker_sharding(tmp_path):
     for k in range(4):
         tfr.write_examples(tmp_path / f"p-{k}.tfrecord.gz",
                            [{"id": np.int64([10 * k + j])} for j in range(3)])
-    ds = tfr.TFRecordDataset(tmp_path, transform=lambda ex: int(ex["id"][0]))
+    ds = TFRecordDataset(tmp_path, transform=lambda ex: int(ex["id"][0]))
     assert sorted(ds) == sorted(10 * k + j for k in range(4) for j in range(3))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
     got = [int(v) for v in loader]
@@ -191,3 +192,39 @@ def test_corrupt_shard_errors_are_one_line(tmp_path, garbler, data):
         assert "\n" not in str(exc) and "c.tfrecord.gz" in str(exc)
     else:
         assert len(got) <= 4
+
+
+def test_packed_varints_decode_on_demand():
+    from smfusion.io.example_proto import PackedVarints, ProtoError
+
+    rng = np.random.default_rng(0)
+    vals = np.concatenate([rng.integers(0, 256, 500), rng.integers(-2**62, 2**62, 50), [0, -1, 2**63 - 1, -2**63]])
+    raw = tfr.encode_example({"img": vals.astype(np.int64), "x": np.float32([1.0])})
+    lazy = tfr.decode_example(raw, lazy={"img"})
+    assert isinstance(lazy["img"], PackedVarints) and lazy["img"].size == vals.size
+    idx = rng.integers(0, vals.size, 200)
+    np.testing.assert_array_equal(lazy["img"].take(idx), vals[idx])
+    np.testing.assert_array_equal(lazy["img"].values(), tfr.decode_example(raw)["img"])
+    with pytest.raises(ProtoError):
+        PackedVarints(b"\x01\x81")
+
+
+def test_lazy_crop_equals_eager_crop(tmp_path):
+    from smfusion.data.points import LAZY, points_from_examples
+    from smfusion.synthetic.fusion_shards import make_examples
+
+    raw = [tfr.encode_example(ex) for ex in make_examples(2, 3, size=16, seed=1)]
+    groups = ["s1", "s2", "dem", "landcover", "smap"]
+    eager = points_from_examples([tfr.decode_example(r) for r in raw], groups, 6)
+    lazy = points_from_examples([tfr.decode_example(r, lazy=LAZY) for r in raw], groups, 6)
+    for g in eager.x:
+        np.testing.assert_array_equal(lazy.x[g], eager.x[g])
+
+
+def test_packed_varints_short_values_fast_path():
+    from smfusion.io.example_proto import PackedVarints
+
+    vals = np.arange(0, 16384, 7, dtype=np.int64)  # one and two bytes each
+    lazy = tfr.decode_example(tfr.encode_example({"img": vals}), lazy={"img"})["img"]
+    assert isinstance(lazy, PackedVarints)
+    np.testing.assert_array_equal(lazy.take(np.arange(vals.size)[::-3]), vals[::-3])

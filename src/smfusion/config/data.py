@@ -58,6 +58,17 @@ class FusionConfig(_Strict):
     cnn_channels: int = Field(16, ge=1)
     embed_size: int = Field(16, ge=1)
     max_lag_days: int = Field(7, ge=1)  # reader points: oldest SMAP retrieval used as an input
+    # reader tfrecord: stream the shards into training and evaluation (docs/fusion.md, "Streaming");
+    # False loads every labelled example into memory first (small sets only)
+    stream: bool = True
+    shuffle_buffer: int = Field(256, ge=1)  # examples held per lane by the bounded shuffle buffer
+    # lanes: the shards are dealt to this many lanes (seeded order), each read one shard after another through
+    # its own shuffle buffer; a minibatch takes batch_size / lanes examples of every lane. Fixes the data
+    # order for any number of loader workers and --nproc processes (a divisor of lanes).
+    lanes: int = Field(4, ge=1)
+    # folder of the shard index (sensor, record, label present per example); None: the smfusion cache folder
+    # (SMFUSION_CACHE_DIR or the OS cache), never the data folder unless named here
+    index_dir: Optional[str] = None
 
     @field_validator("groups")
     @classmethod

@@ -48,6 +48,9 @@ class TrainingConfig(_Strict):
     # after each of the last ``swa_epochs`` epochs (None: the last epoch's weights).
     swa_epochs: Optional[int] = Field(None, ge=1)
     threads: Optional[int] = Field(None, ge=1)
+    # DataLoader worker processes decoding streamed examples (reader tfrecord); 0: in the training process.
+    # Does not change the data order or the result.
+    loader_workers: int = Field(0, ge=0)
     device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]+)?)$")  # where it trains: cpu, cuda or cuda:N
     progress: bool = True
 

@@ -20,7 +20,7 @@ published no-data value); unlabelled examples are skipped when training.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,22 +28,22 @@ import numpy as np
 
 from smfusion.config import SplitConfig
 from smfusion.data.normalize import Scaler
+from smfusion.data.point_set import _VECTORS, PointSet
 from smfusion.data.points_conus import API_WARMUP_DAYS, CONUS_GROUPS, conus_points
 from smfusion.data.splits import holdout_sites, kfold_split
 from smfusion.errors import ConfigError, DataError
 from smfusion.io.fusion_schema import (BYTES, FIELDS, GROUPS, IMAGE, LABEL, LABEL_FALLBACK, LANDCOVER_CODES,
                                        REQUIRED, Group, channel_names, decode_codes, field_values, groups_for,
-                                       label_value)
+                                       image_fields, label_value)
 from smfusion.io.tfrecord import list_shards, read_examples
 
 __all__ = ["PointSet", "SensorSplit", "API_WARMUP_DAYS", "CONUS_GROUPS", "CONUS_SOURCES", "conus_points", "channel_names",
            "model_sources", "points_from_examples", "points_from_shards", "required_fields", "decode_keys",
-           "split_by_sensor", "fit_scaler", "model_inputs", "concat"]
+           "split_by_sensor", "fit_scaler", "model_inputs", "concat", "Moments", "point_moments", "scaler_from"]
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 CONUS_SOURCES = CONUS_GROUPS  # former name
-_VECTORS = ("y", "sensor", "timestamp", "lat", "lon", "smap", "model_sm")
 
 
 def group_table(reader: str) -> dict[str, Group]:
@@ -60,48 +60,6 @@ def model_sources(reader: str, groups: Sequence[str]) -> list[dict]:
             for g in table.values() if g.name in groups]
 
 
-@dataclass
-class PointSet:
-    """Point examples; see the module docstring."""
-
-    x: dict[str, np.ndarray]
-    dt: dict[str, np.ndarray]
-    y: np.ndarray
-    sensor: np.ndarray  # str ids (shards) or int cell ids (CONUS table)
-    timestamp: np.ndarray  # ms since 1970 UTC
-    lat: np.ndarray
-    lon: np.ndarray
-    smap: np.ndarray  # SMAP soil moisture (baseline "SMAP alone")
-    model_sm: np.ndarray  # land-model soil moisture (baseline "GLDAS alone", rescaled)
-    sources: list[Group] = field(default_factory=list)
-    present: dict[str, np.ndarray] = field(default_factory=dict)  # group -> (N,) bool; absent key: all present
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def is_present(self, group: str) -> np.ndarray:
-        return self.present.get(group, np.ones(len(self), dtype=bool))
-
-    def subset(self, idx: np.ndarray) -> "PointSet":
-        return replace(
-            self, x={k: v[idx] for k, v in self.x.items()}, dt={k: v[idx] for k, v in self.dt.items()},
-            present={k: v[idx] for k, v in self.present.items()}, **{k: getattr(self, k)[idx] for k in _VECTORS})
-
-    def with_groups(self, groups: Sequence[str]) -> "PointSet":
-        """The same points with only the sources of ``groups`` (baseline values kept)."""
-        missing = [g for g in groups if g not in self.x]
-        if missing:
-            raise DataError(f"point set was loaded without group(s) {missing}")
-        srcs = [s for s in self.sources if s.name in groups]
-        keep = {s.name for s in srcs}
-        return replace(self, x={k: v for k, v in self.x.items() if k in keep},
-                       dt={k: v for k, v in self.dt.items() if k in keep},
-                       present={k: v for k, v in self.present.items() if k in keep}, sources=srcs)
-
-    def of_sensors(self, sensors: np.ndarray) -> "PointSet":
-        return self.subset(np.flatnonzero(np.isin(self.sensor, sensors)))
-
-
 # --------------------------------------------------------------------------- TFRecord shards
 
 
@@ -116,20 +74,20 @@ class _Crop:
     def __init__(self, ex: dict, size: int, patch: int, path, index: int):
         self.ex, self.size, self.patch, self.path, self.i = ex, size, patch, path, index
         self.o, self.c = (size - patch) // 2, size // 2
+        rows = np.arange(self.o, self.o + patch)
+        self.take = (rows[:, None] * size + rows[None, :]).ravel()  # positions of the centre crop
         self.valid = None
         if "mask" in ex and size:
-            m = field_values(ex, "mask", size, path, index).reshape(size, size)
-            self.valid = m[self.o : self.o + patch, self.o : self.o + patch] > 0
+            self.valid = field_values(ex, "mask", size, path, index, self.take).reshape(patch, patch) > 0
 
     def value(self, name: str) -> np.ndarray | float:
         """Image field -> (P, P) crop; scalar numeric -> float; bytes with codes -> float."""
         fld = FIELDS[name]
         if fld.dtype == BYTES:
             return decode_codes(name, field_values(self.ex, name, self.size, self.path, self.i))
-        v = field_values(self.ex, name, self.size, self.path, self.i)
-        if fld.shape == IMAGE:
-            return v.reshape(self.size, self.size)[self.o : self.o + self.patch, self.o : self.o + self.patch]
-        return float(v[0])
+        if fld.shape == IMAGE:  # only the crop is decoded
+            return field_values(self.ex, name, self.size, self.path, self.i, self.take).reshape(self.patch, self.patch)
+        return float(field_values(self.ex, name, self.size, self.path, self.i)[0])
 
     def image(self, g: Group) -> np.ndarray:
         planes = []
@@ -224,6 +182,9 @@ def required_fields(groups: Sequence[str], label: bool = False) -> list[str]:
     return list(REQUIRED) + (["size"] if images else [])
 
 
+LAZY = tuple(image_fields())  # image fields stay packed when decoded: only their crop is read
+
+
 def decode_keys(groups: Sequence[str]) -> set[str]:
     """Every field the loader reads for ``groups`` (the rest of an example is not decoded)."""
     keys = set(REQUIRED) | {"size", "mask", LABEL, LABEL_FALLBACK, "smap_sm", "gldas_sm"}
@@ -239,7 +200,8 @@ def points_from_shards(
     files = list_shards(paths) if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     need, keys = required_fields(groups), decode_keys(groups)
     stats = {"unlabelled": 0}
-    parts = [points_from_examples(read_examples(f, need, keys=keys), groups, patch, f, require_label, stats=stats)
+    parts = [points_from_examples(read_examples(f, need, keys=keys, lazy=LAZY), groups, patch, f, require_label,
+                                  stats=stats)
              for f in files]
     if require_label and sum(len(p) for p in parts) == 0:
         raise DataError(f"no example carries a label ({LABEL} or {LABEL_FALLBACK}); merge ISMN labels first "
@@ -299,39 +261,92 @@ def split_by_sensor(sensors: np.ndarray, sp: SplitConfig) -> SensorSplit:
     return SensorSplit(train=train, validation=val, test=test)
 
 
-def _std(v: np.ndarray) -> float:
-    """Standard deviation; 1 for a (numerically) constant channel, so new values are not blown up."""
-    v = v.astype(np.float64)
-    sd = float(v.std())
-    return sd if sd > 1e-6 * max(1.0, float(np.abs(v).max())) else 1.0
+class Moments:
+    """Count, mean, sum of squared deviations and largest magnitude per key, merged exactly across chunks
+    (Chan et al.'s pairwise update), so statistics of a stream equal those of the whole set up to rounding."""
+
+    def __init__(self):
+        self.s: dict[str, list[float]] = {}
+
+    def add(self, key: str, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            self.s.setdefault(key, [0, 0.0, 0.0, 0.0])
+            return
+        mu = float(v.mean())
+        self._merge(key, [v.size, mu, float(((v - mu) ** 2).sum()), float(np.abs(v).max())])
+
+    def _merge(self, key: str, b: list) -> None:
+        a = self.s.get(key)
+        if a is None or a[0] == 0:
+            self.s[key] = list(b)
+            return
+        if b[0] == 0:
+            return
+        n = a[0] + b[0]
+        d = b[1] - a[1]
+        self.s[key] = [n, a[1] + d * b[0] / n, a[2] + b[2] + d * d * a[0] * b[0] / n, max(a[3], b[3])]
+
+    def merge(self, other: "Moments") -> "Moments":
+        for k, b in other.s.items():
+            self._merge(k, b)
+        return self
+
+    def count(self, key: str) -> int:
+        return int(self.s.get(key, [0])[0])
+
+    def mean(self, key: str) -> float:
+        return float(self.s[key][1])
+
+    def std(self, key: str) -> float:
+        """Standard deviation; 1 for a (numerically) constant key, so new values are not blown up."""
+        n, _, m2, big = self.s[key]
+        sd = float(np.sqrt(m2 / n))
+        return sd if sd > 1e-6 * max(1.0, big) else 1.0
+
+
+def point_moments(points: PointSet) -> Moments:
+    """The :class:`Moments` :func:`scaler_from` needs: per channel over the points where present (pixels
+    pooled), the time deltas and the label."""
+    mo = Moments()
+    for s in points.sources:
+        arr = points.x[s.name][points.is_present(s.name)]
+        for j, ch in enumerate(channel_names(s)):
+            mo.add(ch, arr[:, j])
+        if s.timed:
+            mo.add(f"{s.name}_dt", points.dt[s.name])
+    mo.add(LABEL, points.y)
+    return mo
+
+
+def scaler_from(mo: Moments, sources: Sequence[Group]) -> Scaler:
+    """Per-channel mean/std of the training points from their moments; one-hot channels stay 0/1."""
+    sc = Scaler()
+    for s in sources:
+        names = channel_names(s)
+        onehot = {n for ch in s.categorical for n in names if n.startswith(ch + "_")}
+        for ch in names:
+            if ch in onehot:
+                sc.mean[ch], sc.std[ch] = 0.0, 1.0
+            elif mo.count(ch) == 0:
+                raise DataError(f"all values missing in the training points (group '{s.name}'): cannot normalise",
+                                field=ch)
+            else:
+                sc.mean[ch], sc.std[ch] = mo.mean(ch), mo.std(ch)
+        if s.timed:
+            k = f"{s.name}_dt"
+            sc.mean[k], sc.std[k] = (mo.mean(k), mo.std(k)) if mo.count(k) else (0.0, 1.0)
+    if mo.count(LABEL) == 0:
+        raise DataError("no labelled training points", field=LABEL)
+    n, _, m2, _ = mo.s[LABEL]
+    sc.mean[LABEL], sc.std[LABEL] = mo.mean(LABEL), float(np.sqrt(m2 / n)) or 1.0
+    return sc
 
 
 def fit_scaler(train: PointSet) -> Scaler:
     """Per-channel mean/std over the training points where present (pixels pooled); one-hot stays 0/1."""
-    sc = Scaler()
-    for s in train.sources:
-        arr = train.x[s.name][train.is_present(s.name)]
-        names = channel_names(s)
-        onehot = {n for ch in s.categorical for n in names if n.startswith(ch + "_")}
-        for j, ch in enumerate(names):
-            if ch in onehot:
-                sc.mean[ch], sc.std[ch] = 0.0, 1.0
-                continue
-            v = arr[:, j].ravel()
-            v = v[np.isfinite(v)]
-            if v.size == 0:
-                raise DataError(f"all values missing in the training points (group '{s.name}'): cannot normalise",
-                                field=ch)
-            sc.mean[ch], sc.std[ch] = float(v.mean()), _std(v)
-        if s.timed:
-            d = train.dt[s.name].ravel()
-            d = d[np.isfinite(d)]
-            sc.mean[f"{s.name}_dt"], sc.std[f"{s.name}_dt"] = (float(d.mean()), _std(d)) if d.size else (0.0, 1.0)
-    y = train.y[np.isfinite(train.y)]
-    if y.size == 0:
-        raise DataError("no labelled training points", field=LABEL)
-    sc.mean[LABEL], sc.std[LABEL] = float(y.mean()), float(y.std()) or 1.0
-    return sc
+    return scaler_from(point_moments(train), train.sources)
 
 
 def model_inputs(points: PointSet, scaler: Scaler) -> dict[str, np.ndarray]:

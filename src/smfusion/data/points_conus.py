@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from smfusion.data.point_set import PointSet
 from smfusion.io.fusion_schema import Group
 
 #: The CONUS point table's groups (channel names double as scaler keys).
@@ -44,7 +45,6 @@ def conus_points(root: str | Path | None, start: str, end: str, groups: Sequence
     """
     from smfusion.config import DataConfig
     from smfusion.data.loading import load_dataset
-    from smfusion.data.points import PointSet
 
     table = CONUS_GROUPS
     forcing = [_var(c) for c in table["gldas"].channels[1:]]

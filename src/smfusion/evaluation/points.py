@@ -13,11 +13,13 @@ import json
 import numpy as np
 
 from smfusion.data import points as P
+from smfusion.data.adapters.base import Batches
 from smfusion.errors import DataError
 from smfusion.evaluation.calibration import calibration_section
 from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.evaluation.tables import Report
 from smfusion.io.atomic import write_text
+from smfusion.runs.run import Passes
 
 __all__ = ["scores", "baseline_predictions", "evaluate_points", "format_metrics"]
 
@@ -41,35 +43,66 @@ def baseline_predictions(train: P.PointSet, points: P.PointSet) -> dict[str, np.
     return {"SMAP alone": points.smap.astype(float), "GLDAS alone (rescaled)": a * points.model_sm.astype(float) + b}
 
 
-def evaluate_points(run, points: P.PointSet | None = None):
-    """Score validation and test sensors of a point run (``smfusion.runs.Run``); returns the Report."""
+def evaluate_points(run, points=None):
+    """Score validation and test sensors of a point run (``smfusion.runs.Run``); returns the Report.
+
+    ``points``: a PointSet, or shards read as needed (only each split's examples are held, one split at a
+    time); None: the run's data."""
     points = run.adapter.load() if points is None else points
     split, cfg = run.split, run.cfg
-    train_p = points.of_sensors(split.train)
+    train_p = points.of_sensors(split.train, groups=[])  # the baselines' values only (shards: no image decoded)
     protocol = {"reader": cfg.data.reader, "groups": cfg.fusion.groups, "split": "by sensor",
                 "n_sensors": {k: len(v) for k, v in split.to_dict().items()},
                 "metrics": "pooled over every example of the split"}
     out = {"protocol": protocol}
     calib = ""
     for name, sensors in (("validation", split.validation), ("test", split.test)):
-        b = run.adapter.eval_batches(points, sensors, None)
-        if len(b) == 0:
+        sub, pred, passes = _predict_split(run, points, sensors)
+        if len(sub) == 0:
             continue
-        sub = b.meta["points"]
-        passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
-        pred = run.members_of(passes).mean(axis=0)[:, 0, 0]
         row = {"model": scores(sub.y, pred)}
         for bname, bpred in baseline_predictions(train_p, sub).items():
             row[bname] = scores(sub.y, bpred)
         out[name] = row
         if name == "test":
             calib = calibration_section(run, run.distribution(passes, "none", data=points),
-                                        run.distribution(passes, data=points), run.adapter.observations(points, b),
-                                        run.run_dir, f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
+                                        run.distribution(passes, data=points),
+                                        run.adapter.observations(points, passes.batches), run.run_dir,
+                                        f"{cfg.model.name} on test sensors", plots=cfg.evaluation.plots)
     text = format_metrics(out) + calib
     write_text(run.run_dir / "metrics" / "metrics.json", json.dumps(out, indent=1))
     write_text(run.run_dir / "metrics" / "report.txt", text + "\n")
     return Report(text=text, summary=None, protocol=protocol, tables={})
+
+
+EVAL_CHUNK = 1024  # streamed splits larger than this are read and predicted this many examples at a time
+
+
+def _predict_split(run, points, sensors):
+    """(the split's points, ensemble-mean prediction, the members' passes). Shards read as needed (a ShardSet)
+    with more than ``EVAL_CHUNK`` examples in the split: read and predicted piece by piece; the passes are
+    joined over the pieces around a :class:`Batches` without inputs (labels and baselines only), which is all
+    the scores, the predictive distribution and the calibration read."""
+    rows = points.rows(sensors) if hasattr(points, "rows") else None
+    if rows is None or rows.size <= EVAL_CHUNK:
+        b = run.adapter.eval_batches(points, sensors, None)
+        if len(b) == 0:
+            return b.meta["points"], None, None
+        passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
+        return b.meta["points"], run.members_of(passes).mean(axis=0)[:, 0, 0], passes
+    parts, pieces = [], []
+    for a in range(0, rows.size, EVAL_CHUNK):
+        piece = points.load(rows[a:a + EVAL_CHUNK])
+        pieces.append(run.forward(run.adapter.eval_batches(piece, None, None)))
+        parts.append(piece.with_groups([]))
+    sub = P.concat(parts)
+    y = np.concatenate([p.batches.y for p in pieces])
+    light = Batches(inputs={}, y=y, rows=np.arange(len(sub)), chunk=EVAL_CHUNK, meta={"points": sub})
+    outs = [{k: np.concatenate([p.outs[m][k] for p in pieces]) for k in pieces[0].outs[m]}
+            for m in range(len(pieces[0].outs))]
+    noisy = None if pieces[0].noisy is None else np.concatenate([p.noisy for p in pieces], axis=2)
+    passes = Passes(light, outs, noisy, pieces[0].noise)
+    return sub, run.members_of(passes).mean(axis=0)[:, 0, 0], passes
 
 
 def format_metrics(m: dict) -> str:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-__all__ = ["decode_example", "encode_example", "append_features", "ProtoError"]
+__all__ = ["decode_example", "encode_example", "append_features", "ProtoError", "PackedVarints"]
 
 
 class ProtoError(ValueError):
@@ -84,6 +84,43 @@ def _packed_varints(buf: bytes) -> np.ndarray:
     return np.bitwise_or.reduceat(parts, starts).view(np.int64)
 
 
+class PackedVarints:
+    """An int64 list left packed: values are decoded on demand, e.g. only the centre crop of a 512 x 512
+    image (:meth:`take`); ``size`` counts them from the terminating bytes without decoding any."""
+
+    def __init__(self, payload):
+        self.b = np.frombuffer(payload, dtype=np.uint8)
+        if self.b.size and self.b[-1] & 0x80:
+            raise ProtoError("truncated packed varint")
+        self.ends = np.flatnonzero(self.b < 0x80)
+
+    @property
+    def size(self) -> int:
+        return int(self.ends.size)
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """The int64 values at positions ``idx`` (two's complement for negatives)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        ends = self.ends[idx]
+        starts = np.where(idx > 0, self.ends[np.maximum(idx - 1, 0)] + 1, 0)
+        n = ends - starts + 1
+        longest = int(n.max()) if n.size else 0
+        if longest > 10:
+            raise ProtoError("varint too long")
+        if longest <= 2:  # the common case (byte-scaled images): one or two bytes each
+            hi = np.where(n == 2, self.b[ends].astype(np.int64), 0)
+            return (self.b[starts].astype(np.int64) & 0x7F) | (hi << 7)
+        out = np.zeros(idx.shape, dtype=np.uint64)
+        for j in range(longest):
+            on = j < n
+            byte = self.b[np.where(on, starts + j, 0)].astype(np.uint64) & np.uint64(0x7F)
+            out |= np.where(on, byte << np.uint64(7 * j), np.uint64(0))
+        return out.view(np.int64)
+
+    def values(self) -> np.ndarray:
+        return self.take(np.arange(self.size))
+
+
 def _packed_only(val: bytes):
     """Payload of a list message that is exactly one packed field 1, else None (fast path)."""
     if len(val) < 2 or val[0] != 0x0A:
@@ -92,7 +129,7 @@ def _packed_only(val: bytes):
     return val[pos:] if pos + ln == len(val) else None
 
 
-def _decode_feature(buf: bytes):
+def _decode_feature(buf: bytes, lazy: bool = False):
     if len(buf) >= 2 and buf[0] in (0x12, 0x1A):  # float_list / int64_list: try the packed fast path
         ln, pos = _varint(buf, 1)
         if pos + ln == len(buf):
@@ -102,7 +139,7 @@ def _decode_feature(buf: bytes):
                     if len(payload) % 4:
                         raise ProtoError("packed float list length not a multiple of 4")
                     return np.frombuffer(payload, dtype="<f4").astype(np.float32)
-                return _packed_varints(payload)
+                return PackedVarints(payload) if lazy else _packed_varints(payload)
     kind, value = None, None
     for num, wt, val in _fields(buf):
         if num not in (1, 2, 3) or wt != 2:
@@ -136,15 +173,18 @@ def _decode_feature(buf: bytes):
     return value
 
 
-def decode_example(data: bytes, keys: Optional[Iterable[str]] = None) -> dict[str, object]:
+def decode_example(data: bytes, keys: Optional[Iterable[str]] = None,
+                   lazy: Iterable[str] = ()) -> dict[str, object]:
     """``tf.train.Example`` bytes -> {name: float32 array | int64 array | list of bytes}.
 
     ``keys``: decode only these features (others are skipped undecoded, which
-    matters for examples carrying many 512 x 512 images). Raises
-    :class:`ProtoError` (a ValueError) on malformed input; callers add the file
-    and record index.
+    matters for examples carrying many 512 x 512 images). ``lazy``: packed int64
+    features of these names come as :class:`PackedVarints` (decoded on demand).
+    Raises :class:`ProtoError` (a ValueError) on malformed input; callers add the
+    file and record index.
     """
     want = None if keys is None else {k.encode("utf-8") for k in keys}
+    lazy = {k.encode("utf-8") for k in lazy}
     out: dict[str, object] = {}
     for num, wt, features in _fields(memoryview(data)):  # memoryview: sub-messages are not copied
         if num != 1 or wt != 2:
@@ -163,7 +203,7 @@ def decode_example(data: bytes, keys: Optional[Iterable[str]] = None) -> dict[st
             key = bytes(key)
             if want is not None and key not in want:
                 continue
-            out[key.decode("utf-8")] = _decode_feature(value)
+            out[key.decode("utf-8")] = _decode_feature(value, key in lazy)
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from smfusion.errors import DataError
+from smfusion.io.example_proto import PackedVarints
 
 FLOAT, INT64, BYTES = "float", "int64", "bytes"
 SCALAR, IMAGE, VECTOR = "scalar", "image", "vector"
@@ -248,11 +249,13 @@ def ablation_rows() -> list[tuple[str, list[str]]]:
     return [(name, list(groups)) for name, groups in PAPER_ABLATION]
 
 
-def field_values(ex: dict, name: str, size: int, path="<memory>", index: int = 0) -> np.ndarray | list:
+def field_values(ex: dict, name: str, size: int, path="<memory>", index: int = 0,
+                 take: np.ndarray | None = None) -> np.ndarray | list:
     """Stored values of field ``name`` in a decoded example, checked against the schema.
 
     Numeric fields: a float64 array divided by the field's divisor (int64 or float
-    accepted: most dtypes are not published). Bytes fields: the list of bytes.
+    accepted: most dtypes are not published); ``take``: only the values at these
+    positions (a packed field decodes only those). Bytes fields: the list of bytes.
     A wrong kind or number of values raises DataError (file, record, field).
     """
     fld = FIELDS[name]
@@ -267,8 +270,17 @@ def field_values(ex: dict, name: str, size: int, path="<memory>", index: int = 0
     if want is not None and v.size != want:
         what = "1" if fld.shape == SCALAR else f"size*size = {want}"
         raise DataError(f"record {index}: {v.size} values, expected {what}", path=path, field=name)
+    if isinstance(v, PackedVarints):
+        v = v.values() if take is None else v.take(take)
+    elif take is not None:
+        v = v[take]
     out = v.astype(np.float64)
     return out / fld.divisor if fld.divisor != 1.0 else out
+
+
+def image_fields() -> list[str]:
+    """Names of the size x size fields (left packed when decoding, cropped when read)."""
+    return [f.name for f in FIELDS.values() if f.shape == IMAGE]
 
 
 def decode_codes(name: str, values: list) -> float:

@@ -10,8 +10,9 @@ Framing of one record (all little-endian)::
 (CRC-32C and its masking in :mod:`smfusion.io.crc32c`). Files may be gzip
 compressed (detected by the gzip magic bytes, not the name). The Example
 protobuf codec is :mod:`smfusion.io.example_proto`; the streaming torch
-dataset over many shards is :mod:`smfusion.io.tfrecord_dataset` (this module
-does not import torch, so label-merge workers start fast).
+dataset over many shards is :mod:`smfusion.io.tfrecord_dataset`, which imports
+this module, never the other way round (this module does not import torch, so
+label-merge workers start fast).
 
 Every failure (truncated frame, bad CRC, undecodable protobuf, missing
 required field) raises :class:`~smfusion.errors.DataError` naming the file and
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -38,6 +40,7 @@ __all__ = [
     "masked_crc32c",
     "frame_record",
     "iter_records",
+    "iter_frames",
     "write_records",
     "decode_example",
     "encode_example",
@@ -46,7 +49,6 @@ __all__ = [
     "read_examples",
     "write_examples",
     "list_shards",
-    "TFRecordDataset",
 ]
 
 
@@ -77,11 +79,16 @@ def _read_exact(fh, n: int, path: Path, index: int, what: str) -> bytes:
     return buf
 
 
-def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
-    """Payloads of the records of one TFRecord file (gzip or plain), CRCs checked."""
+def iter_frames(path: str | Path, check_crc: bool = True, want=None) -> Iterator[tuple[int, int, bytes]]:
+    """(record number, byte offset of its frame in the uncompressed stream, payload) of one TFRecord file.
+
+    ``want``: a container of record numbers; the others are skipped unread (their
+    data and CRC pass by a seek, no copy, no check). A corrupt frame raises one
+    line naming the file and the record.
+    """
     path = Path(path)
     with _open(path) as fh:
-        index = 0
+        index, offset = 0, 0
         while True:
             try:
                 head = fh.read(8)
@@ -95,12 +102,35 @@ def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
             if check_crc and masked_crc32c(head) != length_crc:
                 raise DataError(f"record {index}: bad length CRC (corrupt record)", path=path)
             (length,) = struct.unpack("<Q", head)
-            data = _read_exact(fh, length, path, index, "data")
-            (data_crc,) = struct.unpack("<I", _read_exact(fh, 4, path, index, "data CRC"))
-            if check_crc and masked_crc32c(data) != data_crc:
-                raise DataError(f"record {index}: bad data CRC (corrupt record)", path=path)
-            yield data
+            if want is not None and index not in want:
+                _skip(fh, length + 4, path, index)
+            else:
+                data = _read_exact(fh, length, path, index, "data")
+                (data_crc,) = struct.unpack("<I", _read_exact(fh, 4, path, index, "data CRC"))
+                if check_crc and masked_crc32c(data) != data_crc:
+                    raise DataError(f"record {index}: bad data CRC (corrupt record)", path=path)
+                yield index, offset, data
+            offset += length + 16
             index += 1
+
+
+def _skip(fh, n: int, path: Path, index: int) -> None:
+    """Move ``n`` bytes on (a seek; gzip decompresses in bounded pieces); DataError when the file ends first."""
+    try:
+        start = fh.tell()
+        if fh.seek(n, 1) - start != n:
+            raise EOFError
+        if not isinstance(fh, gzip.GzipFile) and fh.tell() > os.fstat(fh.fileno()).st_size:
+            raise EOFError
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"record {index}: truncated or corrupt while skipping it ({type(exc).__name__})",
+                        path=path) from None
+
+
+def iter_records(path: str | Path, check_crc: bool = True) -> Iterator[bytes]:
+    """Payloads of the records of one TFRecord file (gzip or plain), CRCs checked."""
+    for _, _, data in iter_frames(path, check_crc):
+        yield data
 
 
 def write_records(path: str | Path, records: Iterable[bytes], compress: Optional[bool] = None) -> Path:
@@ -120,10 +150,11 @@ def write_records(path: str | Path, records: Iterable[bytes], compress: Optional
 
 
 def decode_record(data: bytes, path: str | Path, index: int, required: Sequence[str] = (),
-                  keys: Optional[Iterable[str]] = None) -> dict[str, object]:
-    """Decode one record's Example; DataError (file, record, field) if it is not one or lacks a required field."""
+                  keys: Optional[Iterable[str]] = None, lazy: Iterable[str] = ()) -> dict[str, object]:
+    """Decode one record's Example; DataError (file, record, field) if it is not one or lacks a required field.
+    ``lazy``: int64 features left packed (:class:`~smfusion.io.example_proto.PackedVarints`)."""
     try:
-        ex = decode_example(data, keys=None if keys is None else set(keys) | set(required))
+        ex = decode_example(data, keys=None if keys is None else set(keys) | set(required), lazy=lazy)
     except (ProtoError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"record {index}: not a tf.train.Example ({exc})", path=path) from None
     for name in required:
@@ -133,16 +164,18 @@ def decode_record(data: bytes, path: str | Path, index: int, required: Sequence[
 
 
 def read_examples(
-    path: str | Path, required: Sequence[str] = (), check_crc: bool = True, keys: Optional[Iterable[str]] = None
+    path: str | Path, required: Sequence[str] = (), check_crc: bool = True, keys: Optional[Iterable[str]] = None,
+    lazy: Iterable[str] = (),
 ) -> Iterator[dict[str, object]]:
-    """Decoded examples of one file (only ``keys`` plus ``required`` when ``keys`` is given).
+    """Decoded examples of one file (only ``keys`` plus ``required`` when ``keys`` is given; ``lazy`` int64
+    features left packed).
 
     A missing ``required`` field raises DataError naming the file, record and field.
     """
     path = Path(path)
     keys = None if keys is None else set(keys)
     for i, data in enumerate(iter_records(path, check_crc=check_crc)):
-        yield decode_record(data, path, i, required, keys)
+        yield decode_record(data, path, i, required, keys, lazy)
 
 
 def write_examples(path: str | Path, examples: Iterable[dict[str, object]], compress: Optional[bool] = None) -> Path:
@@ -172,10 +205,3 @@ def list_shards(path: str | Path) -> list[Path]:
         raise DataError("no TFRecord shards (*.tfrecord, *.tfrecord.gz) in folder", path=path)
     return files
 
-
-def __getattr__(name: str):
-    if name == "TFRecordDataset":  # lazily: it needs torch
-        from smfusion.io.tfrecord_dataset import TFRecordDataset
-
-        return TFRecordDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -74,7 +74,7 @@ def predict_points_file(
             bar.update(len(pts))
             buf.clear()
 
-        for ex in read_examples(input_path, need, keys=P.decode_keys(groups)):
+        for ex in read_examples(input_path, need, keys=P.decode_keys(groups), lazy=P.LAZY):
             buf.append(ex)
             if len(buf) >= chunk:
                 flush()

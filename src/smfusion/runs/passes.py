@@ -21,8 +21,10 @@ __all__ = ["predict_passes", "predict_block", "predict_batches", "to_tensors", "
 HEAD_KEYS = ("y_hat", "log_var", "mix_loc", "mix_log_var", "mix_log_weight")
 
 
-def to_tensors(batch: dict[str, np.ndarray], device: str = "cpu") -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in batch.items()}
+def to_tensors(batch: dict, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Arrays (or tensors, pinned ones copied without blocking) on ``device``."""
+    return {k: (v.to(device, non_blocking=v.is_pinned()) if torch.is_tensor(v)
+                else torch.from_numpy(np.ascontiguousarray(v)).to(device)) for k, v in batch.items()}
 
 
 @torch.no_grad()

@@ -321,3 +321,24 @@ def write_shards(
         for k, name in enumerate(names):
             write_examples(tmp / name, examples[k::n_shards])
     return [out_dir / name for name in names]
+
+
+def write_shard_series(
+    out_dir: str | Path, n_shards: int, sensors_per_shard: int = 10, n_times: int = 10, size: int = 8,
+    seed: int = 0, prefix: str = "synthetic", label_fraction: float = 1.0, compress: bool = True,
+    overwrite: bool = False,
+) -> list[Path]:
+    """SYNTHETIC shards made one at a time (memory: one shard), shard ``k`` holding its own sensors
+    (``SYNTHETIC__K<k>S<i>__probe``, examples of :func:`make_examples` with seed ``seed + k``): for
+    benchmarks and memory tests with many shards. Written as a whole folder like :func:`write_shards`."""
+    out_dir = Path(out_dir)
+    ext = ".tfrecord.gz" if compress else ".tfrecord"
+    names = [f"{prefix}-{k:05d}-of-{n_shards:05d}{ext}" for k in range(n_shards)]
+    with atomic_path(out_dir, overwrite=overwrite) as tmp:
+        tmp.mkdir()
+        for k, name in enumerate(names):
+            examples = make_examples(sensors_per_shard, n_times, size, seed + k, label_fraction=label_fraction)
+            for ex in examples:
+                ex["sensor_id"] = [ex["sensor_id"][0].replace(b"__S", f"__K{k:04d}S".encode(), 1)]
+            write_examples(tmp / name, examples, compress=compress)
+    return [out_dir / name for name in names]

@@ -53,6 +53,13 @@ class _Gather(torch.autograd.Function):
         return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n] * ctx.world
 
 
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    """Rows of every process, in rank order (no gradient)."""
+    parts = [torch.empty_like(x) for _ in range(tdist.get_world_size())]
+    tdist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 @dataclass
 class Dist:
     """This process's place in the group (see the module docstring)."""
@@ -107,6 +114,17 @@ class Dist:
         full = {key: (_Gather.apply(v) if torch.is_tensor(v) and v.ndim and v.shape[0] == k else v)
                 for key, v in pred.items()}
         return objective(full, batch)
+
+    def loss_local(self, net: torch.nn.Module, objective, local: dict[str, torch.Tensor]):
+        """The objective of the global minibatch when each process holds only its own rows (a streamed
+        minibatch, :mod:`smfusion.data.stream_loader`): the model outputs and the targets (keys ``y*``)
+        are gathered, the inputs stay where they were read."""
+        pred = net(local)
+        k = next(iter(local.values())).shape[0]
+        full = {key: (_Gather.apply(v) if torch.is_tensor(v) and v.ndim and v.shape[0] == k else v)
+                for key, v in pred.items()}
+        targets = {key: _all_gather(v) for key, v in local.items() if key.startswith("y")}
+        return objective(full, targets)
 
     def barrier(self) -> None:
         tdist.barrier()

@@ -37,7 +37,7 @@ from smfusion.training.trainer import Trainer, Validation
 
 __all__ = ["train", "check_names", "validate_config", "refuse_invalid", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
-RUNTIME_ONLY = ("threads", "progress", "device")  # training fields that do not change the result
+RUNTIME_ONLY = ("threads", "progress", "device", "loader_workers")  # training fields that do not change the result
 HINT_RUN_DIR = "train again with --restart to start the run afresh, or choose another --run-dir"
 
 

@@ -143,10 +143,13 @@ class Trainer:
         """Whether this process writes checkpoints and the model (rank 0 of a DDP group, or the only one)."""
         return self.out_dir is not None and (self.dist is None or self.dist.is_main)
 
-    def _loss(self, batch: dict[str, torch.Tensor]):
-        """Objective of one minibatch (several DDP processes: the model on this process's rows only)."""
+    def _loss(self, batch: dict[str, torch.Tensor], local: bool = False):
+        """Objective of one minibatch (several DDP processes: the model on this process's rows only;
+        ``local``: ``batch`` holds only those rows)."""
         if self.dist is None:
             return self.objective(self.model(batch), batch)
+        if local:
+            return self.dist.loss_local(self.net, self.objective, batch)
         return self.dist.loss(self.net, self.objective, batch)
 
     # -- checkpoints -------------------------------------------------------
@@ -215,12 +218,13 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         total, term_sums = 0.0, {}
+        sampler.start_epoch(epoch, n_iter)
         for it in range(n_iter):
             if cfg.lr_schedule != "constant":
                 for group in self.optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, (epoch - 1) * n_iter + it, n_iter)
             batch = to_tensors(sampler.sample(rng), cfg.device)
-            loss, terms = self._loss(batch)
+            loss, terms = self._loss(batch, sampler.local_rows)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad_norm is not None:
@@ -291,6 +295,7 @@ class Trainer:
                 stopped = True
                 break
         bar.close()
+        sampler.close()
         if swa["state"] is not None:
             self.model.load_state_dict(swa["state"])
         elif best["state"] is not None and validation is not None:

@@ -66,7 +66,18 @@ class Batches:
 
 
 class Sampler:
-    """Training minibatches: ``sample(rng)`` -> dict of numpy arrays (the Trainer makes tensors)."""
+    """Training minibatches: ``sample(rng)`` -> dict of numpy arrays or tensors (the Trainer moves them to
+    its device). ``start_epoch`` is called before each epoch's first minibatch and ``close`` after training
+    (a streaming sampler opens and ends its readers there); ``local_rows`` True: under several processes,
+    ``sample`` gives this process's rows of the global minibatch only, not all of them."""
+
+    local_rows = False
+
+    def start_epoch(self, epoch: int, n_iter: int) -> None:
+        """Epoch ``epoch`` (1-based) of ``n_iter`` minibatches begins; default: nothing to do."""
+
+    def close(self) -> None:
+        """Training is over; default: nothing to release."""
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError

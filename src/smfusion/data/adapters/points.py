@@ -25,15 +25,21 @@ from smfusion.errors import ConfigError, DataError
 from smfusion.io.fusion_schema import LABEL
 
 PREDICT_CHUNK = 1024
+STREAM_CHUNK = 256  # streamed validation: examples read, normalised and predicted at a time
 
 
-def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None) -> P.PointSet:
+def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None):
     """Every labelled point of the config's data (all sensors; split later); with ``start``/``end`` (reader
-    ``points``), the points of that window."""
+    ``points``), the points of that window. Reader ``tfrecord`` with ``fusion.stream``: the shards and their
+    index (:class:`~smfusion.data.points_stream.ShardSet`), read later as each step needs."""
     f = cfg.fusion
     if cfg.data.reader == "tfrecord":
         if not cfg.data.root:
             raise ConfigError("data.root: the folder of labelled TFRecord shards is required for reader 'tfrecord'")
+        if f.stream:
+            from smfusion.data.points_stream import open_shards
+
+            return open_shards(cfg.data.root, f.groups, f.patch_size, f.index_dir, progress=cfg.training.progress)
         return P.points_from_shards(cfg.data.root, f.groups, f.patch_size)
     if cfg.data.reader == "points":
         if start is None or end is None:
@@ -42,6 +48,26 @@ def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None) -> 
             start = (pd.Timestamp(start) - pd.Timedelta(days=P.API_WARMUP_DAYS)).strftime("%Y-%m-%d")
         return P.conus_points(cfg.data.root, start, end, f.groups, f.max_lag_days, cfg.data.subset, cfg.data.sites)
     raise ConfigError(f"data.reader '{cfg.data.reader}' is not a point reader (use tfrecord or points)")
+
+
+def _streams(points) -> bool:
+    """Whether ``points`` are shards read as needed (a ShardSet) rather than a PointSet in memory."""
+    return not isinstance(points, P.PointSet)
+
+
+def _select(points, ids: Optional[np.ndarray], period) -> P.PointSet:
+    """The examples of sensors ``ids`` (None: all) with a timestamp inside ``period`` (None: any), in memory
+    (from a ShardSet: only those records are decoded)."""
+    if _streams(points):
+        return points.load(points.rows(ids, None if period is None else tuple(pd.Timestamp(p).strftime("%Y-%m-%d")
+                                                                              for p in period)))
+    keep = np.ones(len(points), dtype=bool) if ids is None else np.isin(points.sensor, np.asarray(ids))
+    if period is not None:
+        t = points.timestamp.astype("datetime64[ms]")
+        t0 = np.datetime64(pd.Timestamp(period[0]), "ms")
+        t1 = np.datetime64(pd.Timestamp(period[1]) + pd.Timedelta(days=1), "ms")
+        keep &= (t >= t0) & (t < t1)
+    return points.subset(np.flatnonzero(keep))
 
 
 class PointSampler(Sampler):
@@ -77,6 +103,12 @@ class PointsAdapter(Adapter):
             raise ConfigError(f"model.name: point readers train the 'fusion' model, got '{self.cfg.model.name}'")
         if self.cfg.transfer is not None:
             raise ConfigError("transfer: point runs cannot fine-tune from another run yet")
+        if self.cfg.data.reader == "tfrecord" and self.cfg.fusion.stream:  # before the index pass
+            from smfusion.data.points_stream import check_batch
+            from smfusion.data.stream_loader import rank_world
+
+            for m in self.cfg.members():
+                check_batch(m.training.batch_size, self.cfg.fusion.lanes, rank_world()[1])
 
     # -- data ------------------------------------------------------------------
     def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
@@ -102,7 +134,17 @@ class PointsAdapter(Adapter):
         return {"ids": ids, "lat": points.lat[first], "lon": points.lon[first]}
 
     # -- fitted state ----------------------------------------------------------
-    def fit(self, points: P.PointSet, split: P.SensorSplit, source: Optional[Adapter] = None) -> None:
+    def fit(self, points, split: P.SensorSplit, source: Optional[Adapter] = None) -> None:
+        if _streams(points):  # one decoding pass over the training examples, in the loader workers
+            from smfusion.data.stream_loader import moments_stream
+            from smfusion.io.fusion_schema import groups_for
+
+            rows = points.rows(split.train)
+            if rows.size == 0:
+                raise DataError("no training points after the sensor split")
+            mo = moments_stream(points, rows, self.cfg.training.loader_workers, self.cfg.training.progress)
+            self.scaler = P.scaler_from(mo, groups_for(points.groups))
+            return
         train = points.of_sensors(split.train)
         if len(train) == 0:
             raise DataError("no training points after the sensor split")
@@ -122,26 +164,28 @@ class PointsAdapter(Adapter):
                 "cnn_channels": f.cnn_channels, "embed_size": f.embed_size}
 
     # -- batches ---------------------------------------------------------------
-    def train_batches(self, points: P.PointSet, split: P.SensorSplit, training) -> Sampler:
+    def train_batches(self, points, split: P.SensorSplit, training) -> Sampler:
+        if _streams(points):
+            from smfusion.data.stream_loader import StreamSampler
+
+            return StreamSampler(points, points.rows(split.train), self.scaler, self.cfg.fusion, training)
         if self._train_arrays is None:
             self._train_arrays = P.model_inputs(points.of_sensors(split.train), self.scaler)
         return PointSampler(self._train_arrays, training.batch_size)
 
-    def validation_batches(self, points: P.PointSet, split: P.SensorSplit) -> Optional[Batches]:
-        if not split.validation.size or len(points.of_sensors(split.validation)) == 0:
+    def validation_batches(self, points, split: P.SensorSplit) -> Optional[Batches]:
+        if not split.validation.size or not np.isin(points.sensor, split.validation).any():
             return None
+        if _streams(points):  # read again at each validation, STREAM_CHUNK examples at a time
+            from smfusion.data.points_stream import StreamBatches
+
+            return StreamBatches(points, points.rows(split.validation), self.scaler, STREAM_CHUNK)
         return self.eval_batches(points, split.validation, None)
 
     def eval_batches(self, points: P.PointSet, ids: Optional[np.ndarray], period, chunk: Optional[int] = None
                      ) -> Batches:
         """Examples of sensors ``ids`` (None: all) with a timestamp inside ``period`` (None: any)."""
-        keep = np.ones(len(points), dtype=bool) if ids is None else np.isin(points.sensor, np.asarray(ids))
-        if period is not None:
-            t = points.timestamp.astype("datetime64[ms]")
-            t0 = np.datetime64(pd.Timestamp(period[0]), "ms")
-            t1 = np.datetime64(pd.Timestamp(period[1]) + pd.Timedelta(days=1), "ms")
-            keep &= (t >= t0) & (t < t1)
-        sub = points.subset(np.flatnonzero(keep))
+        sub = _select(points, ids, period)
         arrays = P.model_inputs(sub, self.scaler)
         y = arrays.pop("y")
         noisy = tuple(s.name for s in sub.sources if not s.categorical)  # one-hot land cover stays clean

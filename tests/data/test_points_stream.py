@@ -1,0 +1,211 @@
+"""Streaming fusion examples: the shard index and its cache, the data order, streamed == in-memory minibatches,
+a corrupt shard mid-epoch, and memory that does not grow with the data (issue 28)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from smfusion.config import SplitConfig
+from smfusion.data import points as P
+from smfusion.data import points_stream as S
+from smfusion.data.stream_loader import StreamSampler, moments_stream
+from smfusion.errors import DataError
+from smfusion.io.shard_index import index_shards
+from smfusion.io.tfrecord import list_shards
+from smfusion.synthetic.fusion_shards import write_shard_series
+
+GROUPS = ["s1", "dem", "s2", "smap", "gldas", "aster"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stream")
+    write_shard_series(root / "s", n_shards=3, sensors_per_shard=4, n_times=6, size=8, seed=3, label_fraction=0.75,
+                       compress=False)
+    return root
+
+
+def _cfg(lanes=2, buffer=5, batch=8, seed=1, workers=0):
+    return (SimpleNamespace(lanes=lanes, shuffle_buffer=buffer),
+            SimpleNamespace(seed=seed, batch_size=batch, loader_workers=workers, device="cpu"))
+
+
+def _setup(root):
+    ss = S.open_shards(root / "s", GROUPS, 6, index_dir=str(root / "index"))
+    split = P.split_by_sensor(ss.sensor, SplitConfig(kind="kfold", k=3, fold=0, seed=0, validation_fraction=0.0))
+    return ss, ss.rows(split.train)
+
+
+def test_index_columns_cache_and_invalidation(shards, tmp_path):
+    files = list_shards(shards / "s")
+    stats: dict = {}
+    ix = index_shards(files, tmp_path / "ix", stats=stats)
+    assert stats == {"built": 3} and len(ix) == 3 * 4 * 6
+    assert ix.labelled.sum() < len(ix) and ix.labelled.any()  # 75% of sensors labelled
+    mem = P.points_from_shards(files, [], 6)  # labelled examples, file order
+    np.testing.assert_array_equal(ix.sensor[ix.labelled], mem.sensor)
+    np.testing.assert_array_equal(ix.timestamp[ix.labelled], mem.timestamp)
+    assert ix.offset[1] > 0 and np.all(np.diff(ix.offset[ix.of_shard(0)]) > 0)
+    stats = {}
+    index_shards(files, tmp_path / "ix", stats=stats)
+    assert stats == {"reused": 3}
+    # a shard rewritten (other content, other size/mtime): that shard alone is indexed again
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in files:
+        (copy / f.name).write_bytes(f.read_bytes())
+    stats = {}
+    index_shards(list_shards(copy), tmp_path / "ix", stats=stats)
+    assert stats == {"built": 3}  # another path: its own cache entries
+    target = list_shards(copy)[1]
+    target.write_bytes(files[0].read_bytes())
+    os.utime(target, ns=(time.time_ns(), time.time_ns() + 10**9))
+    stats = {}
+    ix2 = index_shards(list_shards(copy), tmp_path / "ix", stats=stats)
+    assert stats == {"built": 1, "reused": 2}
+    np.testing.assert_array_equal(ix2.sensor[ix2.of_shard(1)], ix.sensor[ix.of_shard(0)])
+    assert not any(p.suffix == ".npz" for p in (shards / "s").iterdir())  # nothing written beside the data
+
+
+def test_shuffle_reproducible_and_bounded(shards):
+    ss, rows = _setup(shards)
+    a = S.batch_rows(ss.index, rows, 2, 5, seed=1, epoch=1, n_batches=6, batch_size=8)
+    assert a.shape == (6, 8) and np.isin(a, rows).all()
+    np.testing.assert_array_equal(a, S.batch_rows(ss.index, rows, 2, 5, seed=1, epoch=1, n_batches=6, batch_size=8))
+    assert not np.array_equal(a, S.batch_rows(ss.index, rows, 2, 5, seed=2, epoch=1, n_batches=6, batch_size=8))
+    assert not np.array_equal(a, S.batch_rows(ss.index, rows, 2, 5, seed=1, epoch=2, n_batches=6, batch_size=8))
+    # a buffer of 1 keeps each lane in shard order: the rows come out of the lane's shards in file order
+    plan = S.lane_plan(ss.index, rows, 2, 1, 1)
+    flat = S.batch_rows(ss.index, rows, 2, 1, seed=1, epoch=1, n_batches=2, batch_size=8)[:, :4].ravel()
+    expect = [r for k in plan[0] for r in np.sort(rows[ss.index.shard[rows] == k])][:8]
+    np.testing.assert_array_equal(flat, expect)
+    items = list(S.shuffled(iter(range(50)), 7, np.random.default_rng(0)))
+    assert sorted(items) == list(range(50)) and items != list(range(50))
+    assert max(i - k for k, i in enumerate(items)) <= 7  # an item leaves at most 7 places early
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_batches_equal_in_memory_batches(shards, workers):
+    ss, rows = _setup(shards)
+    train = ss.load(rows)
+    scaler = P.fit_scaler(train)
+    streamed = P.scaler_from(moments_stream(ss, rows, workers), train.sources)
+    for ch in scaler.mean:
+        assert streamed.mean[ch] == pytest.approx(scaler.mean[ch], rel=1e-9, abs=1e-12)
+        assert streamed.std[ch] == pytest.approx(scaler.std[ch], rel=1e-9)
+    fusion, training = _cfg(workers=workers)
+    sampler = StreamSampler(ss, rows, scaler, fusion, training)
+    n = 5
+    sampler.start_epoch(2, n)
+    got = [sampler.sample() for _ in range(n)]
+    sampler.close()
+    order = S.batch_rows(ss.index, rows, 2, 5, seed=1, epoch=2, n_batches=n, batch_size=8)
+    pos = {int(r): i for i, r in enumerate(np.sort(rows))}  # ss.load keeps index order
+    for b in range(n):
+        ref = P.model_inputs(train.subset(np.asarray([pos[int(r)] for r in order[b]])), scaler)
+        assert set(got[b]) == set(ref)
+        for k in ref:
+            np.testing.assert_array_equal(got[b][k].numpy(), ref[k], err_msg=k)
+
+
+def test_unlabelled_records_are_not_decoded(shards, monkeypatch):
+    ss, _ = _setup(shards)
+    seen = []
+    real = S.decode_record
+    monkeypatch.setattr(S, "decode_record",
+                        lambda data, path, i, *a, **k: seen.append(i) or real(data, path, i, *a, **k))
+    ix = ss.index
+    k = int(np.argmin([ix.labelled[ix.of_shard(j)].sum() for j in range(len(ix.shards))]))  # has unlabelled ones
+    pts = ss.load(ss.rows()[ix.shard[ss.rows()] == k])
+    labelled = ix.record[ix.of_shard(k)][ix.labelled[ix.of_shard(k)]]
+    assert seen == labelled.tolist() and len(pts) == labelled.size < ix.of_shard(k).stop - ix.of_shard(k).start
+
+
+def test_corrupt_shard_mid_epoch_names_shard_and_record(shards, tmp_path):
+    ss, rows = _setup(shards)
+    ix = ss.index
+    k = int(ix.shard[rows[-1]])
+    bad = tmp_path / ix.shards[k].name
+    data = bytearray(ix.shards[k].read_bytes())
+    r = int(rows[ix.shard[rows] == k][-1])  # the last wanted record of that shard
+    data[int(ix.offset[r]) + 40] ^= 0xFF  # inside its payload: the data CRC fails
+    bad.write_bytes(bytes(data))
+    ix.shards[k] = bad  # as if the file went bad after it was indexed
+    fusion, training = _cfg()
+    sampler = StreamSampler(ss, rows, P.fit_scaler(ss.load(rows[ix.shard[rows] != k])), fusion, training)
+    sampler.start_epoch(1, 50)
+    with pytest.raises(DataError) as exc:
+        for _ in range(50):
+            sampler.sample()
+    msg = str(exc.value)
+    assert "\n" not in msg and bad.name in msg and f"record {int(ix.record[r])}" in msg and "CRC" in msg
+
+
+CHILD = r"""
+import json, resource, sys
+import numpy as np
+from types import SimpleNamespace
+from smfusion.config import SplitConfig
+from smfusion.data import points as P, points_stream as S
+from smfusion.data.stream_loader import StreamSampler
+root, mode = sys.argv[1], sys.argv[2]
+ss = S.open_shards(root + "/s", ["s1", "s2", "dem", "aster"], 96, index_dir=root + "/index")
+rows = ss.rows()
+first = ss.load(rows[:4])
+scaler = P.fit_scaler(first)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if mode == "stream":
+    s = StreamSampler(ss, rows, scaler, SimpleNamespace(lanes=2, shuffle_buffer=2), SimpleNamespace(
+        seed=0, batch_size=2, loader_workers=0, device="cpu"))
+    n = len(rows) // 2
+    s.start_epoch(1, n)
+    total = sum(float(s.sample()["y"].sum()) for _ in range(n))
+else:
+    arrays = P.model_inputs(ss.load(rows), scaler)
+per = sum(v.nbytes for v in P.model_inputs(first, scaler).values()) / 4
+print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "base_kb": base,
+                  "full_mb": per * len(rows) / 2**20}))
+"""
+
+
+def _peak(root: Path, mode: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(root), mode], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_memory_bounded_while_a_full_load_is_not(tmp_path):
+    """Peak resident memory of a streamed pass stays far below what loading the same examples takes."""
+    write_shard_series(tmp_path / "s", n_shards=4, sensors_per_shard=2, n_times=8, size=96, seed=0)
+    stream, full = _peak(tmp_path, "stream"), _peak(tmp_path, "load")
+    grew_stream = (stream["peak_kb"] - stream["base_kb"]) / 1024
+    grew_full = (full["peak_kb"] - full["base_kb"]) / 1024
+    assert full["full_mb"] > 100 and grew_full > 0.8 * full["full_mb"]  # the full load holds every example
+    assert grew_stream < 0.35 * grew_full, (grew_stream, grew_full)
+
+
+def test_stream_batches_read_validation_in_chunks(shards):
+    ss, rows = _setup(shards)
+    scaler = P.fit_scaler(ss.load(rows))
+    ref = P.model_inputs(ss.load(rows), scaler)
+    b = S.StreamBatches(ss, rows, scaler, chunk=7)
+    assert len(b) == rows.size
+    np.testing.assert_array_equal(b.y, ref["y"])
+    got = list(b.chunks())
+    assert len(got) == -(-rows.size // 7) and b._inputs == {}  # streamed: nothing kept
+    for k in ref:
+        if k != "y":
+            np.testing.assert_array_equal(np.concatenate([c[k] for _, c in got]), ref[k])
+            np.testing.assert_array_equal(b.inputs[k], ref[k])  # read into memory on first use
