@@ -5,7 +5,8 @@
 For each fold (cfg.cv, or the scenario's CV) LSTMs are trained on the fold's
 training stations and the satellite everywhere: (a) satellite only (w_site=0),
 (b) station only (w_coarse=0), (c) multiscale (both terms, one row per
-``--w-coarse`` value and ``--coarse-target``, w_site=1). They are scored over the test period against
+``--w-coarse`` value, ``--coarse-target`` and ``--observation`` operator, w_site=1; default: the config's
+recipe). (a) uses no station, so it is trained once and scored in every fold. They are scored over the test period against
 held-out stations only, beside (d) the satellite product itself (parent-cell
 retrieval) and (e) the water balance run with wrong parameters and coarse
 forcing ("land model"). Second block: against the fine truth at every fine cell
@@ -207,6 +208,7 @@ def main(argv=None) -> None:
     test_ds = ds.sel(time=slice(*period))
     truth = test_ds["sm_true"].values
     st_rows, truth_rows, op_rows = [], [], []
+    station_free = {}  # satellite-only predictions (trained once: the folds differ only in their stations)
     trained = methods(args.methods, w_list)
     for f in folds:
         test = np.asarray(f["test"])
@@ -216,14 +218,19 @@ def main(argv=None) -> None:
         full = {"(d) satellite product": test_ds["sm_satellite"].values,
                 "(e) land model (wrong parameters)": test_ds["sm_land_model"].values}
         for i, (name, (wc, ws, ct, op_kind)) in enumerate(trained.items()):
-            fcfg = member_config(cfg, wc, ws, ct, op_kind, f["train"], test)
-            run = Run.load(train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=False, data=ds))
-            p = run.predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
-            if op_kind != "none" and wc > 0:
-                op_rows += operator_rows(run, ds, f["fold"], name)
+            if ws == 0 and name in station_free:  # no station enters it: the same model in every fold
+                p = station_free[name]
+            else:
+                fcfg = member_config(cfg, wc, ws, ct, op_kind, f["train"], test)
+                run = Run.load(train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=False, data=ds))
+                p = run.predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
+                if op_kind != "none" and wc > 0:
+                    op_rows += operator_rows(run, ds, f["fold"], name)
+                if ws == 0:
+                    station_free[name] = p
+                print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)
             full[name] = p
             preds[name] = p[np.searchsorted(ds["site"].values, test)]
-            print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)
         for name, p in preds.items():
             m = station_metrics(obs, p)
             st_rows += [{"fold": f["fold"], "method": name, "site": s, **{k: v[i] for k, v in m.items()}}

@@ -89,7 +89,7 @@ def real(data) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
                              n_boot=100, seed=0)
     res = validate(("SMAP_L3_AM", base / "gridded_timeseries" / "SMAP_L3" / "SMAP_V8_AM"),
                    base / "ISMN_TESTDATA_HAWAII", (), opts)
-    ismn = read_ismn(base / "ISMN_TESTDATA_HAWAII", daily=True)
+    ismn = read_ismn(base / "ISMN_TESTDATA_HAWAII", depth=(0.0, 0.1), daily=True)  # sensors at 5.08 cm
     x, days = _daily(ismn, "soil_moisture", *HAWAII)
     out["Hawaii SCAN (9) vs SMAP L3 AM, 2017-2018"] = (res.table, dynamics(x, days))
     return out
