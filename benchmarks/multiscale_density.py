@@ -109,7 +109,8 @@ def main(argv=None) -> None:
         tab = df.pivot_table(index="method", columns="density", values=metric, aggfunc="mean")
         per = df.pivot_table(index="method", columns="density", values=metric, aggfunc=lambda v: list(v))
         for name in dict.fromkeys(df["method"]):
-            cells = [f"{tab.loc[name, d]:.3f} [{' '.join(f'{v:.3f}' for v in per.loc[name, d])}]"
+            fmt = ".3f" if metric == "R" else ".4f"
+            cells = [f"{tab.loc[name, d]:{fmt}} [{' '.join(f'{v:{fmt}}' for v in per.loc[name, d])}]"
                      for d in tab.columns]
             print(f"{name:28s}" + "  ".join(cells))
     print("training stations per density:", dict(zip(df["density"], df["n_train"])))
