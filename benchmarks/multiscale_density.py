@@ -87,6 +87,7 @@ def one_seed(cfg, seed: int, args, t0: float) -> list[dict]:
             m = station_metrics(obs, p)
             out.append({"seed": seed, "density": d, "n_train": n, "method": name,
                         "R": float(np.nanmedian(m["R"])), "RMSE": float(np.nanmedian(m["RMSE"]))})
+            print(f"  seed {seed} density {d:g} {name}: R {out[-1]['R']:.3f} RMSE {out[-1]['RMSE']:.4f}", flush=True)
     return out
 
 
