@@ -83,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--cv-kind", choices=["station", "block", "network"], default=None)
     ap.add_argument("--block-deg", type=float, default=None)
     ap.add_argument("--k", type=int, default=None, help="number of CV folds")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the trained runs already in --run-dir (same config) instead of training afresh")
     return ap.parse_args(argv)
 
 
@@ -191,6 +193,23 @@ def report_operator(op: pd.DataFrame, out: Path) -> None:
     plt.close(fig)
 
 
+def paired(st: pd.DataFrame, first: str, second: str, n_boot: int = 2000) -> str:
+    """Per held-out station, ``first`` minus ``second`` in R and RMSE: median difference, its 95 % bootstrap
+    interval (stations resampled, seed 0) and how many stations ``first`` wins."""
+    a = st[st["method"] == first].set_index(["fold", "site"])
+    b = st[st["method"] == second].set_index(["fold", "site"]).loc[a.index]
+    rng = np.random.default_rng(0)
+    out = []
+    for key, better in (("R", 1.0), ("RMSE", -1.0)):
+        d = (a[key] - b[key]).to_numpy()
+        d = d[np.isfinite(d)]
+        boot = np.median(d[rng.integers(0, d.size, (n_boot, d.size))], axis=1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        out.append(f"{key}: median {np.median(d):+.4f} [{lo:+.4f}, {hi:+.4f}], better at {(better * d > 0).sum()} of "
+                   f"{d.size} stations")
+    return f"{first} minus {second} per held-out station: " + "; ".join(out)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
@@ -222,7 +241,7 @@ def main(argv=None) -> None:
                 p = station_free[name]
             else:
                 fcfg = member_config(cfg, wc, ws, ct, op_kind, f["train"], test)
-                run = Run.load(train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=False, data=ds))
+                run = Run.load(train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=args.resume, data=ds))
                 p = run.predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
                 if op_kind != "none" and wc > 0:
                     op_rows += operator_rows(run, ds, f["fold"], name)
@@ -267,6 +286,12 @@ def main(argv=None) -> None:
     for name in order:
         s = tr[tr["method"] == name]
         print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    run_root.mkdir(parents=True, exist_ok=True)
+    st.to_csv(run_root / "stations.csv", index=False)
+    base = "(b) station only"
+    for name in order:
+        if name.startswith("(c)") and base in order:
+            print("\n" + paired(st, name, base))
     if op_rows:
         report_operator(pd.DataFrame(op_rows), run_root)
     print(f"\nwall time {time.time() - t0:.0f} s")
