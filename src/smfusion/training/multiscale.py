@@ -13,6 +13,10 @@ case with one term. Any registered model works (it only sees fine cells).
 With ``coarse_target: anomaly`` both sides of the first term are taken minus
 their mean over the window (days with a satellite value), so a biased
 satellite shapes the dynamics but not the level (docs/multiscale.md).
+With ``multiscale.observation`` the aggregate passes through the member's
+learned observation operator (:mod:`smfusion.models.observation`, a seasonal
+bias and gain) before it meets the satellite, and its penalty is added: the
+network then predicts the truth, the operator the satellite's errors.
 
 With a probabilistic head (an NLL as ``training.loss``) both terms are NLLs:
 the station term scores the head's distribution at the station cell, the coarse
