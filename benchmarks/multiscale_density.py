@@ -46,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--methods", default="abc")
     ap.add_argument("--run-dir", default="runs/bench_multiscale_density")
     ap.add_argument("--plot", default=None, help="write the curve as this PNG")
+    ap.add_argument("--resume", action="store_true", help="reuse the trained runs already in --run-dir")
     return ap.parse_args(argv)
 
 
@@ -77,7 +78,7 @@ def one_seed(cfg, seed: int, args, t0: float) -> list[dict]:
             wc = cfg.multiscale.w_coarse if wc is None else wc
             op = cfg.multiscale.observation.kind if cfg.multiscale.observation is not None else "none"
             fcfg = member_config(cfg, wc, ws, cfg.multiscale.coarse_target, op, train_sites, test)
-            rd = train(fcfg, Path(args.run_dir) / f"seed_{seed}" / f"d{d:g}_{key}", resume=False, data=ds)
+            rd = train(fcfg, Path(args.run_dir) / f"seed_{seed}" / f"d{d:g}_{key}", resume=args.resume, data=ds)
             p = Run.load(rd).predict_members(ds, ds["site"].values, period).mean(0)[..., 0][rows_test]
             preds[name] = p
             if key == "a":
