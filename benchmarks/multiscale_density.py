@@ -128,6 +128,8 @@ def main(argv=None) -> None:
             for name in dict.fromkeys(df["method"]):
                 ax.plot(tab.columns, tab.loc[name], marker="o", label=name)
             ax.set_xscale("log")
+            ax.set_xticks(list(tab.columns), [f"{d:g}" for d in tab.columns])
+            ax.minorticks_off()
             ax.set_xlabel("training stations per 1000 fine (M09) cells")
             ax.set_ylabel(f"median {metric} at held-out stations")
         axes[0].legend()
