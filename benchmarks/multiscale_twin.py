@@ -210,6 +210,25 @@ def paired(st: pd.DataFrame, first: str, second: str, n_boot: int = 2000) -> str
     return f"{first} minus {second} per held-out station: " + "; ".join(out)
 
 
+def print_tables(st: pd.DataFrame, tr: pd.DataFrame, order: list[str]) -> None:
+    """Pooled medians at held-out stations, per-fold R, the fine-truth block and the paired (c) vs (b) lines."""
+    print("\nvs held-out stations                    R       RMSE    ubRMSE   bias")
+    for name in order:
+        s = st[st["method"] == name]
+        print(f"{name:38s}{s['R'].median():7.3f} {s['RMSE'].median():8.4f} {s['ubRMSE'].median():8.4f} "
+              f"{s['bias'].median():8.4f}")
+    print("\nper-fold median R vs held-out stations:")
+    print(st.pivot_table(index="method", columns="fold", values="R", aggfunc="median").loc[order].round(3).to_string())
+    print("\nvs fine truth at all fine cells (median over cells, mean over folds)   R   RMSE   ubRMSE")
+    for name in order:
+        s = tr[tr["method"] == name]
+        print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    base = "(b) station only"
+    for name in order:
+        if name.startswith("(c)") and base in order:
+            print("\n" + paired(st, name, base))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
@@ -275,23 +294,9 @@ def main(argv=None) -> None:
           f"{cfg.periods.train.end}; scored {period[0]}..{period[1]}; LSTM hidden {cfg.model.hidden_size}, "
           f"{cfg.training.epochs} x {cfg.training.iterations_per_epoch} minibatches, w_site 1; "
           f"median over {len(st['site'].unique())} held-out stations (pooled over folds).")
-    print("\nvs held-out stations                    R       RMSE    ubRMSE   bias")
-    for name in order:
-        s = st[st["method"] == name]
-        print(f"{name:38s}{s['R'].median():7.3f} {s['RMSE'].median():8.4f} {s['ubRMSE'].median():8.4f} "
-              f"{s['bias'].median():8.4f}")
-    print("\nper-fold median R vs held-out stations:")
-    print(st.pivot_table(index="method", columns="fold", values="R", aggfunc="median").loc[order].round(3).to_string())
-    print("\nvs fine truth at all fine cells (median over cells, mean over folds)   R   RMSE   ubRMSE")
-    for name in order:
-        s = tr[tr["method"] == name]
-        print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    print_tables(st, tr, order)
     run_root.mkdir(parents=True, exist_ok=True)
     st.to_csv(run_root / "stations.csv", index=False)
-    base = "(b) station only"
-    for name in order:
-        if name.startswith("(c)") and base in order:
-            print("\n" + paired(st, name, base))
     if op_rows:
         report_operator(pd.DataFrame(op_rows), run_root)
     print(f"\nwall time {time.time() - t0:.0f} s")
