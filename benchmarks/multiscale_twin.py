@@ -5,7 +5,8 @@
 For each fold (cfg.cv, or the scenario's CV) LSTMs are trained on the fold's
 training stations and the satellite everywhere: (a) satellite only (w_site=0),
 (b) station only (w_coarse=0), (c) multiscale (both terms, one row per
-``--w-coarse`` value and ``--coarse-target``, w_site=1). They are scored over the test period against
+``--w-coarse`` value, ``--coarse-target`` and ``--observation`` operator, w_site=1; default: the config's
+recipe). (a) uses no station, so it is trained once and scored in every fold. They are scored over the test period against
 held-out stations only, beside (d) the satellite product itself (parent-cell
 retrieval) and (e) the water balance run with wrong parameters and coarse
 forcing ("land model"). Second block: against the fine truth at every fine cell
@@ -68,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--w-coarse", type=float, nargs="+", default=None, help="w_coarse of (c) rows (w_site 1)")
     ap.add_argument("--coarse-target", choices=["absolute", "anomaly"], nargs="+", default=None,
                     help="coarse term(s) of the (c) rows: absolute values and/or window anomalies")
+    ap.add_argument("--observation", choices=["none", "cell", "static"], nargs="+", default=None,
+                    help="observation operator(s) of the (c) rows (default: the config's multiscale.observation)")
     ap.add_argument("--methods", default="abc", help="which trained methods: any of a, b, c")
     ap.add_argument("--n-coarse", type=int, default=None)
     ap.add_argument("--station-fraction", type=float, default=None)
@@ -80,13 +83,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--cv-kind", choices=["station", "block", "network"], default=None)
     ap.add_argument("--block-deg", type=float, default=None)
     ap.add_argument("--k", type=int, default=None, help="number of CV folds")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the trained runs already in --run-dir (same config) instead of training afresh")
     return ap.parse_args(argv)
 
 
 def setup(args: argparse.Namespace):
     """Config with the scenario's and the flags' overrides applied, and the list of (c) weights."""
     opts = dict(SCENARIOS[args.scenario])
-    for key in ("w_coarse", "coarse_target", *TWIN_FLAGS, "cv_kind", "block_deg", "k"):
+    for key in ("w_coarse", "coarse_target", "observation", *TWIN_FLAGS, "cv_kind", "block_deg", "k"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     cfg = load_config(args.config)
@@ -96,20 +101,132 @@ def setup(args: argparse.Namespace):
     cfg.cv = cfg.cv.model_copy(update=cv)
     w_list = [float(w) for w in opts.get("w_coarse", [cfg.multiscale.w_coarse])]
     targets = list(opts.get("coarse_target", [cfg.multiscale.coarse_target]))
-    return cfg, [(w, t) for t in targets for w in w_list], opts
+    own = cfg.multiscale.observation
+    observations = [own.kind if own is not None else "none"]
+    if "observation" in opts:
+        observations = list(opts["observation"])
+    return cfg, [(w, t, o) for o in observations for t in targets for w in w_list], opts
 
 
-def methods(which: str, variants: list[tuple[float, str]]) -> dict[str, tuple[float, float, str]]:
-    """Trained rows: name -> (w_coarse, w_site, coarse_target)."""
+def methods(which: str, variants: list[tuple[float, str, str]]) -> dict[str, tuple[float, float, str, str]]:
+    """Trained rows: name -> (w_coarse, w_site, coarse_target, observation operator kind or 'none')."""
     out = {}
     if "a" in which:
-        out["(a) satellite only"] = (1.0, 0.0, "absolute")
+        out["(a) satellite only"] = (1.0, 0.0, "absolute", "none")
     if "b" in which:
-        out["(b) station only"] = (0.0, 1.0, "absolute")
+        out["(b) station only"] = (0.0, 1.0, "absolute", "none")
     if "c" in which:
-        for w, t in variants:
-            out[f"(c) multiscale w_coarse={w:g}" + (" anomaly" if t == "anomaly" else "")] = (w, 1.0, t)
+        for w, t, o in variants:
+            name = f"(c) multiscale w_coarse={w:g}" + (" anomaly" if t == "anomaly" else "")
+            out[name + ("" if o == "none" else f" op={o}")] = (w, 1.0, t, o)
     return out
+
+
+def member_config(cfg, wc: float, ws: float, ct: str, obs: str, train_sites, test_sites):
+    """The config of one trained row of one fold (the recipe's operator settings kept, its kind replaced)."""
+    from smfusion.config import ObservationConfig
+
+    fcfg = cfg.model_copy(deep=True)
+    op = None if obs == "none" else (fcfg.multiscale.observation or ObservationConfig()).model_copy(update={"kind": obs})
+    fcfg.multiscale = fcfg.multiscale.model_copy(update={"w_coarse": wc, "w_site": ws, "coarse_target": ct,
+                                                         "observation": op if wc > 0 else None})
+    fcfg.training.progress = False
+    fcfg.split = fcfg.split.model_copy(update={"kind": "sites", "train_sites": [int(s) for s in train_sites],
+                                               "test_sites": [int(s) for s in test_sites]})
+    return fcfg
+
+
+def operator_rows(run: Run, ds, fold, name: str) -> list[dict]:
+    """Per coarse cell: the learned operator's mean bias and gain over the training period beside the twin
+    satellite's true errors in the same form (least squares of the retrieval on the coarse-mean truth),
+    both evaluated at the coarse-mean truth (smfusion.evaluation.observation)."""
+    from smfusion.evaluation.observation import coarse_means, fitted_errors, learned_errors
+
+    cfg = run.cfg
+    sub = ds.sel(time=slice(*cfg.periods.train.as_tuple()))
+    coarse = sub["coarse"].values
+    ids, x = coarse_means(sub["sm_true"].transpose("site", "time").values, coarse)
+    _, sat = coarse_means(sub[cfg.multiscale.satellite].transpose("site", "time").values, coarse)
+    _, lat = coarse_means(sub["lat"].values[:, None], coarse)
+    _, lon = coarse_means(sub["lon"].values[:, None], coarse)
+    doy = pd.DatetimeIndex(sub["time"].values).day_of_year.values
+    scaler = run.adapter.scaler
+    mu, sd = scaler.mean[cfg.multiscale.satellite], scaler.std[cfg.multiscale.satellite]
+    true_b, true_g = fitted_errors(x, sat, doy, cfg.multiscale.observation.harmonics)
+    rows = []
+    for k, member in enumerate(run.members):
+        b, g = learned_errors(member.observation, x, sat, doy, mu, sd)
+        rows += [{"fold": fold, "method": name, "member": k, "coarse": int(c), "lat": lat[i, 0], "lon": lon[i, 0],
+                  "bias": b[i], "gain": g[i], "true_bias": true_b[i], "true_gain": true_g[i]}
+                 for i, c in enumerate(ids)]
+    return rows
+
+
+def report_operator(op: pd.DataFrame, out: Path) -> None:
+    """Print learned vs true bias and gain (pooled over folds) and write them as CSV and a map."""
+    out.mkdir(parents=True, exist_ok=True)
+    op.to_csv(out / "operator.csv", index=False)
+    print("\nobservation operator vs the twin satellite's true errors (per coarse cell, training period, pooled "
+          "over folds)\n" + " " * 38 + " bias: mean   true   corr    MAE   gain: mean  true   corr")
+    for name, d in op.groupby("method", sort=False):
+        print(f"{name:38s}{d['bias'].mean():11.4f}{d['true_bias'].mean():7.4f}"
+              f"{np.corrcoef(d['bias'], d['true_bias'])[0, 1]:7.2f}{(d['bias'] - d['true_bias']).abs().mean():7.4f}"
+              f"{d['gain'].mean():11.3f}{d['true_gain'].mean():7.3f}{np.corrcoef(d['gain'], d['true_gain'])[0, 1]:7.2f}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    d = op[op["method"] == op["method"].iloc[0]].groupby("coarse").mean(numeric_only=True)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6), constrained_layout=True)
+    for row, (key, lim) in enumerate((("bias", None), ("gain", None))):
+        vals = np.concatenate([d[key].values, d[f"true_{key}"].values])
+        lo, hi = np.nanmin(vals), np.nanmax(vals)
+        for col, (col_key, title) in enumerate(((key, "learned"), (f"true_{key}", "twin satellite, true"))):
+            sc = axes[row, col].scatter(d["lon"], d["lat"], c=d[col_key], vmin=lo, vmax=hi, cmap="RdBu", s=40)
+            axes[row, col].set_title(f"{key}: {title}" + (" (m3/m3)" if key == "bias" else ""))
+        fig.colorbar(sc, ax=axes[row, :].tolist())
+    fig.suptitle(f"{op['method'].iloc[0]}: learned observation operator (mean over folds) vs true satellite errors")
+    fig.savefig(out / "operator_map.png", dpi=90)
+    plt.close(fig)
+
+
+def paired(st: pd.DataFrame, first: str, second: str, n_boot: int = 2000) -> str:
+    """Per held-out station, ``first`` minus ``second`` in R and RMSE: median difference, its 95 % bootstrap
+    interval (stations resampled, seed 0) and how many stations ``first`` wins."""
+    a = st[st["method"] == first].set_index(["fold", "site"])
+    b = st[st["method"] == second].set_index(["fold", "site"]).loc[a.index]
+    rng = np.random.default_rng(0)
+    out = []
+    for key, better in (("R", 1.0), ("RMSE", -1.0)):
+        d = (a[key] - b[key]).to_numpy()
+        d = d[np.isfinite(d)]
+        boot = np.median(d[rng.integers(0, d.size, (n_boot, d.size))], axis=1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        out.append(f"{key}: median {np.median(d):+.4f} [{lo:+.4f}, {hi:+.4f}], better at {(better * d > 0).sum()} of "
+                   f"{d.size} stations")
+    return f"{first} minus {second} per held-out station: " + "; ".join(out)
+
+
+def print_tables(st: pd.DataFrame, tr: pd.DataFrame, order: list[str]) -> None:
+    """Pooled medians at held-out stations, per-fold R, the fine-truth block and the paired (c) vs (b) lines."""
+    print("\nvs held-out stations                    R       RMSE    ubRMSE   bias")
+    for name in order:
+        s = st[st["method"] == name]
+        print(f"{name:38s}{s['R'].median():7.3f} {s['RMSE'].median():8.4f} {s['ubRMSE'].median():8.4f} "
+              f"{s['bias'].median():8.4f}")
+    print("\nper-fold median R vs held-out stations:")
+    print(st.pivot_table(index="method", columns="fold", values="R", aggfunc="median").loc[order].round(3).to_string())
+    print("\nvs fine truth at all fine cells (median over cells, mean over folds)   R   RMSE   ubRMSE")
+    for name in order:
+        s = tr[tr["method"] == name]
+        print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    base = "(b) station only"
+    for name in order:
+        if name.startswith("(c)") and base in order:
+            print("\n" + paired(st, name, base))
 
 
 def main(argv=None) -> None:
@@ -128,7 +245,8 @@ def main(argv=None) -> None:
                        k=cv.k, block_deg=cv.block_deg, seed=cv.seed)
     test_ds = ds.sel(time=slice(*period))
     truth = test_ds["sm_true"].values
-    st_rows, truth_rows = [], []
+    st_rows, truth_rows, op_rows = [], [], []
+    station_free = {}  # satellite-only predictions (trained once: the folds differ only in their stations)
     trained = methods(args.methods, w_list)
     for f in folds:
         test = np.asarray(f["test"])
@@ -137,17 +255,20 @@ def main(argv=None) -> None:
                  "(e) land model (wrong parameters)": test_ds["sm_land_model"].sel(site=test).values}
         full = {"(d) satellite product": test_ds["sm_satellite"].values,
                 "(e) land model (wrong parameters)": test_ds["sm_land_model"].values}
-        for i, (name, (wc, ws, ct)) in enumerate(trained.items()):
-            fcfg = cfg.model_copy(deep=True)
-            fcfg.multiscale = fcfg.multiscale.model_copy(update={"w_coarse": wc, "w_site": ws, "coarse_target": ct})
-            fcfg.training.progress = False
-            fcfg.split = fcfg.split.model_copy(update={"kind": "sites", "train_sites": [int(s) for s in f["train"]],
-                                                       "test_sites": [int(s) for s in test]})
-            rd = train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=False, data=ds)
-            p = Run.load(rd).predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
+        for i, (name, (wc, ws, ct, op_kind)) in enumerate(trained.items()):
+            if ws == 0 and name in station_free:  # no station enters it: the same model in every fold
+                p = station_free[name]
+            else:
+                fcfg = member_config(cfg, wc, ws, ct, op_kind, f["train"], test)
+                run = Run.load(train(fcfg, run_root / f"fold_{f['fold']}" / f"m{i}", resume=args.resume, data=ds))
+                p = run.predict_members(ds, ds["site"].values, period).mean(0)[..., 0]
+                if op_kind != "none" and wc > 0:
+                    op_rows += operator_rows(run, ds, f["fold"], name)
+                if ws == 0:
+                    station_free[name] = p
+                print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)
             full[name] = p
             preds[name] = p[np.searchsorted(ds["site"].values, test)]
-            print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)
         for name, p in preds.items():
             m = station_metrics(obs, p)
             st_rows += [{"fold": f["fold"], "method": name, "site": s, **{k: v[i] for k, v in m.items()}}
@@ -173,17 +294,11 @@ def main(argv=None) -> None:
           f"{cfg.periods.train.end}; scored {period[0]}..{period[1]}; LSTM hidden {cfg.model.hidden_size}, "
           f"{cfg.training.epochs} x {cfg.training.iterations_per_epoch} minibatches, w_site 1; "
           f"median over {len(st['site'].unique())} held-out stations (pooled over folds).")
-    print("\nvs held-out stations                    R       RMSE    ubRMSE   bias")
-    for name in order:
-        s = st[st["method"] == name]
-        print(f"{name:38s}{s['R'].median():7.3f} {s['RMSE'].median():8.4f} {s['ubRMSE'].median():8.4f} "
-              f"{s['bias'].median():8.4f}")
-    print("\nper-fold median R vs held-out stations:")
-    print(st.pivot_table(index="method", columns="fold", values="R", aggfunc="median").loc[order].round(3).to_string())
-    print("\nvs fine truth at all fine cells (median over cells, mean over folds)   R   RMSE   ubRMSE")
-    for name in order:
-        s = tr[tr["method"] == name]
-        print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    print_tables(st, tr, order)
+    run_root.mkdir(parents=True, exist_ok=True)
+    st.to_csv(run_root / "stations.csv", index=False)
+    if op_rows:
+        report_operator(pd.DataFrame(op_rows), run_root)
     print(f"\nwall time {time.time() - t0:.0f} s")
 
 

@@ -213,13 +213,19 @@ def test_benchmark_scenarios_override_config():
     spec.loader.exec_module(bench)
     cfg, w, _ = bench.setup(bench.parse_args(["--scenario", "sparse-block", "--w-coarse", "1", "0.3"]))
     assert (cfg.data.twin.n_coarse, cfg.data.twin.station_fraction, cfg.data.twin.max_stations_per_cell) == (96, 0.2, 1)
-    assert (cfg.cv.kind, cfg.cv.block_deg, w) == ("block", 4.0, [(1.0, "absolute"), (0.3, "absolute")])
+    assert (cfg.cv.kind, cfg.cv.block_deg, w) == ("block", 4.0, [(1.0, "absolute", "static"),
+                                                                 (0.3, "absolute", "static")])
     cfg, w, _ = bench.setup(bench.parse_args([]))
-    assert (cfg.data.twin.n_coarse, cfg.cv.kind, w) == (48, "station", [(1.0, "absolute")])
-    _, w, _ = bench.setup(bench.parse_args(["--scenario", "anomaly"]))
-    assert w == [(1.0, "absolute"), (1.0, "anomaly")]
+    assert (cfg.data.twin.n_coarse, cfg.cv.kind, w) == (48, "station", [(1.0, "absolute", "static")])
+    _, w, _ = bench.setup(bench.parse_args(["--scenario", "anomaly", "--observation", "none", "cell"]))
+    assert w == [(1.0, "absolute", "none"), (1.0, "anomaly", "none"), (1.0, "absolute", "cell"), (1.0, "anomaly", "cell")]
     cfg, w, _ = bench.setup(bench.parse_args(["--scenario", "input-errors"]))
-    assert (cfg.data.twin.input_errors, cfg.data.twin.sat_bias, w) == (1.0, 0.06, [(1.0, "absolute"), (1.0, "anomaly")])
+    assert (cfg.data.twin.input_errors, cfg.data.twin.sat_bias, w) == (1.0, 0.06, [(1.0, "absolute", "static"),
+                                                                                 (1.0, "anomaly", "static")])
     assert bench.setup(bench.parse_args([]))[0].data.twin.input_errors == 0.0
-    names = list(bench.methods("bc", [(1.0, "absolute"), (0.1, "anomaly")]))
-    assert names == ["(b) station only", "(c) multiscale w_coarse=1", "(c) multiscale w_coarse=0.1 anomaly"]
+    names = list(bench.methods("bc", [(1.0, "absolute", "none"), (0.1, "anomaly", "static")]))
+    assert names == ["(b) station only", "(c) multiscale w_coarse=1", "(c) multiscale w_coarse=0.1 anomaly op=static"]
+    fcfg = bench.member_config(cfg, 0.0, 1.0, "absolute", "static", [1, 2], [3])
+    assert fcfg.multiscale.observation is None  # station only: no coarse term, no operator
+    fcfg = bench.member_config(cfg, 1.0, 1.0, "absolute", "cell", [1, 2], [3])
+    assert fcfg.multiscale.observation.kind == "cell" and fcfg.multiscale.observation.lr_scale == 10.0

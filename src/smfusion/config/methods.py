@@ -20,6 +20,26 @@ class EvaluationConfig(_Strict):
     climatology_window: int = Field(31, ge=1)
 
 
+class ObservationConfig(_Strict):
+    """Learned observation operator of the multiscale coarse term (docs/multiscale.md, "Observation model").
+
+    The coarse term compares ``b_c(t) + (1 + g_c(t)) * agg_c(t)`` with the retrieval, in the scaler's
+    z-units: ``b`` and ``g`` are each ``coef . [1, sin(2 pi k doy / 365.25), cos(...)]_{k <= harmonics}``,
+    ``coef`` per coarse cell (``kind: cell``) or a linear map of the coarse cell's mean static inputs
+    (``kind: static``). Zero at the start (the identity), penalised by ``l2 * mean(b^2 + g^2)`` over the
+    minibatch's cells and days. ``gain: false`` learns the bias only. ``lr_scale``: the operator's
+    effective learning rate relative to the network's.
+    """
+
+    kind: Literal["cell", "static"] = "cell"
+    harmonics: int = Field(1, ge=0, le=3)
+    gain: bool = True
+    l2: float = Field(0.01, ge=0.0)
+    # the operator learns lr_scale times faster than the network (Adam steps on W / lr_scale): a zero-started
+    # operator must take up the satellite's errors before the network fits them
+    lr_scale: float = Field(1.0, gt=0.0)
+
+
 class MultiscaleConfig(_Strict):
     """Multiscale objective (Liu et al. 2022): coarse-cell term + station term.
 
@@ -40,6 +60,8 @@ class MultiscaleConfig(_Strict):
     # coarse term on absolute values, or on anomalies from each window's mean (the satellite then
     # constrains dynamics only and the stations the level: a biased satellite cannot pull the level)
     coarse_target: Literal["absolute", "anomaly"] = "absolute"
+    # learned observation operator between the aggregated prediction and the retrieval (None: identity)
+    observation: Optional[ObservationConfig] = None
 
     @model_validator(mode="after")
     def _check(self) -> "MultiscaleConfig":

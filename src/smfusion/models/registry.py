@@ -50,6 +50,13 @@ def get_model_class(name: str) -> type[nn.Module]:
     return _MODELS[name]
 
 
-def build_model(name: str, n_dynamic: int, n_static: int, n_target: int, **options) -> nn.Module:
-    """Instantiate a registered model."""
-    return get_model_class(name)(n_dynamic=n_dynamic, n_static=n_static, n_target=n_target, **options)
+def build_model(name: str, n_dynamic: int, n_static: int, n_target: int, observation=None, **options) -> nn.Module:
+    """Instantiate a registered model. ``observation`` (a ``(ObservationConfig, features or None)`` pair from
+    the multiscale adapter) attaches a learned observation operator as the submodule ``observation``
+    (:mod:`smfusion.models.observation`): saved with the weights, unused by the forward pass."""
+    model = get_model_class(name)(n_dynamic=n_dynamic, n_static=n_static, n_target=n_target, **options)
+    if observation is not None:
+        from smfusion.models.observation import ObservationOperator
+
+        model.observation = ObservationOperator(*observation)
+    return model

@@ -13,6 +13,10 @@ case with one term. Any registered model works (it only sees fine cells).
 With ``coarse_target: anomaly`` both sides of the first term are taken minus
 their mean over the window (days with a satellite value), so a biased
 satellite shapes the dynamics but not the level (docs/multiscale.md).
+With ``multiscale.observation`` the aggregate passes through the member's
+learned observation operator (:mod:`smfusion.models.observation`, a seasonal
+bias and gain) before it meets the satellite, and its penalty is added: the
+network then predicts the truth, the operator the satellite's errors.
 
 With a probabilistic head (an NLL as ``training.loss``) both terms are NLLs:
 the station term scores the head's distribution at the station cell, the coarse
@@ -91,6 +95,7 @@ def multiscale_loss(
     coarse_target: str = "absolute",
     distribution: dict[str, torch.Tensor] | None = None,
     correlation: float = 0.0,
+    operator: torch.nn.Module | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the coarse-cell and station terms (see the module doc) and the terms' values.
 
@@ -101,6 +106,9 @@ def multiscale_loss(
     ``distribution`` (a probabilistic head's ``log_var`` and ``mix_*`` outputs for every row): each term
     is ``loss_fn(y_hat, y, extra)`` with ``extra`` those outputs at the station rows and, for the coarse
     term, ``{"log_var": log var_c}`` (:func:`aggregate_variance` with ``correlation``; mean aggregation only).
+    ``operator`` (:class:`~smfusion.models.observation.ObservationOperator`, batch keys ``group_cell`` (G,)
+    and ``group_doy`` (G, T)): the coarse term compares ``operator(agg)`` with the satellite, and the
+    operator's penalty is added (term ``observation``).
     """
     if distribution is not None and aggregation != "mean":
         raise ConfigError("a probabilistic head needs multiscale.aggregation 'mean' (the median has no variance)")
@@ -113,6 +121,11 @@ def multiscale_loss(
         covered = (batch["group_coverage"] >= min_coverage).reshape(-1, *([1] * (y.dim() - 1)))
         y = torch.where(covered, y, torch.full_like(y, float("nan")))
         agg = torch.nan_to_num(agg)  # groups with no fine cell: their target is masked below
+        if operator is not None:
+            agg = operator(agg, batch["group_cell"], batch["group_doy"])
+            penalty = operator.penalty(batch["group_cell"], batch["group_doy"][:, t0:])
+            terms["observation"] = float(penalty.detach())
+            total = total + penalty
         y = torch.where(batch["group_mask"].any(dim=1).reshape(covered.shape), y, torch.full_like(y, float("nan")))
         agg, y = agg[:, t0:], y[:, t0:]
         if coarse_target == "anomaly":
@@ -150,6 +163,15 @@ class MultiscaleObjective:
         self.ms = ms
         self.inner = inner
         self.correlation = correlation
+        self.operator: torch.nn.Module | None = None
+
+    def bind(self, model: torch.nn.Module) -> None:
+        """Use the member's learned observation operator (its submodule ``observation``, built by the model
+        registry when ``multiscale.observation`` is set; trained with the member, saved in its weights)."""
+        if self.ms.observation is not None:
+            self.operator = getattr(model, "observation", None)
+            if self.operator is None:
+                raise ConfigError("multiscale.observation is set but the member has no observation operator")
 
     def _term(self, y_hat: torch.Tensor, y: torch.Tensor, extra: dict | None = None) -> torch.Tensor:
         return self.inner({"y_hat": y_hat, **(extra or {})}, {"y": y})[0]
@@ -159,7 +181,8 @@ class MultiscaleObjective:
         ms = self.ms
         dist = {k: prediction[k] for k in DISTRIBUTION_KEYS if k in prediction} or None
         return multiscale_loss(prediction["y_hat"], data, ms.w_coarse, ms.w_site, self._term, ms.aggregation,
-                               ms.min_coverage, ms.burn_in, ms.coarse_target, dist, self.correlation)
+                               ms.min_coverage, ms.burn_in, ms.coarse_target, dist, self.correlation,
+                               self.operator)
 
 
 @register_objective("multiscale")

@@ -259,8 +259,11 @@ def _train_members(cfg, adapter, data, split, source, validation, run_dir: Path,
         model = build_member(cfg, adapter, m.model)
         parameters = _transfer(cfg, source, adapter, model, m.index) if source is not None else None
         training = m.training if dist is None else m.training.model_copy(update={"device": cfg.training.device})
+        objective = build_objective(cfg, m.training, adapter.default_objective)
+        if hasattr(objective, "bind"):  # an objective with trained parts of its own (multiscale observation)
+            objective.bind(model)
         Trainer(model, training, out_dir=run_dir / f"member_{m.index}",
-                objective=build_objective(cfg, m.training, adapter.default_objective), parameters=parameters,
+                objective=objective, parameters=parameters,
                 desc=f"member {m.index + 1}/{len(members)}", config_key=f"{config_key(cfg)}/member_{m.index}",
                 dist=dist).fit(sampler, validation, resume=resume)
         if dist is not None:

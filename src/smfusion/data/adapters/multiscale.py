@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from smfusion.config import MultiscaleConfig, RunConfig
@@ -34,7 +35,7 @@ from smfusion.errors import ConfigError, DataError
 from smfusion.grids.ease2 import nest_factor
 
 __all__ = ["MultiscaleAdapter", "MultiscaleArrays", "MultiscaleSampler", "build_multiscale_arrays",
-           "fit_multiscale_scaler", "station_sites"]
+           "fit_multiscale_scaler", "operator_features", "station_sites"]
 
 
 @dataclass
@@ -105,6 +106,7 @@ class MultiscaleSampler(Sampler):
 
     def __init__(self, arrays: MultiscaleArrays, ms: MultiscaleConfig, seq_len: int):
         self.arrays, self.ms, self.seq_len = arrays, ms, seq_len
+        self.doy = pd.DatetimeIndex(arrays.time).day_of_year.values.astype(np.float32)
 
     def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
         return iterations_per_epoch(self.arrays.n_site, self.arrays.n_time, batch_size, seq_len)
@@ -129,7 +131,7 @@ class MultiscaleSampler(Sampler):
         t_idx = start[:, None] + np.arange(L)[None, :]
         gt = g_start[:, None] + np.arange(L)[None, :]
         st = s_start[:, None] + np.arange(L)[None, :]
-        return {
+        out = {
             "x_dynamic": arr.x_dynamic[rows[:, None], t_idx],
             "x_static": arr.x_static[rows],
             "group_index": np.arange(n_g * k, dtype=np.int64).reshape(n_g, k),
@@ -139,6 +141,22 @@ class MultiscaleSampler(Sampler):
             "site_index": np.arange(n_g * k, n_g * k + n_s, dtype=np.int64),
             "y_site": arr.y[s[:, None], st],
         }
+        if ms.observation is not None:  # the observation operator's cell (row of arrays.coarse_ids) and day
+            out["group_cell"] = g.astype(np.int64)
+            out["group_doy"] = self.doy[gt]
+        return out
+
+
+def operator_features(arr: MultiscaleArrays, kind: str) -> np.ndarray:
+    """Rows of the observation operator's design (one per coarse cell of ``arr``): the identity for ``cell``,
+    ``[1, mean normalised statics of the cell's fine cells]`` for ``static``."""
+    n = arr.members.shape[0]
+    if kind == "cell":
+        return np.eye(n, dtype=np.float32)
+    mask = arr.members >= 0
+    stat = arr.x_static[np.where(mask, arr.members, 0)]  # (C, K, Fs)
+    mean = (stat * mask[..., None]).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)[:, None]
+    return np.concatenate([np.ones((n, 1)), mean], axis=1).astype(np.float32)
 
 
 def fit_multiscale_scaler(cfg: RunConfig, ds: xr.Dataset) -> Scaler:
@@ -187,6 +205,18 @@ class MultiscaleAdapter(SequenceAdapter):
         self.check()
         self.seasonal = fit_seasonal(self.cfg, ds, split)
         self.scaler = fit_multiscale_scaler(self.cfg, ds)
+
+    def model_kwargs(self) -> dict:
+        """The sequence adapter's, plus ``observation`` (config, features or None) with a learned observation
+        operator: features of the training arrays' coarse cells (one-hot for ``kind: cell``; 1 and the mean
+        normalised statics of the cell's fine cells for ``kind: static``), None before training arrays exist
+        (a run being loaded: the shapes come from its weights)."""
+        out = super().model_kwargs()
+        obs = self.cfg.multiscale.observation if self.cfg.multiscale is not None else None
+        if obs is not None:
+            out["observation"] = (obs, None if self._train_arrays is None else operator_features(self._train_arrays,
+                                                                                                   obs.kind))
+        return out
 
     def train_batches(self, ds: xr.Dataset, split: SiteSplit, training) -> Sampler:
         if self._train_arrays is None:
