@@ -91,11 +91,12 @@ def _predict(args: argparse.Namespace) -> int:
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites,
                                recalibration=args.recalibration,
                                workers=workers or None, threads_per_worker=args.threads_per_worker,
-                               scheduler=args.scheduler, restart=args.restart, overwrite=args.overwrite)
+                               scheduler=args.scheduler, restart=args.restart, overwrite=args.overwrite,
+                               lead=args.lead)
         print(f"wrote {path}")
         return 0
     path = predict_to_file(args.run_dir, args.start, args.end, args.out, overwrite=args.overwrite,
-                           recalibration=args.recalibration)
+                           recalibration=args.recalibration, lead=args.lead)
     print(f"wrote {path}")
     return 0
 
@@ -212,6 +213,9 @@ def _predict_parser(sub) -> None:
                     help="long-term product (docs/casm.md, docs/uncertainty.md): sm, sm_std, sm_epistemic_std, "
                          "sm_aleatoric_std, quantiles, sm_climatology")
     _recalibration_arg(pr)
+    pr.add_argument("--lead", type=positive_int, default=None,
+                    help="data-integration runs (docs/nowcast.md): day d from the retrievals up to d - LEAD "
+                         "(default: the run's data_integration.lead)")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
     pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid, any (M36, M25, M09, N25...), "
                     "area-weighted from the run's grid (default: the data's own grid, else M36)")
