@@ -1,16 +1,20 @@
 """Data integration on real CONUS cells (issue 29): no output depends on a retrieval after d - lead (prediction
 and product), the product with its carried state equals per-site prediction at any lead, ``predict --lead``,
-and a run without the section keeps its inputs and draws."""
+a run without the section keeps its inputs and draws, and the daily job (``smfusion nowcast``) appends days
+that equal the product."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from smfusion.cli.main import main
 from smfusion.config import parse_config
 from smfusion.data.sampling import sample_batch
 from smfusion.io.cf import read_product
+from smfusion.products.daily import append_day
 from smfusion.products.longterm import predict_product
 from smfusion.runs import Run
 from smfusion.training.run import train
@@ -132,3 +136,23 @@ def test_without_the_section_inputs_and_draws_are_unchanged(db, tmp_path, capsys
     assert main(["predict", str(run.run_dir), "--start", PERIOD[0], "--end", PERIOD[1], "--out",
                  str(tmp_path / "p.nc"), "--lead", "1"]) == 2
     assert "no data_integration section" in capsys.readouterr().err
+
+
+def test_daily_appends_equal_the_product_and_refuse_gaps(run_dir, tmp_path, capsys):
+    days = pd.date_range("2016-04-01", "2016-04-04").strftime("%Y-%m-%d")
+    store = tmp_path / "daily.zarr"
+    for d in days:
+        append_day(run_dir, d, store)
+    got = xr.open_zarr(store, consolidated=False).load()
+    ref = read_product(predict_product(run_dir, days[0], days[-1], tmp_path / "ref.nc", chunk_days=1, chunk_sites=8,
+                                       progress=False), load=True)
+    np.testing.assert_array_equal(got.time.values, ref.time.values)
+    for name in ("sm", "sm_std", "sm_q05"):
+        np.testing.assert_allclose(got[name].values, ref[name].values, rtol=1e-5, atol=1e-7)
+    assert sorted(p.name for p in (tmp_path / "daily.zarr.state").iterdir()) == ["state_2016-04-04.npz"]
+    assert main(["nowcast", str(run_dir), "--day", "2016-04-07", "--out", str(store)]) == 2
+    assert "the next day to append is 2016-04-05" in capsys.readouterr().err
+    assert main(["nowcast", str(run_dir), "--day", "2016-04-05", "--out", str(store), "--lead", "3"]) == 2
+    assert "another lead" in capsys.readouterr().err
+    assert main(["nowcast", str(run_dir), "--day", "2016-04-05", "--out", str(store)]) == 0
+    assert xr.open_zarr(store, consolidated=False).time.size == 5

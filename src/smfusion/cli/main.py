@@ -101,6 +101,26 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _nowcast(args: argparse.Namespace) -> int:
+    from smfusion.products.daily import append_day
+
+    path = append_day(args.run_dir, args.day, args.out, lead=args.lead, recalibration=args.recalibration)
+    print(f"appended {args.day} to {path}")
+    return 0
+
+
+def _nowcast_parser(sub) -> None:
+    p = sub.add_parser("nowcast", help="the daily job: append one day to a site product (Zarr), resuming the "
+                       "carried state (docs/nowcast.md)")
+    p.add_argument("run_dir")
+    p.add_argument("--day", type=date, required=True, help="the day to append, YYYY-MM-DD (the store's next day)")
+    p.add_argument("--out", required=True, help="the Zarr store (created on the first day; state kept in OUT.state/)")
+    p.add_argument("--lead", type=positive_int, default=None,
+                   help="data-integration runs: retrievals up to DAY - LEAD (default: the run's lead)")
+    _recalibration_arg(p)
+    p.set_defaults(func=_nowcast)
+
+
 def _recalibrate(args: argparse.Namespace) -> int:
     from smfusion.runs import Run
 
@@ -273,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.set_defaults(func=_recalibrate)
 
     _predict_parser(sub)
+    _nowcast_parser(sub)
 
     c = sub.add_parser("cv", help="spatial cross-validation (config cv: section); scored on held-out sites/stations only")
     _config_args(c)
