@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     res = lead_table(out / "di", out / "projection", args.leads)
     (out / "nowcast.json").write_text(json.dumps(res, indent=1))
+    (out / "di" / "metrics").mkdir(exist_ok=True)
+    (out / "di" / "metrics" / "nowcast.json").write_text(json.dumps(res, indent=1))  # `smfusion report` shows it
     print(format_lead_table(res))
     print(f"{time.time() - t0:.0f} s in all")
     return 0

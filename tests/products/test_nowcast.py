@@ -5,6 +5,8 @@ that equal the product."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,3 +158,14 @@ def test_daily_appends_equal_the_product_and_refuse_gaps(run_dir, tmp_path, caps
     assert "another lead" in capsys.readouterr().err
     assert main(["nowcast", str(run_dir), "--day", "2016-04-05", "--out", str(store)]) == 0
     assert xr.open_zarr(store, consolidated=False).time.size == 5
+
+
+def test_evaluate_and_report_show_skill_against_lead(run_dir, tmp_path, capsys):
+    assert main(["evaluate", str(run_dir), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "Skill against lead" in text and "climatology + persisted anomaly" in text
+    res = json.loads((run_dir / "metrics" / "nowcast.json").read_text())
+    assert sorted(res["leads"]) == ["1", "2", "3", "5"]  # lead 7 > max_age 6 is left out
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "Skill against lead (data integration)" in page and "nowcast_ubrmse" in page

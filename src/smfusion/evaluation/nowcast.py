@@ -17,6 +17,7 @@ fitted per lead on the validation period: :meth:`smfusion.runs.Run.recalibration
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -29,9 +30,11 @@ from smfusion.evaluation.calibration import calibration_scores
 from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.runs import Run
 
-__all__ = ["persistence", "persisted_anomaly", "lead_scores", "lead_table", "format_lead_table", "ROWS"]
+__all__ = ["persistence", "persisted_anomaly", "lead_scores", "lead_table", "format_lead_table", "lead_section",
+           "ROWS", "LEADS"]
 
 ROWS = ("DI model", "persistence", "climatology + persisted anomaly", "projection")
+LEADS = (1, 2, 3, 5, 7)  # days (the issue's table)
 
 
 def persistence(obs: np.ndarray, lead: int) -> np.ndarray:
@@ -62,13 +65,14 @@ def _climatology(data, target: str, ids: np.ndarray, times: np.ndarray, train_pe
     return np.where(np.isfinite(c), c, mean[:, None])
 
 
-def lead_table(di_dir: str | Path, projection_dir: Optional[str | Path], leads: list[int]) -> dict:
+def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], leads=LEADS) -> dict:
     """The module docstring's table on the DI run's test period and test sites: ``{"protocol": ...,
-    "leads": {L: {row: scores}}}``."""
-    run = Run.load(di_dir)
+    "leads": {L: {row: scores}}}`` (leads above the run's ``max_age`` are left out)."""
+    run = di_dir if isinstance(di_dir, Run) else Run.load(di_dir)
+    leads = [int(k) for k in leads if k <= run.cfg.data_integration.max_age]
     cfg, target = run.cfg, run.cfg.data.target[0]
     test, train = cfg.periods.test.as_tuple(), cfg.periods.train.as_tuple()
-    data = run.load_data(*test)
+    data = run.adapter.load()  # every period: the training period's climatology, the test year with its warm-up
     ids = run.split.test
     times = data.time.values
     t0 = int(np.searchsorted(times, np.datetime64(pd.Timestamp(test[0]), "ns")))
@@ -101,6 +105,17 @@ def lead_table(di_dir: str | Path, projection_dir: Optional[str | Path], leads: 
         out["leads"][int(lead)] = row
     run.at_lead(cfg.data_integration.lead)
     return out
+
+
+def lead_section(run: Run) -> str:
+    """``smfusion evaluate`` of a data-integration run: the table at :data:`LEADS` without the projection row,
+    also written to ``metrics/nowcast.json`` (which ``smfusion report`` shows; benchmarks/nowcast.py writes it
+    with the projection row)."""
+    from smfusion.io.atomic import write_text
+
+    res = lead_table(run, None)
+    write_text(Path(run.run_dir) / "metrics" / "nowcast.json", json.dumps(res, indent=1))
+    return "\n\n" + format_lead_table(res) + "\n"
 
 
 def format_lead_table(res: dict) -> str:
