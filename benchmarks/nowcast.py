@@ -8,7 +8,7 @@ and the coverage of the DI model's central 68% / 95% intervals (raw and recalibr
 per lead on the validation month). Protocol in the printed header (:mod:`smfusion.evaluation.nowcast`).
 
     OMP_NUM_THREADS=1 nice python benchmarks/nowcast.py [--config configs/conus_di.yaml] [--out runs/nowcast]
-        [--members 2] [--leads 1 2 3 5 7] [--train-only]
+        [--members 2] [--leads 1 2 3 5 7] [--train-only] [--di-name di] [--train-leads 1 7] [--iterations 200]
 
 Training resumes from checkpoints in ``--out``; a finished run is not retrained.
 """
@@ -21,14 +21,19 @@ import time
 from pathlib import Path
 
 
-def configs(path: str, members: int | None):
-    """The DI config and its projection twin (the same without ``data_integration``)."""
+def configs(path: str, members: int | None, train_leads=None, iterations=None):
+    """The DI config and its projection twin (the same without ``data_integration``); ``train_leads`` and
+    ``iterations`` (per epoch) change the DI run only."""
     from smfusion.config import load_config
 
     di = load_config(path)
     if members is not None:
         di.training = di.training.model_copy(update={"ensemble": members})
     proj = di.model_copy(deep=True, update={"data_integration": None, "name": f"{di.name}_projection"})
+    if train_leads is not None:
+        di.data_integration = di.data_integration.model_copy(update={"train_leads": tuple(train_leads)})
+    if iterations is not None:
+        di.training = di.training.model_copy(update={"iterations_per_epoch": iterations})
     return di, proj
 
 
@@ -39,23 +44,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=None, help="members per run (default: the config's)")
     ap.add_argument("--leads", type=int, nargs="+", default=[1, 2, 3, 5, 7])
     ap.add_argument("--train-only", action="store_true")
+    ap.add_argument("--di-name", default="di", help="folder of the DI run under --out (variants side by side)")
+    ap.add_argument("--train-leads", type=int, nargs=2, default=None, help="override data_integration.train_leads")
+    ap.add_argument("--iterations", type=int, default=None, help="override training.iterations_per_epoch (DI run)")
     args = ap.parse_args(argv)
     from smfusion.training.run import train
 
     out = Path(args.out)
-    di_cfg, proj_cfg = configs(args.config, args.members)
+    di_cfg, proj_cfg = configs(args.config, args.members, args.train_leads, args.iterations)
     t0 = time.time()
-    for cfg, name in ((di_cfg, "di"), (proj_cfg, "projection")):
+    for cfg, name in ((di_cfg, args.di_name), (proj_cfg, "projection")):
         train(cfg, out / name)
         print(f"trained {name} ({time.time() - t0:.0f} s so far)", flush=True)
     if args.train_only:
         return 0
     from smfusion.evaluation.nowcast import format_lead_table, lead_table
 
-    res = lead_table(out / "di", out / "projection", args.leads)
-    (out / "nowcast.json").write_text(json.dumps(res, indent=1))
-    (out / "di" / "metrics").mkdir(exist_ok=True)
-    (out / "di" / "metrics" / "nowcast.json").write_text(json.dumps(res, indent=1))  # `smfusion report` shows it
+    res = lead_table(out / args.di_name, out / "projection", args.leads)
+    (out / f"nowcast_{args.di_name}.json").write_text(json.dumps(res, indent=1))
+    (out / args.di_name / "metrics").mkdir(exist_ok=True)
+    (out / args.di_name / "metrics" / "nowcast.json").write_text(json.dumps(res, indent=1))  # `smfusion report` shows it
     print(format_lead_table(res))
     print(f"{time.time() - t0:.0f} s in all")
     return 0
