@@ -7,7 +7,10 @@ For each lead ``L`` the value of day ``d`` may use the retrievals up to ``d - L`
 * ``climatology + persisted anomaly``: ``c(d) + (y(t*) - c(t*))`` with ``t*`` that retrieval and ``c`` the
   training period's day-of-year climatology of each cell (31-day window, at least 5 values; the cell's
   training mean where it has none);
-* ``projection``: a run of the same recipe without retrievals (the same at every lead).
+* ``projection``: a run of the same recipe without retrievals (the same at every lead);
+* ``projection + damped residual``: a linear error correction of the projection, ``p(d) + rho^(d - t*) (y(t*)
+  - p(t*))``, with ``rho`` fitted per lead on the validation period (least squares over its cell-days on a
+  grid 0, 0.05 .. 0.95): what the retrievals give without learning.
 
 Scores: per cell over the test days that have a retrieval (and a value in every row), R, ubRMSE and RMSE
 (:mod:`smfusion.evaluation.metrics`), median over cells; the DI model's coverage of its central 68% / 95%
@@ -33,7 +36,8 @@ from smfusion.runs import Run
 __all__ = ["persistence", "persisted_anomaly", "lead_scores", "lead_table", "format_lead_table", "lead_section",
            "ROWS", "LEADS"]
 
-ROWS = ("DI model", "persistence", "climatology + persisted anomaly", "projection")
+ROWS = ("DI model", "persistence", "climatology + persisted anomaly", "projection", "projection + damped residual")
+DAMPING = np.round(np.arange(0.0, 0.96, 0.05), 2)
 LEADS = (1, 2, 3, 5, 7)  # days (the issue's table)
 
 
@@ -46,6 +50,35 @@ def persistence(obs: np.ndarray, lead: int) -> np.ndarray:
 def persisted_anomaly(obs: np.ndarray, clim: np.ndarray, lead: int) -> np.ndarray:
     """``clim[d] + (obs[t*] - clim[t*])``, ``t*`` the last retrieval at or before ``d - lead``."""
     return clim + persistence(obs - clim, lead)
+
+
+def damped_residual(obs: np.ndarray, proj: np.ndarray, lead: int, rho: float) -> np.ndarray:
+    """``proj[d] + rho^(d - t*) (obs[t*] - proj[t*])``, ``t*`` the last retrieval at or before ``d - lead``."""
+    value, age, present = last_retrieval(obs - proj, lead, max_age=obs.shape[1])
+    return proj + np.where(present, value * float(rho) ** age, 0.0)
+
+
+def fit_damping(obs: np.ndarray, proj: np.ndarray, lead: int, days: slice) -> float:
+    """The ``rho`` of :data:`DAMPING` with the least squared error of :func:`damped_residual` over ``days``."""
+    def sse(rho):
+        e = (damped_residual(obs, proj, lead, rho) - obs)[:, days]
+        return float(np.nansum(e * e))
+    return float(min(DAMPING, key=sse))
+
+
+def _projection(proj_dir, cfg, ids: np.ndarray, times: np.ndarray, target: str) -> tuple[np.ndarray, slice]:
+    """The projection run's prediction on ``times`` (site, time; NaN before the validation period or, without
+    one, 60 days before the test period) and the validation days (empty without a validation period)."""
+    test = cfg.periods.test.as_tuple()
+    val = cfg.periods.validation.as_tuple() if cfg.periods.validation else None
+    start = val[0] if val else (pd.Timestamp(test[0]) - pd.Timedelta(days=60)).strftime("%Y-%m-%d")
+    pred = Run.load(proj_dir).predict(start, test[1], ids=ids)[target].transpose("site", "time")
+    out = np.full((len(ids), times.size), np.nan)
+    out[:, np.searchsorted(times, pred.time.values)] = pred.values
+    if val is None:
+        return out, slice(0, 0)
+    a, b = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"))) for d in val)
+    return out, slice(a, b + 1)
 
 
 def lead_scores(obs: np.ndarray, sim: np.ndarray) -> dict[str, float]:
@@ -78,9 +111,9 @@ def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], l
     t0 = int(np.searchsorted(times, np.datetime64(pd.Timestamp(test[0]), "ns")))
     obs_all = data[target].sel(site=ids).transpose("site", "time").values.astype(np.float64)
     clim = _climatology(data, target, ids, times, train)
-    proj = None
+    proj = val_days = None
     if projection_dir is not None:
-        proj = Run.load(projection_dir).predict(*test, ids=ids)[target].transpose("site", "time").values
+        proj, val_days = _projection(projection_dir, cfg, ids, times, target)
     obs = obs_all[:, t0:]
     out: dict = {"leads": {}, "protocol": {
         "test": list(test), "train": list(train), "validation": list(cfg.periods.validation.as_tuple())
@@ -91,8 +124,12 @@ def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], l
         dist = run.predict_distribution(data, ids, test, recalibration="none")[target]
         sims = {"DI model": dist.moments()["mean"], "persistence": persistence(obs_all, lead)[:, t0:],
                 "climatology + persisted anomaly": persisted_anomaly(obs_all, clim, lead)[:, t0:]}
+        rho = None
         if proj is not None:
-            sims["projection"] = proj
+            sims["projection"] = proj[:, t0:]
+            if val_days.stop > val_days.start:
+                rho = fit_damping(obs_all, proj, lead, val_days)
+                sims["projection + damped residual"] = damped_residual(obs_all, proj, lead, rho)[:, t0:]
         ok = np.isfinite(obs) & np.all([np.isfinite(s) for s in sims.values()], axis=0)
         o = np.where(ok, obs, np.nan)
         row = {name: lead_scores(o, s) for name, s in sims.items()}
@@ -102,6 +139,8 @@ def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], l
             cov["recalibrated"] = calibration_scores(dist.with_recalibration(recal), o)
         row["DI model"].update({f"{k}_cov{lv}": c[f"coverage_{lv}"] for k, c in cov.items() for lv in (68, 95)})
         row["_n"] = int(ok.sum())
+        if rho is not None:
+            row["projection + damped residual"]["rho"] = rho
         out["leads"][int(lead)] = row
     run.at_lead(cfg.data_integration.lead)
     return out
