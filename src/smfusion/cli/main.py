@@ -91,13 +91,34 @@ def _predict(args: argparse.Namespace) -> int:
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites,
                                recalibration=args.recalibration,
                                workers=workers or None, threads_per_worker=args.threads_per_worker,
-                               scheduler=args.scheduler, restart=args.restart, overwrite=args.overwrite)
+                               scheduler=args.scheduler, restart=args.restart, overwrite=args.overwrite,
+                               lead=args.lead)
         print(f"wrote {path}")
         return 0
     path = predict_to_file(args.run_dir, args.start, args.end, args.out, overwrite=args.overwrite,
-                           recalibration=args.recalibration)
+                           recalibration=args.recalibration, lead=args.lead)
     print(f"wrote {path}")
     return 0
+
+
+def _nowcast(args: argparse.Namespace) -> int:
+    from smfusion.products.daily import append_day
+
+    path = append_day(args.run_dir, args.day, args.out, lead=args.lead, recalibration=args.recalibration)
+    print(f"appended {args.day} to {path}")
+    return 0
+
+
+def _nowcast_parser(sub) -> None:
+    p = sub.add_parser("nowcast", help="the daily job: append one day to a site product (Zarr), resuming the "
+                       "carried state (docs/nowcast.md)")
+    p.add_argument("run_dir")
+    p.add_argument("--day", type=date, required=True, help="the day to append, YYYY-MM-DD (the store's next day)")
+    p.add_argument("--out", required=True, help="the Zarr store (created on the first day; state kept in OUT.state/)")
+    p.add_argument("--lead", type=positive_int, default=None,
+                   help="data-integration runs: retrievals up to DAY - LEAD (default: the run's lead)")
+    _recalibration_arg(p)
+    p.set_defaults(func=_nowcast)
 
 
 def _recalibrate(args: argparse.Namespace) -> int:
@@ -212,6 +233,9 @@ def _predict_parser(sub) -> None:
                     help="long-term product (docs/casm.md, docs/uncertainty.md): sm, sm_std, sm_epistemic_std, "
                          "sm_aleatoric_std, quantiles, sm_climatology")
     _recalibration_arg(pr)
+    pr.add_argument("--lead", type=positive_int, default=None,
+                    help="data-integration runs (docs/nowcast.md): day d from the retrievals up to d - LEAD "
+                         "(default: the run's data_integration.lead)")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
     pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid, any (M36, M25, M09, N25...), "
                     "area-weighted from the run's grid (default: the data's own grid, else M36)")
@@ -269,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.set_defaults(func=_recalibrate)
 
     _predict_parser(sub)
+    _nowcast_parser(sub)
 
     c = sub.add_parser("cv", help="spatial cross-validation (config cv: section); scored on held-out sites/stations only")
     _config_args(c)

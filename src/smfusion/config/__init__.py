@@ -12,7 +12,7 @@ from smfusion.config.base import Period
 from smfusion.config.data import (DataConfig, FusionConfig, GriddedConfig, NormConfig, PeriodsConfig, SplitConfig,
                                   TwinConfig)
 from smfusion.config.load import dump_config, load_config, parse_config
-from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, ObservationConfig, SeasonalConfig,
+from smfusion.config.methods import (CVConfig, DataIntegrationConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, ObservationConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.run import RunConfig
 from smfusion.config.tb import AmsrFiles, CasmTwinConfig, SmapFiles, SmosFiles, TBConfig, TBFilesConfig
@@ -22,7 +22,7 @@ from smfusion.config.training import EarlyStopping, Member, ModelConfig, Trainin
 
 __all__ = [
     "Period", "DataConfig", "FusionConfig", "GriddedConfig", "NormConfig", "PeriodsConfig", "SplitConfig",
-    "TwinConfig", "dump_config", "load_config", "parse_config", "CVConfig", "DescriptorsConfig", "EvaluationConfig", "FeaturesConfig",
+    "TwinConfig", "DataIntegrationConfig", "dump_config", "load_config", "parse_config", "CVConfig", "DescriptorsConfig", "EvaluationConfig", "FeaturesConfig",
     "MultiscaleConfig", "ObservationConfig", "SeasonalConfig", "TransferConfig", "UncertaintyConfig", "RunConfig", "EarlyStopping",
     "SensorCellsConfig",
     "Member", "ModelConfig", "TrainingConfig", "Variant", "AmsrFiles", "CasmTwinConfig", "SmapFiles", "SmosFiles",

@@ -282,3 +282,40 @@ class UncertaintyConfig(_Strict):
         if any(not 0.0 < q < 1.0 for q in v):
             raise ValueError(f"quantiles must lie in (0, 1), got {v}")
         return sorted(set(v))
+
+
+class DataIntegrationConfig(_Strict):
+    """Data integration (issue 29, Fang and Shen 2020's DI-LSTM): the model also sees the most recent target
+    retrieval available at ``d - lead`` (its value, its age in days, a mask), for any sequence model.
+
+    At day ``d`` the inputs gain, per target, the normalised value of the last retrieval at a day ``t <= d -
+    lead``, its age ``(d - t) / max_age`` and 1; all three are 0 when no retrieval lies within ``max_age`` days
+    (``d - t > max_age``). Training draws each sequence's lead uniformly from ``train_leads`` (default: ``lead``
+    only) and drops each retrieval seen as input with a probability drawn uniformly from ``[0, thin]`` per
+    sequence (the loss keeps every retrieval), so the model learns the irregular schedule. ``lead`` is the
+    run's default at prediction (``smfusion predict --lead``).
+    """
+
+    lead: int = Field(1, ge=1)
+    max_age: int = Field(10, ge=1)
+    thin: float = Field(0.5, ge=0.0, lt=1.0)
+    train_leads: Optional[tuple[int, int]] = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataIntegrationConfig":
+        lo, hi = self.leads
+        if lo < 1 or hi < lo:
+            raise ValueError(f"train_leads [{lo}, {hi}]: give 1 <= first <= second")
+        if max(hi, self.lead) > self.max_age:
+            raise ValueError(f"max_age {self.max_age} is below a lead ({max(hi, self.lead)}): every retrieval "
+                             "would be masked")
+        return self
+
+    @property
+    def leads(self) -> tuple[int, int]:
+        """The inclusive range of training leads."""
+        return tuple(self.train_leads) if self.train_leads is not None else (self.lead, self.lead)
+
+    def history_days(self, lead: Optional[int] = None) -> int:
+        """Days of retrievals before a day that its inputs read (at ``lead``; None: the longest lead)."""
+        return max(self.leads[1], self.lead) + self.max_age if lead is None else lead + self.max_age

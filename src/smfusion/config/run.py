@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from smfusion.config.base import _format_errors, _Strict
 from smfusion.config.data import DATA_BY_READER, DataConfig, DataSection, FusionConfig, NormConfig, PeriodsConfig, SplitConfig
-from smfusion.config.methods import (CVConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
+from smfusion.config.methods import (CVConfig, DataIntegrationConfig, DescriptorsConfig, EvaluationConfig, FeaturesConfig, MultiscaleConfig, SeasonalConfig,
                                      TransferConfig, UncertaintyConfig)
 from smfusion.config.tb import TBConfig
 from smfusion.config.training import Member, ModelConfig, TrainingConfig, Variant
@@ -63,6 +63,7 @@ class RunConfig(_Strict):
     uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)  # noisy forward runs
     tb: Optional[TBConfig] = None  # brightness-temperature adapter (data.adapter: tb; docs/casm.md)
     descriptors: DescriptorsConfig = Field(default_factory=DescriptorsConfig)  # climate indices, location (ungauged)
+    data_integration: Optional[DataIntegrationConfig] = None  # latest retrieval as input (nowcasts, docs/nowcast.md)
 
     @field_validator("data", mode="before")
     @classmethod
@@ -174,12 +175,15 @@ class RunConfig(_Strict):
                 raise ValueError(f"split lists site {outside[0]}, which is not in data.sites")
         desc = self.descriptors.active or self.descriptors.static_noise > 0
         sequence_only = [what for what, on in (("descriptors", desc), ("normalization.target 'predicted'",
-                                                                        self.normalization.target == "predicted")) if on]
+                                                                        self.normalization.target == "predicted"),
+                                               ("data_integration", self.data_integration is not None)) if on]
         other = self.multiscale is not None or self.data.point_reader or self.data.adapter in (
             "tb", "points", "multiscale")
         if sequence_only and other:
             raise ValueError(f"{' and '.join(sequence_only)}: for sequence runs only (no multiscale section, "
                              "no point reader, not the tb adapter)")
+        if self.data_integration is not None and self.data.lazy is not None:
+            raise ValueError("data_integration: not with data.lazy yet (the lazy sampler does not read the retrievals)")
         for name in self.normalization.log1p:
             if name not in self.data.dynamic and name not in self.data.static:
                 raise ValueError(f"normalization.log1p names '{name}', which is not an input variable")
@@ -190,5 +194,8 @@ class RunConfig(_Strict):
 
     def hash(self) -> str:
         """Short stable hash of the resolved config (for provenance)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        d = self.to_dict()
+        if d.get("data_integration") is None:  # runs without it keep the hash they had before the section existed
+            d.pop("data_integration", None)
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

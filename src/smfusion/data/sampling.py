@@ -62,16 +62,23 @@ def iterations_per_epoch(n_site: int, n_time: int, batch_size: int, seq_len: int
     return max(1, math.ceil(math.log(0.01) / math.log(1.0 - frac)))
 
 
+def draw_windows(arr: Arrays, batch_size: int, seq_len: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``batch_size`` random sites (row indices) and a random window of ``seq_len`` days for each (time
+    indices, (batch, seq_len))."""
+    seq_len = min(seq_len, arr.n_time)
+    site = rng.integers(0, arr.n_site, size=batch_size)
+    start = rng.integers(0, arr.n_time - seq_len + 1, size=batch_size)
+    return site, start[:, None] + np.arange(seq_len)[None, :]
+
+
 def sample_batch(
     arr: Arrays, batch_size: int, seq_len: int, rng: np.random.Generator,
     per_site: Optional[dict[str, np.ndarray]] = None,
 ) -> dict[str, np.ndarray]:
     """Random (site, window) pieces: ``batch_size`` sites, each a random ``seq_len`` window; ``per_site``
     (name -> array whose first axis is ``arr``'s site) adds each drawn site's row under that name."""
-    seq_len = min(seq_len, arr.n_time)
-    site = rng.integers(0, arr.n_site, size=batch_size)
-    start = rng.integers(0, arr.n_time - seq_len + 1, size=batch_size)
-    t_idx = start[:, None] + np.arange(seq_len)[None, :]
+    site, t_idx = draw_windows(arr, batch_size, seq_len, rng)
     out = {
         "x_dynamic": arr.x_dynamic[site[:, None], t_idx],
         "x_static": arr.x_static[site],

@@ -28,6 +28,7 @@ from smfusion.errors import ConfigError
 from smfusion.evaluation import baselines, plots
 from smfusion.evaluation.tables import Report, format_summary, site_table, summary
 from smfusion.evaluation.calibration import calibration_section
+from smfusion.evaluation.nowcast import lead_section
 from smfusion.io import cf
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.io.layer_names import OBSERVED, layer
@@ -160,6 +161,8 @@ def _evaluate_sites(run: Run, plots_on: bool | None) -> Report:
     plots_enabled = cfg.evaluation.plots if plots_on is None else plots_on
     text += calibration_section(run, raw, dist, observed, run_dir, ours, plots=plots_enabled)
     text += _homogeneity(run, ds, pred[target].values, obs, sites, times, ours)
+    if cfg.data_integration is not None:  # skill against lead beside persistence (docs/nowcast.md)
+        text += lead_section(run)
     for i, (label, tab) in enumerate(tables.items()):
         with atomic_path(mdir / f"sites_{i}.csv") as tmp:
             tab.assign(row=label).to_csv(tmp)

@@ -17,6 +17,8 @@ The prediction with a carried state is :meth:`smfusion.runs.Run.predict_block`.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from smfusion.data.water_balance import SPINUP_DAYS
@@ -33,20 +35,23 @@ def time_mode(members: list) -> str:
     return "warmup"
 
 
-def history_days(cfg) -> int:
+def history_days(cfg, lead: Optional[int] = None) -> int:
     """Days before a day that its input features read: max lag k, max antecedent window w - 1, the
-    buckets' spin-up (data/water_balance.py)."""
+    buckets' spin-up (data/water_balance.py), with data integration ``lead + max_age`` (the retrievals;
+    ``lead`` None: the config's longest)."""
     f = cfg.features
     lags = [k for ks in f.lags.values() for k in ks]
     means = [w - 1 for ws in f.antecedent.values() for w in ws]
     spin = [SPINUP_DAYS] if f.bucket is not None else []
-    return max([0, *lags, *means, *spin])
+    di = [cfg.data_integration.history_days(lead)] if getattr(cfg, "data_integration", None) is not None else []
+    return max([0, *lags, *means, *spin, *di])
 
 
-def load_from_days(cfg, mode: str, first: bool) -> int:
+def load_from_days(cfg, mode: str, first: bool, lead: Optional[int] = None) -> int:
     """Days of forcing read before a block: warm-up for the first block (and every block in ``warmup``
-    mode), the features' history otherwise (``per_day``: never more than the warm-up)."""
-    warm, hist = cfg.periods.warmup_days, history_days(cfg)
+    mode), the features' history otherwise (``per_day``: never more than the warm-up; ``lead``: the data
+    integration lead of the product)."""
+    warm, hist = cfg.periods.warmup_days, history_days(cfg, lead)
     if mode == "warmup" or (mode == "state" and first):
         return warm
     if mode == "per_day":

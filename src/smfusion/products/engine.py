@@ -111,7 +111,7 @@ def plan(run, n_sites: int, t_start: pd.Timestamp, t_end: pd.Timestamp, chunk_da
         chain = []
         for tb, a in enumerate(starts):
             b = min(a + pd.Timedelta(days=chunk_days - 1), t_end)
-            back = load_from_days(cfg, mode, first=tb == 0)
+            back = load_from_days(cfg, mode, first=tb == 0, lead=getattr(run.adapter, "lead", None))
             n_out = -(-((b - a).days + 1) // days)
             chain.append(Block(sb, tb, s0, min(s0 + chunk_sites, n_sites), tb * per, tb * per + n_out,
                                a.strftime("%Y-%m-%d"), b.strftime("%Y-%m-%d"),
@@ -338,7 +338,8 @@ def request_of(run, sites: np.ndarray, start: str, end: str, days: int, noise_ru
                chunk_days: int, chunk_sites: int, mode: str, recalibration: str = "none") -> dict:
     """The values that fix a product (a resumed job must have the same)."""
     ids = np.ascontiguousarray(np.asarray(sites).astype(np.int64))
-    return {"run_dir": str(Path(run.run_dir).resolve()), "config": run.cfg.hash(), "start": start, "end": end,
+    lead = {"lead": run.adapter.lead} if getattr(run.adapter, "lead", None) is not None else {}  # data integration
+    return {**lead, "run_dir": str(Path(run.run_dir).resolve()), "config": run.cfg.hash(), "start": start, "end": end,
             "composite_days": days, "noise_runs": noise_runs, "noise": noise, "chunk_days": chunk_days,
             "chunk_sites": chunk_sites, "mode": mode, "n_sites": int(ids.size),
             "sites": hashlib.sha256(ids.tobytes()).hexdigest(), "members": len(run.members),

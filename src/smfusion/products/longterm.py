@@ -167,6 +167,7 @@ def predict_product(
     client=None,
     restart: bool = False,
     overwrite: bool = False,
+    lead: Optional[int] = None,
 ) -> Path:
     """Write the long-term product of a trained run (see the module docstring); returns ``out``.
 
@@ -178,7 +179,9 @@ def predict_product(
     file of a running cluster), ``workers`` (a local cluster of that many
     processes x ``threads_per_worker``), else this process. An unfinished job
     of the same request resumes; ``restart`` discards it. An existing ``out`` is
-    refused unless ``overwrite`` (rules of :mod:`smfusion.io.ownership`), checked first.
+    refused unless ``overwrite`` (rules of :mod:`smfusion.io.ownership`), checked first. ``lead``:
+    data-integration runs use the retrievals up to d - lead for day d (None: the run's lead); they are read
+    by block like the forcing.
     """
     if layout not in ("site", "grid"):
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
@@ -187,7 +190,7 @@ def predict_product(
     t_start, t_end = pd.Timestamp(start), pd.Timestamp(end)
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
-    run = run_dir if isinstance(run_dir, Run) else Run.load(run_dir)
+    run = (run_dir if isinstance(run_dir, Run) else Run.load(run_dir)).at_lead(lead)
     check_output(out, overwrite=overwrite, protect=[run.run_dir], kind=output_kind(out))
     engine.fixed_mmap_threshold()
     if run.layout != "site":

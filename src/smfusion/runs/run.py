@@ -78,6 +78,21 @@ class Run(Trained):
             start = (pd.Timestamp(start) - pd.Timedelta(days=self.cfg.periods.warmup_days)).strftime("%Y-%m-%d")
         return self.adapter.load(start, end, require_target=False)
 
+    def at_lead(self, lead: Optional[int]) -> "Run":
+        """This run predicting day d from the retrievals up to d - ``lead`` (data-integration runs;
+        None: the run's ``data_integration.lead``); returns ``self``. A run without data integration
+        refuses a lead."""
+        di = self.cfg.data_integration
+        if lead is None:
+            return self
+        if di is None:
+            raise ConfigError(f"--lead {lead}: run '{self.run_dir}' has no data_integration section "
+                              "(it sees no retrievals; leave --lead out)")
+        if not 1 <= int(lead) <= di.max_age:
+            raise ConfigError(f"--lead {lead}: give 1 .. data_integration.max_age ({di.max_age})")
+        self.adapter.lead = int(lead)
+        return self
+
     def predict_members(
         self, data: Any, ids: Optional[np.ndarray], period: Optional[tuple[str, str]], noise_runs: int = 0,
         noise: Optional[float] = None, seed: Optional[int] = None, batches: Optional[Batches] = None,
@@ -272,7 +287,12 @@ class Run(Trained):
             self.recalibration_note = "not recalibrated: the run has no validation period or sites"
             return {}
         want = {"method": method, "noise_runs": noise_runs, "noise": noise if noise_runs else None}
-        path = self.run_dir / RECALIBRATION_FILE.format(method=method, runs=noise_runs)
+        name = RECALIBRATION_FILE.format(method=method, runs=noise_runs)
+        lead = getattr(self.adapter, "lead", None)
+        if lead is not None:  # data integration: the spread depends on the lead, fitted per lead
+            want["lead"] = lead
+            name = name.replace(".json", f"_lead{lead}.json")
+        path = self.run_dir / name
         if path.is_file() and not refit:
             recals, meta = load_recalibrations(path)
             if all(meta.get(k) == v for k, v in want.items()):

@@ -26,9 +26,10 @@ from smfusion.data.adapters import register_adapter
 from smfusion.data.adapters.base import Adapter, Batches, Sampler
 from smfusion.data.climate import add_descriptors, descriptor_names, static_inputs
 from smfusion.data.features import add_features, feature_names
+from smfusion.data.integration import channel_names, di_channels, window_channels
 from smfusion.data.loading import SiteSplit, load_dataset, resolve_split, span
 from smfusion.data.normalize import Scaler
-from smfusion.data.sampling import Arrays, iterations_per_epoch, sample_batch, target_std, to_arrays
+from smfusion.data.sampling import Arrays, draw_windows, iterations_per_epoch, sample_batch, target_std, to_arrays
 from smfusion.data.seasonal import Seasonal, dynamic_inputs, fit_seasonal, input_names, prepare
 from smfusion.data.splits import select_period
 from smfusion.data.target_stats import TargetStatsModel, merge_site_stats
@@ -41,19 +42,34 @@ class SequenceSampler(Sampler):
     """``batch_size`` random sites, each a random ``seq_len``-day window (:func:`sample_batch`)."""
 
     def __init__(self, arrays: Arrays, batch_size: int, seq_len: int, static_noise: float = 0.0,
-                 site_std: bool = False):
+                 site_std: bool = False, integration=None):
         self.arrays, self.batch_size, self.seq_len = arrays, batch_size, seq_len
         self.static_noise = static_noise
         self.per_site = {"y_std": target_std(arrays)} if site_std else None
+        self.integration = integration  # DataIntegrationConfig: the latest retrieval as input
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A minibatch; with ``static_noise`` > 0 each site's normalised statics get Gaussian noise of that std
         (one draw per site and minibatch: the model cannot key on a training site's exact statics); with
-        ``site_std`` it carries ``y_std``, each drawn site's target std over the training period (NSE*)."""
-        batch = sample_batch(self.arrays, self.batch_size, self.seq_len, rng, per_site=self.per_site)
+        ``site_std`` it carries ``y_std``, each drawn site's target std over the training period (NSE*); with
+        ``integration`` the inputs end with the thinned retrieval channels (:mod:`smfusion.data.integration`)."""
+        if self.integration is None:
+            batch = sample_batch(self.arrays, self.batch_size, self.seq_len, rng, per_site=self.per_site)
+        else:
+            batch = self._integrated(rng)
         if self.static_noise > 0:
             xs = batch["x_static"]
             batch["x_static"] = xs + np.float32(self.static_noise) * rng.standard_normal(xs.shape, dtype=np.float32)
+        return batch
+
+    def _integrated(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        arr = self.arrays
+        site, t_idx = draw_windows(arr, self.batch_size, self.seq_len, rng)
+        di = window_channels(arr, site, t_idx, self.integration, rng)
+        batch = {"x_dynamic": np.concatenate([arr.x_dynamic[site[:, None], t_idx], di], axis=-1),
+                 "x_static": arr.x_static[site], "y": arr.y[site[:, None], t_idx]}
+        for name, v in (self.per_site or {}).items():
+            batch[name] = v[site]
         return batch
 
     def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
@@ -73,6 +89,8 @@ class SequenceAdapter(Adapter):
         self.seasonal: Optional[Seasonal] = None
         self.target_stats: Optional[TargetStatsModel] = None  # normalization.target: predicted
         self._train_arrays: Optional[Arrays] = None  # made by fit, shared by every member's sampler
+        di = cfg.data_integration
+        self.lead: Optional[int] = di.lead if di is not None else None  # data integration: lead at prediction
 
     # -- data ------------------------------------------------------------------
     def load(self, start: Optional[str] = None, end: Optional[str] = None, require_target: bool = True,
@@ -101,9 +119,9 @@ class SequenceAdapter(Adapter):
     def load_sites(self, ids: Optional[np.ndarray], start: str, end: str, target: bool = False,
                    only: Optional[list[str]] = None) -> xr.Dataset:
         """Sites ``ids`` (None: all) over ``start..end``, inputs only unless ``target`` (``only``: just these
-        inputs): products and lazy training read one block at a time; readers that honour ``data.sites`` read
-        no other cell."""
-        update: dict = {} if target else {"target": []}
+        inputs; with data integration the target too: the retrievals are inputs): products and lazy training read
+        one block at a time; readers that honour ``data.sites`` read no other cell."""
+        update: dict = {} if target or self.cfg.data_integration is not None else {"target": []}
         if only is not None:
             update.update(dynamic=[v for v in self.cfg.data.dynamic if v in only],
                           static=[v for v in self.cfg.data.static if v in only])
@@ -167,14 +185,21 @@ class SequenceAdapter(Adapter):
     # -- model -----------------------------------------------------------------
     def model_kwargs(self) -> dict:
         cfg = self.cfg
-        return {"n_dynamic": len(dynamic_inputs(cfg)), "n_static": len(static_inputs(cfg)),
+        return {"n_dynamic": len(dynamic_inputs(cfg)) + len(self._di_names()), "n_static": len(static_inputs(cfg)),
                 "n_target": len(cfg.data.target)}
 
     def input_names(self) -> list[str]:
-        return input_names(self.cfg)
+        """:func:`~smfusion.data.seasonal.input_names`, the data-integration channels after the dynamic inputs."""
+        names = input_names(self.cfg)
+        n_dyn = len(dynamic_inputs(self.cfg))
+        return [*names[:n_dyn], *self._di_names(), *names[n_dyn:]]
+
+    def _di_names(self) -> list[str]:
+        return channel_names(self.cfg.data.target) if self.cfg.data_integration is not None else []
 
     def derived_inputs(self) -> dict[str, list[str]]:
-        return {"derived": feature_names(self.cfg.features), "descriptors": descriptor_names(self.cfg.descriptors)}
+        return {"derived": feature_names(self.cfg.features), "descriptors": descriptor_names(self.cfg.descriptors),
+                "data-integration": self._di_names()}
 
     def baseline_inputs(self, ds: xr.Dataset) -> tuple[xr.Dataset, list[str], list[str]]:
         """``ds`` with the derived features; the dynamic inputs (forcing and derived features, not the
@@ -192,7 +217,8 @@ class SequenceAdapter(Adapter):
             train_ds = select_period(ds.sel(site=split.train), self.cfg.periods.train.as_tuple())
             self._train_arrays = self.arrays(prepare(train_ds, self.cfg, self.seasonal))
         return SequenceSampler(self._train_arrays, training.batch_size, training.seq_len,
-                               static_noise=self.cfg.descriptors.static_noise, site_std=training.loss == "nse")
+                               static_noise=self.cfg.descriptors.static_noise, site_std=training.loss == "nse",
+                               integration=self.cfg.data_integration)
 
     def carries_site_std(self) -> bool:
         """In memory, yes (:class:`SequenceSampler`); the lazy sampler does not carry it yet."""
@@ -232,12 +258,17 @@ class SequenceAdapter(Adapter):
 
     def eval_batches(self, ds: xr.Dataset, ids: np.ndarray, period, chunk: Optional[int] = None) -> Batches:
         """Sites ``ids`` over ``period`` preceded by up to ``warmup_days`` of forcing (``score_from`` marks
-        the first day of ``period``). ``ds`` holds raw values; features and anomalies are applied here."""
+        the first day of ``period``). ``ds`` holds raw values; features and anomalies are applied here; with
+        data integration the inputs end with the retrieval channels at ``self.lead`` from ``ds``'s target."""
         t0 = pd.Timestamp(period[0])
         w0 = max(t0 - pd.Timedelta(days=self.cfg.periods.warmup_days), pd.Timestamp(ds.time.values[0]))
         sub = select_period(ds.sel(site=ids), (w0.strftime("%Y-%m-%d"), period[1]))
         arr = self.arrays(prepare(sub, self.cfg, self.seasonal))
-        return Batches(inputs={"x_dynamic": arr.x_dynamic, "x_static": arr.x_static}, y=arr.y, rows=arr.sites,
+        x_dynamic = arr.x_dynamic
+        if self.cfg.data_integration is not None:  # the retrievals known self.lead days before each day
+            di = di_channels(arr.y, self.lead, self.cfg.data_integration.max_age)
+            x_dynamic = np.concatenate([x_dynamic, di], axis=-1)
+        return Batches(inputs={"x_dynamic": x_dynamic, "x_static": arr.x_static}, y=arr.y, rows=arr.sites,
                        time=arr.time, score_from=int(np.searchsorted(arr.time, np.datetime64(t0, "ns"))),
                        noisy=("x_dynamic",), chunk=chunk or PREDICT_CHUNK_SITES)
 

@@ -26,7 +26,7 @@ from smfusion.evaluation.htmlreport.page import Section, figure, heading, kv, no
 from smfusion.evaluation.htmlreport.runfiles import (RunFiles, load_land_points, load_run_files,
                                                      why_no_spread)
 from smfusion.evaluation.htmlreport.sections_calibration import calibration_section
-from smfusion.evaluation.htmlreport.sections_extra import cv_section, stations_section
+from smfusion.evaluation.htmlreport.sections_extra import cv_section, nowcast_section, stations_section
 from smfusion.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,8 @@ def _scatter(ctx: _Ctx) -> Section:
     return s.add(figure(src, "Predicted against observed, density of site-days (log colour); dashed: 1:1"))
 
 
-_BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, calibration_section, cv_section, stations_section)
+_BUILDERS = (_protocol, _metrics, _maps, _timeseries, _scatter, calibration_section, nowcast_section, cv_section,
+             stations_section)
 
 
 def build_report(run_dir: str | Path, out: str | Path, *, validation: str | Path | None = None,
@@ -236,6 +237,7 @@ def build_report(run_dir: str | Path, out: str | Path, *, validation: str | Path
     with atomic_path(out, overwrite=overwrite, protect=[run_dir] + ([validation] if validation else [])) as tmp:
         ctx = _Ctx(files, tmp, sites)
         sections = [build(ctx) for build in tqdm(_BUILDERS, desc="report", unit="section", disable=not progress)]
+        sections = [s for s in sections if s is not None]  # sections of other kinds of run
         title = f"smfusion run report: {files.config.get('name', Path(run_dir).name)}"
         subtitle = f"{Path(run_dir).resolve()} - target {files.target or '?'} - built by smfusion {__version__}"
         (tmp / "index.html").write_text(render_page(title, subtitle, sections))

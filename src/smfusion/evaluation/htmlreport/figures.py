@@ -17,7 +17,7 @@ import numpy as np
 from smfusion.evaluation.plots import new_figure as _new_figure, save_png as _save
 
 __all__ = ["map_points", "map_panels", "series_with_band", "density_scatter", "reliability_diagram",
-           "pit_histogram", "pit_values", "coverage_by_level", "bar_table", "spread_skill_plot", "LEVELS"]
+           "pit_histogram", "pit_values", "coverage_by_level", "bar_table", "spread_skill_plot", "by_lead", "LEVELS"]
 
 #: Nominal central-interval probabilities of the reliability diagram.
 LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -167,6 +167,20 @@ def bar_table(rows: Mapping[str, float], path, *, title: str, xlabel: str) -> Pa
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.invert_yaxis()
+    return _save(fig, path)
+
+
+def by_lead(rows: Mapping[str, Mapping[int, float]], path, *, title: str, ylabel: str) -> Path:
+    """One line per row label over the leads (``rows``: label -> lead -> value)."""
+    fig = _new_figure((5.5, 4))
+    ax = fig.add_subplot()
+    for label, v in rows.items():
+        leads = sorted(v)
+        ax.plot(leads, [v[k] for k in leads], "o-", ms=4, label=label)
+    ax.set_xlabel("lead (days)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
     return _save(fig, path)
 
 

@@ -25,6 +25,8 @@ Files and fields relied on (each optional; a missing one is recorded in
   ``metrics.csv`` (fold, period, row, site, lat, lon, R, RMSE, ubRMSE, bias,
   n_obs), ``calibration.json`` (target -> label -> scores, held-out units of
   all folds pooled; only when the runs have a spread) and ``report.txt``;
+* ``metrics/nowcast.json`` (data-integration runs; ``smfusion evaluate``, benchmarks/nowcast.py): ``protocol``
+  and ``leads`` -> lead -> row -> ``R``, ``ubRMSE``, ``RMSE`` (the DI row also ``raw_cov68`` ...);
 * a station validation table (``smfusion validate``): TABLE.csv and, beside
   it, TABLE.summary.csv and TABLE.json.
 
@@ -69,6 +71,7 @@ class RunFiles:
     calibration: dict | None = None
     cv: dict | None = None
     validation: dict | None = None
+    nowcast: dict | None = None
     missing: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -167,6 +170,8 @@ def load_run_files(run_dir: str | Path, validation: str | Path | None = None) ->
         f.target = names[0] if names else None
     _observations(f)
     f.calibration = _read(run_dir / "metrics" / "calibration.json", "calibration", f, _evaluate_calibration)
+    if f.config.get("data_integration"):
+        f.nowcast = _read(run_dir / "metrics" / "nowcast.json", "nowcast", f, lambda p: json.loads(p.read_text()))
     _cv(f)
     if validation is not None:
         f.validation = load_validation(validation)

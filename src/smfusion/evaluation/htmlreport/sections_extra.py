@@ -1,5 +1,5 @@
-"""Report sections built from optional side files: a spatial / regional CV run dir (``smfusion cv``) and the
-station validation table."""
+"""Report sections built from optional side files: a spatial / regional CV run dir (``smfusion cv``), the
+station validation table, and the skill against lead of a data-integration run (``metrics/nowcast.json``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from smfusion.evaluation.htmlreport.page import Section, details, figure, headin
 from smfusion.evaluation.htmlreport.runfiles import why_no_spread
 from smfusion.evaluation.htmlreport.sections_calibration import calibration_blocks
 
-__all__ = ["cv_section", "stations_section"]
+__all__ = ["cv_section", "stations_section", "nowcast_section"]
 
 
 #: The scored periods of ``smfusion cv`` (as ``smfusion.experiments.cv.PERIOD_TEXT``; not imported: the report
@@ -159,3 +159,31 @@ def stations_section(ctx) -> Section:
     cols = [c for c in ("product", "station", "distance_km", "n", "R", "R_lower", "R_upper", "anomaly_R", "ubRMSE",
                         "RMSE", "bias", "status") if c in t.columns]
     return s.add(heading("Per station"), table(t[cols], digits=3, index=False, scroll=True))
+
+
+def nowcast_section(ctx) -> Section | None:
+    """Data-integration runs only: the table of skill against lead beside the baselines, and ubRMSE / R
+    against lead."""
+    f = ctx.files
+    if not f.config.get("data_integration"):
+        return None
+    s = Section("nowcast", "Skill against lead (data integration)")
+    if f.nowcast is None:
+        return s.add(note(f"No skill against lead: {f.missing.get('nowcast')} (smfusion evaluate writes it)."))
+    p = f.nowcast["protocol"]
+    s.add(kv({"train": " .. ".join(p["train"]), "test": " .. ".join(p["test"]), "cells": p["cells"],
+              "members": p["members"], "data_integration": p["di"], "scored": "median over cells, test days "
+              "with a retrieval; coverage pooled over those cell-days"}))
+    rows = [{"lead": int(k), "row": name, **{m: v for m, v in sc.items()}}
+            for k, r in f.nowcast["leads"].items() for name, sc in r.items() if not name.startswith("_")]
+    s.add(table(pd.DataFrame(rows), digits=4, index=False))
+    for metric, label in (("ubRMSE", "ubRMSE (m3/m3)"), ("R", "R")):
+        by = {}
+        for k, r in f.nowcast["leads"].items():
+            for name, sc in r.items():
+                if not name.startswith("_"):
+                    by.setdefault(name, {})[int(k)] = sc[metric]
+        path, src = ctx.png(f"nowcast_{metric.lower()}")
+        figures.by_lead(by, path, title=f"median {metric} against lead", ylabel=label)
+        s.add(figure(src, f"Median {metric} over cells against lead"))
+    return s
