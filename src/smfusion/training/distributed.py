@@ -67,6 +67,7 @@ class Dist:
     rank: int
     world: int
     local_rank: int
+    local_world: int = 0  # processes on this machine (torchrun's LOCAL_WORLD_SIZE; 0: all ``world`` of them)
 
     @property
     def is_main(self) -> bool:
@@ -92,6 +93,15 @@ class Dist:
             raise ConfigError(f"training.device {device} with {self.world} processes: process {self.local_rank} of "
                               f"this machine has no CUDA device of its own ({n} here); use at most {n} processes "
                               "per machine, or device cpu")
+
+    def check_machine(self, device: str, threads: Optional[int]) -> None:
+        """This machine's processes against its cores and memory (:func:`smfusion.resources.check_processes`;
+        a CUDA run is bounded by its devices, :meth:`check_device`)."""
+        from smfusion.resources import check_processes
+
+        if device.startswith("cuda"):
+            return
+        check_processes(self.local_world or self.world, "--nproc", threads=threads or 1)
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:
@@ -139,4 +149,5 @@ def from_env() -> Optional[Dist]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
-    return Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                local_world=int(os.environ.get("LOCAL_WORLD_SIZE", world)))

@@ -219,6 +219,7 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     if dist is not None:
         for m in cfg.members():
             dist.check_batch(m.training.batch_size)
+            dist.check_machine(m.training.device, m.training.threads)
     main = dist is None or dist.is_main
     with hold(run_dir, "train") if main else contextlib.nullcontext():  # one writer per run (io/lock.py)
         return _train_locked(cfg, run_dir, resume, data, adapter, dist, main)
