@@ -16,11 +16,21 @@ up to floating-point summation order -- except for dropout, whose masks each
 process draws for its own rows (equal in distribution, not in value).
 Validation is computed by every process on the whole validation set (same
 weights, same decision for early stopping); only rank 0 writes files.
+
+Teardown: a process leaves the group with :meth:`Dist.close` in a ``finally`` -- a barrier (on the
+normal path), a garbage collection (nothing that holds the group's work survives it), then
+``destroy_process_group``, which joins the backend's threads -- and, launched by torchrun, ends with
+:func:`exit_process`: flushed output, then ``os._exit``, without the interpreter's finalization.
+Why: a C++ thread of the communication library that still needs the GIL while the interpreter
+finalizes is stopped by ``pthread_exit`` inside a ``noexcept`` frame, and the C++ runtime aborts the
+process ("terminate called without an active exception", SIGABRT) after a run that succeeded.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,7 +39,7 @@ import torch.distributed as tdist
 
 from smfusion.errors import ConfigError
 
-__all__ = ["Dist", "from_env", "cuda_device_count"]
+__all__ = ["Dist", "from_env", "cuda_device_count", "exit_process"]
 
 
 def cuda_device_count() -> int:
@@ -139,9 +149,31 @@ class Dist:
     def barrier(self) -> None:
         tdist.barrier()
 
-    def close(self) -> None:
-        if tdist.is_initialized():
+    def close(self, ok: bool = True) -> None:
+        """Leave the group so that no thread of it outlives this call (see "Teardown" in the module docstring).
+
+        ``ok``: every process got here normally, so a last barrier is safe (after a failure in one process
+        the others may never reach it: they leave without it, and torchrun stops the group).
+        """
+        if not tdist.is_initialized():
+            return
+        try:
+            if ok:
+                tdist.barrier()  # no process closes its connections while another still sends on them
+        finally:
+            gc.collect()  # model wrappers, gathered tensors, pending work: released while the group is whole
             tdist.destroy_process_group()
+
+
+def exit_process(code: int) -> None:
+    """End a torchrun worker process with ``code`` once its output is flushed, skipping the interpreter's
+    finalization (module docstring, "Teardown"); its files are written atomically before this."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def from_env() -> Optional[Dist]:

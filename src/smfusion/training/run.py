@@ -258,6 +258,7 @@ def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapte
     if dist is not None:
         device = dist.init(cfg.training.device)
         cfg.training.device = device
+    ok = False
     try:
         if main:
             write_run_config(cfg, run_dir, resume)
@@ -272,9 +273,10 @@ def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapte
         vb = adapter.validation_batches(data, split)
         validation = Validation(vb) if vb is not None else None
         _train_members(cfg, adapter, data, split, source, validation, run_dir, resume, dist)
+        ok = True
     finally:
         if dist is not None:
-            dist.close()
+            dist.close(ok)
     return run_dir
 
 
