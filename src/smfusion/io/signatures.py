@@ -37,5 +37,7 @@ def wrong_kind(path: str | Path) -> Optional[str]:
     if _is_hdf5(head) or (suffix in (".nc", ".nc4") and head[:4] in _NETCDF3):
         return None
     kind = "HDF5" if suffix in _HDF5_SUFFIXES else "NetCDF"
-    shown = head[:8].decode("ascii", "replace").encode("unicode_escape").decode() if head else "empty"
-    return f"not an {kind} file (it starts with {shown!r})" if head else f"not an {kind} file (it is empty)"
+    what = f"not {'an' if kind == 'HDF5' else 'a'} {kind} file"
+    if not head:
+        return f"{what} (it is empty)"
+    return f"{what} (it starts with {head[:8].decode('ascii', 'replace').encode('unicode_escape').decode()!r})"
