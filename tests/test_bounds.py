@@ -55,7 +55,7 @@ def _stations(year: int, shift: float, edit=None):
         pred = xr.open_dataset(w / "pred.nc").load()
         days = pd.date_range(f"{year}-04-01", periods=70)
         rows = [{"station": f"s{i}", "lat": la + shift, "lon": lo, "time": d.strftime("%Y-%m-%d"),
-                 "soil_moisture": 0.2 + 0.001 * k}
+                 "soil_moisture": 0.2 + 0.001 * k, "depth_from": 0.0, "depth_to": 0.05}
                 for i, (la, lo) in enumerate(zip(pred["lat"].values, pred["lon"].values))
                 for k, d in enumerate(days)]
         pd.DataFrame(rows).to_csv(tmp / "st.csv", index=False)
@@ -72,6 +72,7 @@ data:
   static: []
   target: [sm_station]
   gridded: {{forcing: {tmp}/forcing.nc, smap_dir: {tmp}/smap, ismn_dir: {tmp}/ismn}}
+multiscale: {{groups_per_batch: 2, stations_per_batch: 3}}
 periods:
   train: [2015-04-01, 2015-04-03]
   warmup_days: 0
@@ -169,7 +170,7 @@ def test_model_memory_counts_parameters_without_allocating():
 def test_validate_drops_impossible_station_values_with_a_count(world, tmp_path):
     _stations(2016, 0.0)(world, tmp_path)
     st = pd.read_csv(tmp_path / "st.csv")
-    st.loc[st.index[:3], "soil_moisture"] = [-0.1, 1.5, -9999.0]  # negative, above saturation, a fill value
+    st.loc[st.index[10:14], "soil_moisture"] = [-0.1, -0.02, -0.5, -9999.0]  # negative (the last: a fill value)
     st.to_csv(tmp_path / "st.csv", index=False)
     proc = run_cli([_fmt(a, world, tmp_path) for a in VAL.split()], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

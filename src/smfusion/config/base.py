@@ -26,7 +26,7 @@ def day(value: Any) -> str:
     try:
         stamp = pd.Timestamp(text)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise ValueError(f"'{text}' is not a date (use YYYY-MM-DD): {exc}") from None
+        raise ValueError(f"bad date '{text}' (use YYYY-MM-DD): {exc}") from None
     if pd.isna(stamp):
         raise ValueError(f"empty date ({value!r}): give a day as YYYY-MM-DD")
     return stamp.date().isoformat()
