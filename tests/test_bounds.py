@@ -23,7 +23,6 @@ from smfusion.errors import ConfigError  # noqa: E402
 pytestmark = pytest.mark.realdata
 
 OUT = ["--out", "{tmp}/p.nc", "--product"]
-SHARDS = ["fusion-shards", "--out", "{tmp}/shards"]
 
 VAL = "validate {w}/pred.nc --stations {tmp}/st.csv --out {tmp}/v.csv --min-samples 3"
 
@@ -84,8 +83,6 @@ CASES = [
     Case("nproc_above_cores", ["train", "{w}/mini.yaml", "--nproc", "100000", "--run-dir", "{tmp}/r"],
          ["--nproc 100000", "per CPU core"]),
     Case("workers_above_cores", PRED + OUT + ["--workers", "100000"], ["--workers 100000", "per CPU core"]),
-    Case("workers_with_scheduler", PRED + OUT + ["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
-         ["--workers 2 starts a local cluster", "--scheduler"]),
     # model sizes against memory: `check` refuses them as `train` does
     Case("hidden_size_huge_check", CHECK_BAD, ["model.hidden_size 1000000", "of memory"], where="bad.yaml",
          prep=config(replace("hidden_size: 4", "hidden_size: 1000000"))),
@@ -94,7 +91,6 @@ CASES = [
     # names before work
     Case("grid_unknown", PRED + OUT + ["--layout", "grid", "--grid", "M99"], ["--grid", "unknown EASE-Grid 2.0"]),
     # synthetic writers
-    Case("shards_size", SHARDS + ["--size", "100000"], ["--size 100000", "of memory"]),
     # empty dates are config errors naming the key
     Case("date_empty", TRAIN_BAD, ["periods.train.start", "empty date"], where="bad.yaml",
          prep=config(replace("train: [2015-04-01", 'train: [""'))),
@@ -195,7 +191,16 @@ def test_empty_dates_name_their_key(world, tmp_path, edit, key):
         load_config(path)
 
 
+def test_workers_and_scheduler_exclude_each_other_before_the_run_is_read(tmp_path):
+    from smfusion.products.longterm import predict_product
+
+    with pytest.raises(ConfigError, match="--workers 2 starts a local cluster, --scheduler tcp://127.0.0.1:9"):
+        predict_product(tmp_path / "no_run", "2016-04-01", "2016-04-02", tmp_path / "p.nc", workers=2,
+                        scheduler="tcp://127.0.0.1:9")
+
+
 @pytest.mark.parametrize("sizes, needle", [((40, 400, 8, 4), "--times 400"), ((2, 2, 8, 5), "--shards 5"),
+                                           ((40, 30, 10**5, 4), "--size 100000"),
                                            ((10**8, 30, 8, 4), "--sensors 100000000 x --times 30")])
 def test_fusion_shard_sizes_are_bounded_before_any_example(tmp_path, sizes, needle):
     from smfusion.synthetic.fusion_shards import check_sizes
