@@ -21,9 +21,13 @@ Teardown: a process leaves the group with :meth:`Dist.close` in a ``finally`` --
 normal path), a garbage collection (nothing that holds the group's work survives it), then
 ``destroy_process_group``, which joins the backend's threads -- and, launched by torchrun, ends with
 :func:`exit_process`: flushed output, then ``os._exit``, without the interpreter's finalization.
-Why: a C++ thread of the communication library that still needs the GIL while the interpreter
-finalizes is stopped by ``pthread_exit`` inside a ``noexcept`` frame, and the C++ runtime aborts the
-process ("terminate called without an active exception", SIGABRT) after a run that succeeded.
+Why: a thread still running while the interpreter finalizes -- a communication thread of the
+backend holding work, or a library's I/O thread (zarr's asyncio loop, seen still running at exit on a
+loaded machine: "Thread did not finish cleanly") -- is stopped by ``pthread_exit`` when it asks for
+the GIL; inside a C++ ``noexcept`` frame the C++ runtime then aborts the process ("terminate called
+without an active exception", SIGABRT) after a run that succeeded. Not reproduced here (4 runs of
+the DDP test under load before the fix passed); the fix removes both the in-flight work and the
+finalization.
 """
 
 from __future__ import annotations
