@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "smfusion"
 # reader -> adapter -> sampler -> model -> run loader / forward passes -> objective + trainer
 #   -> evaluation -> products -> experiments (train, then score) -> cli
 LAYERS = {
-    "__init__": 0, "errors": 0, "settings": 0,
+    "__init__": 0, "errors": 0, "settings": 0, "resources": 0,
     "config": 1,
     "grids": 2,
     "io": 3,

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from smfusion.errors import DataError
 from smfusion.evaluation.inference import bootstrap_median_ci, pearson_ci, pearson_p
 from smfusion.evaluation.validation import ValidationOptions, validate_series, write_validation
 
@@ -90,8 +91,12 @@ def test_min_samples_and_far_stations_keep_their_rows():
     st, good, _ = _synthetic(n_st=3, days=40)
     res = validate_series(st, [("good", good)], ValidationOptions(max_distance_km=30.0, min_samples=50, n_boot=20))
     assert (res.table["status"] == "n < 50").all() and res.table["R"].isna().all() and (res.table["n"] == 40).all()
-    far = validate_series(st, [("good", good)], ValidationOptions(max_distance_km=5.0, n_boot=20))
-    assert (far.table["status"] == "no product point within max distance").all() and (far.table["n"] == 0).all()
+    moved = good.assign_coords(lat=("site", good["lat"].values + np.r_[5.0, 0.0, 0.0]))  # station 0's point 5 deg off
+    far = validate_series(st, [("good", moved)], ValidationOptions(max_distance_km=30.0, min_samples=5, n_boot=20))
+    assert far.table["status"].tolist() == ["no product point within max distance", "ok", "ok"]
+    assert far.table["n"].tolist() == [0, 40, 40]
+    with pytest.raises(DataError, match="no station within 5 km of a point of the product"):  # issue 24: no overlap
+        validate_series(st, [("good", good)], ValidationOptions(max_distance_km=5.0, n_boot=20))
 
 
 def test_cli_validate_station_table(tmp_path, capsys):

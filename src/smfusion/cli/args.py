@@ -97,6 +97,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def grid_name(text: str) -> str:
+    """An EASE-Grid 2.0 grid name (M36, M09, N25, EASE2_M36km...), checked when the command line is read."""
+    from smfusion.errors import ConfigError
+    from smfusion.grids.ease2 import get_grid
+
+    try:
+        return get_grid(text).name
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 # pandas' nanosecond timestamps cover 1677-09-21 .. 2262-04-11
 DATE_MIN, DATE_MAX = _dt.date(1678, 1, 1), _dt.date(2261, 12, 31)
 

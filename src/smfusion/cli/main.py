@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
-from smfusion.cli.args import (Parser, date, fraction, non_negative_float, non_negative_int, output_args,
-                                positive_int, run)
+from smfusion.cli.args import (Parser, date, fraction, grid_name, non_negative_float, non_negative_int,
+                                output_args, positive_int, run)
 from smfusion.cli.fusion import fusion_parsers
 from smfusion.cli.validate import report_parser, validate_parser
 from smfusion.errors import ConfigError
@@ -48,6 +48,7 @@ def _train(args: argparse.Namespace) -> int:
         from smfusion.training.distributed import Dist
 
         for m in _config(args).members():  # a bad config fails here, once
+            Dist(0, args.nproc, 0).check_machine(m.training.device, m.training.threads)
             Dist(0, args.nproc, 0).check_batch(m.training.batch_size)
             Dist(0, args.nproc, args.nproc - 1).check_device(m.training.device)
         return _torchrun(args)
@@ -85,7 +86,9 @@ def _predict(args: argparse.Namespace) -> int:
     if getattr(args, "product", False):
         from smfusion.products.longterm import predict_product
 
-        workers = args.workers if args.workers is not None else (None if args.scheduler else os.cpu_count() or 1)
+        from smfusion.resources import cpu_count
+
+        workers = args.workers if args.workers is not None else (None if args.scheduler else cpu_count())
         path = predict_product(args.run_dir, args.start, args.end, args.out, layout=args.layout, grid=args.grid,
                                composite_days=args.composite_days, noise_runs=args.noise_runs, noise=args.noise,
                                chunk_days=args.chunk_days, chunk_sites=args.chunk_sites,
@@ -210,7 +213,7 @@ def _train_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _config_args(p)
     p.add_argument("--restart", action="store_true", help="ignore existing checkpoints")
     p.add_argument("--no-evaluate", action="store_true")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=positive_int, default=1,
                    help="train with N DistributedDataParallel processes on this machine (torchrun; gloo on CPU, "
                         "NCCL on GPUs); across machines launch `torchrun ... -m smfusion.cli train` yourself")
     return p
@@ -237,7 +240,7 @@ def _predict_parser(sub) -> None:
                     help="data-integration runs (docs/nowcast.md): day d from the retrievals up to d - LEAD "
                          "(default: the run's data_integration.lead)")
     pr.add_argument("--layout", choices=["site", "grid"], default="site", help="--product: (site, time) or EASE-2 (time, y, x)")
-    pr.add_argument("--grid", default=None, help="--product --layout grid: EASE-2 grid, any (M36, M25, M09, N25...), "
+    pr.add_argument("--grid", type=grid_name, default=None, help="--product --layout grid: EASE-2 grid, any (M36, M25, M09, N25...), "
                     "area-weighted from the run's grid (default: the data's own grid, else M36)")
     pr.add_argument("--composite-days", type=positive_int, default=1,
                     help="--product: N-day steps (CASM: 3); tb runs composite the inputs of the passes "

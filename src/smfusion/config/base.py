@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as _dt
+from typing import Annotated, Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
-class Period(_Strict):
-    """An inclusive date range ``[start, end]``."""
+def day(value: Any) -> str:
+    """A calendar day from a config value (``2015-04-01`` as text or a YAML date), as ``YYYY-MM-DD``.
 
-    start: str
-    end: str
+    An empty value, ``NaT``/``None`` or text pandas cannot read as a date is refused (a
+    ValueError the config error names the key of), so a missing date never travels on as NaT.
+    """
+    if isinstance(value, (_dt.date, pd.Timestamp)) and not pd.isna(value):
+        return pd.Timestamp(value).date().isoformat()
+    text = "" if value is None else str(value).strip()
+    if text.lower() in ("", "nat", "none", "null", "nan"):
+        raise ValueError(f"empty date ({value!r}): give a day as YYYY-MM-DD")
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"bad date '{text}' (use YYYY-MM-DD): {exc}") from None
+    if pd.isna(stamp):
+        raise ValueError(f"empty date ({value!r}): give a day as YYYY-MM-DD")
+    return stamp.date().isoformat()
+
+
+# a config field holding one calendar day (see :func:`day`)
+Day = Annotated[str, BeforeValidator(day)]
+
+
+class Period(_Strict):
+    """An inclusive date range ``[start, end]`` of calendar days (empty or ``NaT`` dates refused)."""
+
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _check(self) -> "Period":
-        try:
-            t0, t1 = pd.Timestamp(self.start), pd.Timestamp(self.end)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"bad date in period {self.start}..{self.end}: {exc}") from exc
+        t0, t1 = pd.Timestamp(self.start), pd.Timestamp(self.end)
         if t1 < t0:
             raise ValueError(f"period ends before it starts: {self.start}..{self.end}")
         return self
@@ -30,7 +52,7 @@ class Period(_Strict):
     @classmethod
     def parse(cls, value: Any) -> Any:
         if isinstance(value, (list, tuple)) and len(value) == 2:
-            return {"start": str(value[0]), "end": str(value[1])}
+            return {"start": value[0], "end": value[1]}
         return value
 
     def as_tuple(self) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from smfusion.config.base import _Strict
+from smfusion.config.base import Day, _Strict
 
 
 class CasmTwinConfig(_Strict):
@@ -27,8 +27,8 @@ class CasmTwinConfig(_Strict):
     path: Optional[str] = None
     seed: int = 0
     n_cells: Optional[int] = Field(200, ge=1)  # None: every usable CONUS-sample cell
-    start: str = "2002-01-01"
-    end: str = "2020-12-31"
+    start: Day = "2002-01-01"
+    end: Day = "2020-12-31"
     dielectric: Literal["mironov", "dobson"] = "mironov"
 
 
@@ -118,6 +118,6 @@ class TBConfig(_Strict):
     """
 
     composite_days: int = Field(1, ge=1, le=31)
-    composite_origin: str = "2002-01-01"
+    composite_origin: Day = "2002-01-01"
     target_product: Optional[str] = None
     target_layer: str = "sm"

@@ -52,6 +52,13 @@ def _generic(cfg: RunConfig) -> list[Problem]:
         adapter_for(cfg).check()  # what the data adapter refuses before reading anything
     except SmfusionError as exc:
         out.append(Problem.from_error(exc))
+    if cfg.descriptors.climate and cfg.periods is not None:  # data/climate.py: a year of the training forcing
+        t = cfg.periods.train
+        days = (pd.Timestamp(t.end) - pd.Timestamp(t.start)).days + 1
+        if days < 365:
+            out.append(Problem("periods.train", f"descriptors.climate need a full year of training forcing; "
+                               f"{t.start} .. {t.end} has {days} days", "train over at least 365 days, or drop "
+                               "descriptors.climate"))
     if cfg.transfer is not None and not is_run_dir(cfg.transfer.from_run):
         out.append(Problem("transfer.from_run", f"{cfg.transfer.from_run} is not a trained run directory",
                            "train the source run first, or fix the path"))
@@ -255,6 +262,7 @@ def check_gridded(cfg: RunConfig) -> list[Problem]:
     import xarray as xr
 
     from smfusion.data.loading import span
+    from smfusion.io.smap_l3 import find_granules
 
     g = cfg.data.gridded
     if g is None:
@@ -262,6 +270,9 @@ def check_gridded(cfg: RunConfig) -> list[Problem]:
     out = [Problem(f"data.gridded.{key}", f"{path} does not exist", "fix the path in the config")
            for key, path in (("forcing", g.forcing), ("smap_dir", g.smap_dir), ("ismn_dir", g.ismn_dir))
            if not Path(path).expanduser().exists()]
+    if out:
+        return out
+    out += _granule_problems(find_granules(Path(g.smap_dir).expanduser()), "data.gridded.smap_dir")
     if out or cfg.periods is None:
         return out
     try:
@@ -318,7 +329,21 @@ def check_tb_files(cfg: RunConfig) -> list[Problem]:
         if section is None:
             continue
         try:
-            expand_paths(section.paths, f"data.tb_files.{name}.paths")
+            files = expand_paths(section.paths, f"data.tb_files.{name}.paths")
         except SmfusionError as exc:
             out.append(Problem.from_error(exc))
+            continue
+        out += _granule_problems(files, f"data.tb_files.{name}.paths")
     return out
+
+
+def _granule_problems(files: list[Path], key: str) -> list[Problem]:
+    """The first of ``files`` that is not the HDF5/NetCDF file its name says (:mod:`smfusion.io.signatures`),
+    with the count of such files under config key ``key``."""
+    from smfusion.io.signatures import wrong_kind
+
+    bad = [(f, why) for f in files for why in [wrong_kind(f)] if why]
+    if not bad:
+        return []
+    more = f"; {len(bad) - 1} more file(s) of {key} likewise" if len(bad) > 1 else ""
+    return [Problem(str(bad[0][0]), bad[0][1] + more, f"remove or replace it ({key})")]

@@ -1,10 +1,13 @@
 """Validation of products against in-situ stations: per-station metrics and medians with bootstrap intervals.
 
-Steps (``validate``): read the stations (:mod:`smfusion.io.stations`: ISMN
-folder/zip with quality flags, station table, long CSV; depth selection), find
+Steps (``validate``): open and check every product (coordinates in range, a time axis;
+:mod:`smfusion.evaluation.validation_checks`), read the stations (:mod:`smfusion.io.stations`: ISMN
+folder/zip with quality flags, station table, long CSV; depth selection; values outside [0, 1] m3/m3
+dropped with a count), find
 each product's point for each station (:mod:`smfusion.data.extract`: nearest
 point with data within ``max_distance_km``, or the containing EASE-2 cell),
-match in time (:mod:`smfusion.data.station_match`), keep the period, and score
+match in time (:mod:`smfusion.data.station_match`; a product without a station within the distance, or
+without a date in the stations' period, is refused), keep the period, and score
 each station with :func:`smfusion.evaluation.metrics.compute_all` (n, R,
 anomaly R, ubRMSE, RMSE, bias = mean(product - station)) plus the p-value and
 Fisher-z interval of R (:mod:`smfusion.evaluation.inference`). Stations with
@@ -33,6 +36,7 @@ from smfusion.data.station_match import Pairs, match_pairs, pair_days, restrict_
 from smfusion.errors import DataError
 from smfusion.evaluation.inference import bootstrap_median_ci, pearson_ci, pearson_p
 from smfusion.evaluation.metrics import compute_all
+from smfusion.evaluation.validation_checks import check_overlap, check_product, drop_impossible
 from smfusion.io.atomic import atomic_path, write_text
 from smfusion.io.stations import VARIABLE, read_stations
 
@@ -136,11 +140,13 @@ def validate_series(stations: xr.Dataset, products: Sequence, opts: ValidationOp
         raise DataError("no product to validate", field="prediction")
     names = _unique_names(products)
     variables = list(variables) if variables is not None else [opts.variable] + [None] * (len(products) - 1)
+    stations = drop_impossible(stations, VARIABLE)
     extracted, all_pairs = {}, {}
     for name, p, var in zip(names, products, variables):
         src = p[1] if isinstance(p, tuple) else p
         prod = product_at_stations(src, stations, variable=var, max_distance_km=opts.max_distance_km,
                                    spatial=opts.spatial, quality=opts.quality, name=name)
+        check_overlap(name, prod, stations, VARIABLE, opts.max_distance_km)
         pairs = match_pairs(stations, prod, variable=VARIABLE, mode=opts.matching, window=opts.window,
                             min_hours=opts.min_hours, clim_window=opts.clim_window,
                             clim_min_count=opts.clim_min_count)
@@ -157,8 +163,11 @@ def validate_series(stations: xr.Dataset, products: Sequence, opts: ValidationOp
 
 def validate(prediction, stations_path, references: Sequence = (), opts: ValidationOptions | None = None,
              stations: xr.Dataset | None = None) -> ValidationResult:
-    """Read the stations at ``stations_path`` and validate ``prediction`` and each reference against them."""
+    """Validate ``prediction`` and each reference against the stations at ``stations_path``: the products are
+    opened and checked first (:mod:`smfusion.evaluation.validation_checks`), then the stations are read."""
     opts = opts or ValidationOptions()
+    for p, var in zip([prediction, *references], [opts.variable] + [None] * len(references)):
+        check_product(p, var)  # every product opens and is sane before any station is read
     if stations is None:
         stations = read_stations(stations_path, depth=opts.depth, good_flags=opts.good_flags,
                                  value_column=opts.value_column)

@@ -216,11 +216,20 @@ def _depth_of(row: pd.Series) -> tuple[float, float]:
     return d, d
 
 
-def _depth_ok(d: tuple[float, float], depth, name: str) -> bool:
+def _depth_ok(d: tuple[float, float], depth, name: str, unknown: list[str]) -> bool:
+    """Inside the depth range; a station of unknown depth is kept and its name added to ``unknown``."""
     if not np.isfinite(d[0]) or not np.isfinite(d[1]):
-        log.warning("station %s: depth unknown, kept (depth filter %s-%s m not applied)", name, *depth)
+        unknown.append(str(name))
         return True
     return depth[0] <= d[0] and d[1] <= depth[1]
+
+
+def _log_unknown(unknown: list[str], depth, path: Path) -> None:
+    """One log line for every station of unknown depth (not one per station)."""
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        log.warning("%s: %d station(s) of unknown depth kept (depth filter %s-%s m not applied): %s", path,
+                    len(unknown), *depth, shown)
 
 
 def _coord(row: pd.Series, key: str, path: Path) -> float:
@@ -243,10 +252,10 @@ def _read_table(path: Path, depth, good_flags, value_column) -> xr.Dataset:
     for col in ("station", "file", "lat", "lon"):
         if col not in table.columns:
             raise DataError(f"station table lacks column {col!r}; columns {list(table.columns)}", path=path, field=col)
-    metas, series = [], []
+    metas, series, unknown = [], [], []
     for _, row in table.iterrows():
         d = _depth_of(row)
-        if not _depth_ok(d, depth, row["station"]):
+        if not _depth_ok(d, depth, row["station"], unknown):
             continue
         file = path.parent / str(row["file"])
         if not file.is_file():
@@ -257,6 +266,7 @@ def _read_table(path: Path, depth, good_flags, value_column) -> xr.Dataset:
             raise DataError(f"cannot read station series: {exc.__class__.__name__}: {exc}", path=file) from None
         series.append(_series(frame, file, good_flags, value_column))
         metas.append(_meta(row, d, path))
+    _log_unknown(unknown, depth, path)
     return _to_dataset(series, metas, path)
 
 
@@ -269,17 +279,18 @@ def _read_long(path: Path, depth, good_flags, value_column) -> xr.Dataset:
     for col in ("station", "lat", "lon"):
         if col not in frame.columns:
             raise DataError(f"long station CSV lacks column {col!r}", path=path, field=col)
-    metas, series = [], []
+    metas, series, unknown = [], [], []
     for name, group in frame.groupby("station", sort=False):
         first = group.iloc[0]
         for key in ("lat", "lon"):
             if group[key].nunique() > 1:
                 raise DataError(f"station {name!r} has more than one {key}", path=path, field=key)
         d = _depth_of(first)
-        if not _depth_ok(d, depth, name):
+        if not _depth_ok(d, depth, name, unknown):
             continue
         series.append(_series(group, path, good_flags, value_column))
         metas.append(_meta(first, d, path))
+    _log_unknown(unknown, depth, path)
     return _to_dataset(series, metas, path)
 
 

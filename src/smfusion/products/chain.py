@@ -29,10 +29,12 @@ import pandas as pd
 import xarray as xr
 
 from smfusion.errors import ConfigError, DataError
+from smfusion.grids.ease2 import get_grid
 from smfusion.io.formats import output_kind, write_product
 from smfusion.io.atomic import clean_stale, temp_name
 from smfusion.io.ownership import check_output
 from smfusion.products.longterm import method_label, predict_product
+from smfusion.products.sizing import check_sites_window
 from smfusion.products.regrid_product import SOURCE_FILL, regrid_site_product
 from smfusion.runs import Run
 from smfusion.io.lock import locked
@@ -106,6 +108,8 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
     if composite_days < 1:
         raise ConfigError("composite_days must be >= 1")
+    if grid is not None:
+        get_grid(grid)  # an unknown name is refused before any era is predicted
     eras = check_eras(eras)
     periods = era_periods(eras, composite_days)
     out = Path(out)
@@ -128,6 +132,8 @@ def predict_chain(eras: Sequence, out: str | Path, *, layout: str = "site", grid
                 head = run.adapter.load(a.strftime("%Y-%m-%d"), a.strftime("%Y-%m-%d"), require_target=False,
                                         inputs_only=True)
                 data_grid = head.attrs.get("ease2_grid", "M36")
+                if layout == "grid":  # the output window fits in memory: checked before any block is computed
+                    check_sites_window(grid or data_grid, head["lat"].values, head["lon"].values)
             predict_product(run, a.strftime("%Y-%m-%d"), b.strftime("%Y-%m-%d"), scratch / f"era_{i}.nc",
                             layout="site", composite_days=days, noise_runs=noise_runs, noise=noise,
                             chunk_days=chunk_days, chunk_sites=chunk_sites, progress=progress)

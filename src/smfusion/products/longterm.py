@@ -58,7 +58,7 @@ from smfusion.grids.ease2 import get_grid, latlon_to_rowcol, rowcol_to_latlon, r
 from smfusion.io.formats import output_kind, write_product
 from smfusion.io.layer_names import CLIMATOLOGY, layer
 from smfusion.io.ownership import check_output
-from smfusion.products import engine
+from smfusion.products import engine, sizing
 from smfusion.products.blocks import composite, time_mode
 from smfusion.products.cluster import dask_client
 from smfusion.products.layers import ancillary_of, applied_recalibration, distribution_layers, layer_attrs
@@ -187,6 +187,11 @@ def predict_product(
         raise ConfigError(f"layout must be 'site' or 'grid', got {layout!r}")
     if composite_days < 1 or chunk_days < 1 or chunk_sites < 1:
         raise ConfigError("composite_days, chunk_days and chunk_sites must be >= 1")
+    if workers and scheduler is not None:
+        raise ConfigError(f"--workers {workers} starts a local cluster, --scheduler {scheduler} uses a running one",
+                          hint="give one of them")
+    if workers and client is None:
+        sizing.check_local(workers, threads_per_worker, 0)  # cores first, in a moment; memory once a block is known
     t_start, t_end = pd.Timestamp(start), pd.Timestamp(end)
     if t_end < t_start:
         raise ConfigError(f"period ends before it starts: {start} .. {end}")
@@ -205,6 +210,8 @@ def predict_product(
     chunk_days = -(-chunk_days // span) * span  # whole composites per block
     head = run.adapter.load(start, start, require_target=False, inputs_only=True)
     dom = _Domain(head, sites, layout, grid or head.attrs.get("ease2_grid", "M36"))
+    if layout == "grid":
+        sizing.check_grid_window(dom.grid, dom.ny, dom.nx)
     chunk_sites = min(chunk_sites, dom.sites.size)
     out = Path(out)
     mode = time_mode(run.members)
@@ -215,12 +222,18 @@ def predict_product(
     chains = engine.plan(run, dom.sites.size, t_start, t_end, chunk_days, chunk_sites, span)
     names = list(_probe_layers(run, job, chains[0][0]))
     times = pd.date_range(t_start, t_end, freq=f"{span}D").values
+    task = sizing.task_bytes(run, chunk_sites, chunk_days, noise_runs, len(names))
+    if client is None and scheduler is None:
+        sizing.check_local(workers, threads_per_worker, task)
+    sizing.check_disk(out, dom.sites.size, len(times), len(names))
     request = engine.request_of(run, dom.sites, start, end, composite_days, noise_runs, noise, chunk_days,
                                 chunk_sites, mode, recal)
     done = engine.open_work(job, request, names, times, dom.sites.size, chunk_sites, chunk_days // span, restart)
     if done and progress:
         print(f"resuming {job.work}: {len(done)} finished region(s) skipped", file=sys.stderr)
     with dask_client(workers, threads_per_worker, scheduler, client=client, progress=progress) as c:
+        if c is not None and client is None and scheduler is not None:
+            sizing.check_cluster(c, task)
         engine.execute(run, job, chains, done, client=c, progress=progress)
         path = _finalise(run, job.store, out, dom, composite_days, noise_runs, noise, "m3 m-3", (start, end),
                          distributed=c is not None, overwrite=overwrite, recal=recal)

@@ -301,6 +301,33 @@ def _check_layout(ex: dict, size: int) -> None:
         raise AssertionError(f"synthetic example lacks {lacking}")
 
 
+DAYS_DRAWN = 365 - 11  # days of the synthetic year an example may fall on (3 .. 356)
+
+
+def check_sizes(out_dir: Path, n_sensors: int, n_times: int, size: int, n_shards: int) -> None:
+    """Refuse, before any example is drawn, sizes the writer cannot serve: more days than the synthetic
+    year holds, more shards than examples, examples that do not fit in memory (every example is held:
+    8 bytes per value of every field, ``size x size`` per image) or on disk (at least 1 byte per value)."""
+    from smfusion.errors import ConfigError
+    from smfusion.resources import PROCESS_BYTES, check_memory, fmt_bytes, free_disk_bytes
+
+    if n_times > DAYS_DRAWN:
+        raise ConfigError(f"--times {n_times}: a sensor's examples are distinct days of one synthetic year",
+                          hint=f"use at most {DAYS_DRAWN}")
+    n_examples = n_sensors * n_times
+    if n_shards > n_examples:
+        raise ConfigError(f"--shards {n_shards}: more shards than the {n_examples} examples", hint="use fewer shards")
+    values = sum(FIELDS[f].n_values(size) or 1 for f in example_fields())
+    check_memory(PROCESS_BYTES + 8 * values * n_examples,
+                 f"--sensors {n_sensors} x --times {n_times} examples of --size {size} ({values:,} values each)",
+                 "use fewer sensors or times, or a smaller size")
+    free = free_disk_bytes(out_dir)
+    if values * n_examples > free:
+        raise ConfigError(f"--out {out_dir}: {n_examples} examples of {values:,} values need at least "
+                          f"{fmt_bytes(values * n_examples)}, more than the {fmt_bytes(free)} free there",
+                          hint="use fewer sensors or times, or a smaller size")
+
+
 def write_shards(
     out_dir: str | Path, n_sensors: int = 40, n_times: int = 30, size: int = 8, seed: int = 0,
     n_shards: int = 4, labelled: bool = True, prefix: str = "synthetic", label_fraction: float = 1.0,
@@ -312,9 +339,10 @@ def write_shards(
     an existing one is replaced only with ``overwrite`` and only if smfusion wrote
     it. Returns the shard paths.
     """
+    out_dir = Path(out_dir)
+    check_sizes(out_dir, n_sensors, n_times, size, n_shards)
     examples = make_examples(n_sensors, n_times, size, seed, labelled, label_fraction=label_fraction,
                              missing=missing)
-    out_dir = Path(out_dir)
     names = [f"{prefix}-{k:05d}-of-{n_shards:05d}.tfrecord.gz" for k in range(n_shards)]
     with atomic_path(out_dir, overwrite=overwrite) as tmp:
         tmp.mkdir()

@@ -16,11 +16,25 @@ up to floating-point summation order -- except for dropout, whose masks each
 process draws for its own rows (equal in distribution, not in value).
 Validation is computed by every process on the whole validation set (same
 weights, same decision for early stopping); only rank 0 writes files.
+
+Teardown: a process leaves the group with :meth:`Dist.close` in a ``finally`` -- a barrier (on the
+normal path), a garbage collection (nothing that holds the group's work survives it), then
+``destroy_process_group``, which joins the backend's threads -- and, launched by torchrun, ends with
+:func:`exit_process`: flushed output, then ``os._exit``, without the interpreter's finalization.
+Why: a thread still running while the interpreter finalizes -- a communication thread of the
+backend holding work, or a library's I/O thread (zarr's asyncio loop, seen still running at exit on a
+loaded machine: "Thread did not finish cleanly") -- is stopped by ``pthread_exit`` when it asks for
+the GIL; inside a C++ ``noexcept`` frame the C++ runtime then aborts the process ("terminate called
+without an active exception", SIGABRT) after a run that succeeded. Not reproduced here (4 runs of
+the DDP test under load before the fix passed); the fix removes both the in-flight work and the
+finalization.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
@@ -29,7 +43,7 @@ import torch.distributed as tdist
 
 from smfusion.errors import ConfigError
 
-__all__ = ["Dist", "from_env", "cuda_device_count"]
+__all__ = ["Dist", "from_env", "cuda_device_count", "exit_process"]
 
 
 def cuda_device_count() -> int:
@@ -67,6 +81,7 @@ class Dist:
     rank: int
     world: int
     local_rank: int
+    local_world: int = 0  # processes on this machine (torchrun's LOCAL_WORLD_SIZE; 0: all ``world`` of them)
 
     @property
     def is_main(self) -> bool:
@@ -92,6 +107,15 @@ class Dist:
             raise ConfigError(f"training.device {device} with {self.world} processes: process {self.local_rank} of "
                               f"this machine has no CUDA device of its own ({n} here); use at most {n} processes "
                               "per machine, or device cpu")
+
+    def check_machine(self, device: str, threads: Optional[int]) -> None:
+        """This machine's processes against its cores and memory (:func:`smfusion.resources.check_processes`;
+        a CUDA run is bounded by its devices, :meth:`check_device`)."""
+        from smfusion.resources import check_processes
+
+        if device.startswith("cuda"):
+            return
+        check_processes(self.local_world or self.world, "--nproc", threads=threads or 1)
 
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.world:
@@ -129,9 +153,31 @@ class Dist:
     def barrier(self) -> None:
         tdist.barrier()
 
-    def close(self) -> None:
-        if tdist.is_initialized():
+    def close(self, ok: bool = True) -> None:
+        """Leave the group so that no thread of it outlives this call (see "Teardown" in the module docstring).
+
+        ``ok``: every process got here normally, so a last barrier is safe (after a failure in one process
+        the others may never reach it: they leave without it, and torchrun stops the group).
+        """
+        if not tdist.is_initialized():
+            return
+        try:
+            if ok:
+                tdist.barrier()  # no process closes its connections while another still sends on them
+        finally:
+            gc.collect()  # model wrappers, gathered tensors, pending work: released while the group is whole
             tdist.destroy_process_group()
+
+
+def exit_process(code: int) -> None:
+    """End a torchrun worker process with ``code`` once its output is flushed, skipping the interpreter's
+    finalization (module docstring, "Teardown"); its files are written atomically before this."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def from_env() -> Optional[Dist]:
@@ -139,4 +185,5 @@ def from_env() -> Optional[Dist]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return None
-    return Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(rank=int(os.environ["RANK"]), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                local_world=int(os.environ.get("LOCAL_WORLD_SIZE", world)))

@@ -152,12 +152,38 @@ def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
                           "adapter without data.lazy")
             check_head(m.model, m.training, key=key.replace(".name", ".head"))
             check_device(m.training.device)
+            check_model_memory(cfg, adapter, m, key=key.replace(".name", ""))
         if adapter.default_objective:
             get_objective(adapter.default_objective, key="data.adapter")
     except ConfigError as exc:
         text = str(exc)
         raise (exc if text.startswith("config '") else ConfigError(f"config '{source}': {text}")) from None
     return adapter
+
+
+def check_model_memory(cfg: RunConfig, adapter: Adapter, m, key: str = "model") -> None:
+    """A ConfigError naming ``model.hidden_size``/``num_layers``/``training.batch_size`` when training member
+    ``m`` needs more memory than its device has (:mod:`smfusion.models.memory`: parameters counted on the
+    meta device, activations estimated), before any weight is allocated."""
+    from smfusion.models.memory import count_parameters, training_bytes
+    from smfusion.resources import check_memory, memory_bytes
+
+    n_params = count_parameters(lambda: build_member(cfg, adapter, m.model))
+    if n_params is None:
+        return
+    kw = adapter.model_kwargs()
+    n_inputs = int(kw.get("n_dynamic", 0)) + int(kw.get("n_static", 0))
+    t, mc = m.training, m.model
+    need = training_bytes(n_params, t.batch_size, t.seq_len, n_inputs, mc.hidden_size, mc.num_layers)
+    device = t.device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        index = int(device.split(":")[1]) if ":" in device else 0
+        memory, where = torch.cuda.get_device_properties(index).total_memory, device
+    else:
+        memory, where = memory_bytes(), "this machine"
+    check_memory(need, f"{key}.hidden_size {mc.hidden_size} x num_layers {mc.num_layers} ({n_params:,} parameters) "
+                 f"with training.batch_size {t.batch_size} x seq_len {t.seq_len}",
+                 "use a smaller hidden_size, num_layers or batch_size", memory=memory, where=where)
 
 
 def check_device(device: str) -> None:
@@ -219,6 +245,7 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
     if dist is not None:
         for m in cfg.members():
             dist.check_batch(m.training.batch_size)
+            dist.check_machine(m.training.device, m.training.threads)
     main = dist is None or dist.is_main
     with hold(run_dir, "train") if main else contextlib.nullcontext():  # one writer per run (io/lock.py)
         return _train_locked(cfg, run_dir, resume, data, adapter, dist, main)
@@ -231,6 +258,7 @@ def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapte
     if dist is not None:
         device = dist.init(cfg.training.device)
         cfg.training.device = device
+    ok = False
     try:
         if main:
             write_run_config(cfg, run_dir, resume)
@@ -245,9 +273,10 @@ def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapte
         vb = adapter.validation_batches(data, split)
         validation = Validation(vb) if vb is not None else None
         _train_members(cfg, adapter, data, split, source, validation, run_dir, resume, dist)
+        ok = True
     finally:
         if dist is not None:
-            dist.close()
+            dist.close(ok)
     return run_dir
 
 

@@ -141,10 +141,15 @@ def _read(path: Path, what: str, files: RunFiles, reader):
 
 
 def load_run_files(run_dir: str | Path, validation: str | Path | None = None) -> RunFiles:
-    """Read every report input of ``run_dir`` (see the module doc); raises only when the folder is missing."""
+    """Read every report input of ``run_dir`` (see the module doc); raises only when the folder is missing or
+    is not a run (a ``config.yaml`` beside ``member_*/``, ``metrics/`` or a CV ``summary.json``): the sections it lacks say so."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError("run directory not found", path=run_dir)
+    made = any(run_dir.glob("member_*")) or (run_dir / "metrics").is_dir() or (run_dir / "summary.json").is_file()
+    if not (run_dir / "config.yaml").is_file() or not made:
+        raise DataError("not a run directory: no config.yaml beside member_*/, metrics/ or a CV summary.json",
+                        path=run_dir, hint="give the folder smfusion train (or cv) wrote")
     f = RunFiles(run_dir=run_dir)
     f.config_text = _read(run_dir / "config.yaml", "config", f, lambda p: p.read_text())
     if f.config_text:
