@@ -1,12 +1,16 @@
 """Shared fixtures: the real-data location (tests skip when it is absent), a small copy of the CONUS
-database for corrupted-input tests, and a byte garbler for fuzz tests."""
+database for corrupted-input tests, a byte garbler for fuzz tests, and small SYNTHETIC forcing-driven
+series (``forcing_sites``)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from hypothesis import strategies as st
 
 from smfusion.settings import conus_dir, data_dir
@@ -133,3 +137,26 @@ def cf_checker():
     """:func:`cf_errors` (compliance-checker's CF-1.8 errors of a file, known false positive removed)."""
     pytest.importorskip("compliance_checker")
     return cf_errors
+
+
+def _forcing_sites(n_site: int, seed: int, end: str, units: dict | None = None, latlon: bool = False) -> xr.Dataset:
+    """SYNTHETIC daily series from 2001-01-01 to ``end``: precipitation ``P``, temperature ``T``, a static ``S`` and a
+    soil moisture ``sm`` that integrates the precipitation anomaly (with ``units`` as its attributes); ``latlon``
+    adds site coordinates."""
+    rng = np.random.default_rng(seed)
+    time = pd.date_range("2001-01-01", end, freq="D")
+    p = rng.gamma(0.5, 4.0, (n_site, time.size))
+    t = 10 + 15 * np.sin(2 * np.pi * time.day_of_year.values / 365.25) + rng.normal(0, 2, p.shape)
+    sm = 0.2 + 0.01 * np.cumsum(p - p.mean(), axis=1) / np.sqrt(np.arange(1, time.size + 1))
+    coords = {"site": np.arange(n_site), "time": time}
+    if latlon:
+        coords.update(lat=("site", np.linspace(35, 40, n_site)), lon=("site", np.linspace(-100, -95, n_site)))
+    return xr.Dataset({"P": (("site", "time"), p), "T": (("site", "time"), t),
+                       "sm": (("site", "time"), sm + 0.01 * rng.standard_normal(p.shape), units or {}),
+                       "S": (("site",), rng.normal(size=n_site))}, coords=coords)
+
+
+@pytest.fixture(scope="session")
+def forcing_sites():
+    """The maker of small SYNTHETIC forcing-driven series (:func:`_forcing_sites`)."""
+    return _forcing_sites

@@ -5,9 +5,7 @@ noise drawn chunk by chunk (the model's rows per call), run by run, from the one
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 
 from smfusion.config import parse_config
 from smfusion.runs.passes import predict_block
@@ -18,20 +16,8 @@ from smfusion.runs.passes import to_tensors
 TEST = ("2001-09-01", "2001-12-31")  # 122 days + 30 of warm-up: product blocks run it in 64-day tiles
 
 
-def _data(n_site: int = 40) -> xr.Dataset:
-    rng = np.random.default_rng(2)
-    time = pd.date_range("2001-01-01", TEST[1], freq="D")
-    p = rng.gamma(0.5, 4.0, (n_site, time.size))
-    t = 10 + 15 * np.sin(2 * np.pi * time.day_of_year.values / 365.25) + rng.normal(0, 2, p.shape)
-    sm = 0.2 + 0.01 * np.cumsum(p - p.mean(), axis=1) / np.sqrt(np.arange(1, time.size + 1))
-    return xr.Dataset({"P": (("site", "time"), p), "T": (("site", "time"), t),
-                       "sm": (("site", "time"), sm + 0.01 * rng.standard_normal(p.shape)),
-                       "S": (("site",), rng.normal(size=n_site))},
-                      coords={"site": np.arange(n_site), "time": time})
-
-
 @pytest.fixture(scope="module")
-def lstm(tmp_path_factory):
+def lstm(tmp_path_factory, forcing_sites):
     cfg = parse_config({
         "name": "fwd", "data": {"dynamic": ["P", "T"], "static": ["S"], "target": ["sm"]},
         "periods": {"train": ["2001-01-01", "2001-08-31"], "test": list(TEST), "warmup_days": 30},
@@ -39,7 +25,7 @@ def lstm(tmp_path_factory):
         "training": {"loss": "mixture_nll", "epochs": 1, "batch_size": 8, "seq_len": 20, "iterations_per_epoch": 3,
                      "ensemble": 2, "progress": False, "threads": 1},
     })
-    ds = _data()
+    ds = forcing_sites(40, 2, TEST[1])
     return Run.load(train(cfg, tmp_path_factory.mktemp("fwd") / "run", data=ds)), ds
 
 

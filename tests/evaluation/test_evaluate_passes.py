@@ -4,10 +4,7 @@ recalibration's validation passes once, when it is fitted, and never again once 
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 
 from smfusion.config import parse_config
 from smfusion.data.adapters.sequence import SequenceAdapter
@@ -19,21 +16,8 @@ TEST = ("2002-01-01", "2002-03-31")
 MEMBERS, NOISE_RUNS = 2, 2
 
 
-def _data(n_site: int = 6) -> xr.Dataset:
-    rng = np.random.default_rng(0)
-    time = pd.date_range("2001-01-01", TEST[1], freq="D")
-    p = rng.gamma(0.5, 4.0, (n_site, time.size))
-    t = 10 + 15 * np.sin(2 * np.pi * time.day_of_year.values / 365.25) + rng.normal(0, 2, p.shape)
-    sm = 0.2 + 0.01 * np.cumsum(p - p.mean(), axis=1) / np.sqrt(np.arange(1, time.size + 1))
-    return xr.Dataset({"P": (("site", "time"), p), "T": (("site", "time"), t),
-                       "sm": (("site", "time"), sm + 0.01 * rng.standard_normal(p.shape), {"units": "m3 m-3"}),
-                       "S": (("site",), rng.normal(size=n_site))},
-                      coords={"site": np.arange(n_site), "time": time, "lat": ("site", np.linspace(35, 40, n_site)),
-                              "lon": ("site", np.linspace(-100, -95, n_site))})
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, forcing_sites):
     cfg = parse_config({
         "name": "passes", "data": {"dynamic": ["P", "T"], "static": ["S"], "target": ["sm"]},
         "periods": {"train": ["2001-01-01", "2001-09-30"], "validation": ["2001-10-01", "2001-12-31"],
@@ -44,7 +28,7 @@ def trained(tmp_path_factory):
         "uncertainty": {"noise": 0.1, "noise_runs": NOISE_RUNS, "recalibration": "variance"},
         "evaluation": {"baselines": ["climatology", "linear"], "plots": False},
     })
-    ds = _data()
+    ds = forcing_sites(6, 0, TEST[1], units={"units": "m3 m-3"}, latlon=True)
     return train(cfg, tmp_path_factory.mktemp("passes") / "run", data=ds), ds
 
 
