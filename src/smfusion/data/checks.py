@@ -26,13 +26,15 @@ from smfusion.data.problems import (CHECKS, Hook, Problem, Severity, granule_pro
                                    raise_for_problems, register_check)
 from smfusion.errors import DataError, SmfusionError
 
-def check_config(cfg: RunConfig) -> list[Problem]:
-    """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed."""
+def check_config(cfg: RunConfig, training: bool = True) -> list[Problem]:
+    """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed;
+    ``training`` False (a trained run's config, to predict): what only training reads (the transfer source)
+    is not asked for."""
     import smfusion.data.grid_inputs  # noqa: F401  (registers the grid_inputs hook)
     import smfusion.data.sensor_cells  # noqa: F401  (registers the sensor_cells hook)
     import smfusion.data.tb_files  # noqa: F401  (registers the tb_files hook)
 
-    problems = _generic(cfg)
+    problems = _generic(cfg, training)
     hook = CHECKS.get(cfg.data.reader)
     if hook is None:
         problems.append(Problem("data.reader", f"no input check for reader '{cfg.data.reader}' yet",
@@ -45,7 +47,7 @@ def check_config(cfg: RunConfig) -> list[Problem]:
     return problems
 
 
-def _generic(cfg: RunConfig) -> list[Problem]:
+def _generic(cfg: RunConfig, training: bool) -> list[Problem]:
     from smfusion.data.adapters import adapter_for
     from smfusion.io.ownership import is_run_dir
 
@@ -61,7 +63,7 @@ def _generic(cfg: RunConfig) -> list[Problem]:
             out.append(Problem("periods.train", f"descriptors.climate need a full year of training forcing; "
                                f"{t.start} .. {t.end} has {days} days", "train over at least 365 days, or drop "
                                "descriptors.climate"))
-    if cfg.transfer is not None and not is_run_dir(cfg.transfer.from_run):
+    if training and cfg.transfer is not None and not is_run_dir(cfg.transfer.from_run):
         out.append(Problem("transfer.from_run", f"{cfg.transfer.from_run} is not a trained run directory",
                            "train the source run first, or fix the path"))
     return out
