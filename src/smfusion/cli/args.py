@@ -170,13 +170,19 @@ def _data_dir() -> str | None:
 
 
 def _check_predict_period(run_dir: str, start: str, end: str) -> None:
-    """Refuse a prediction period outside the run's input data (before the run is loaded)."""
-    if not (Path(run_dir) / "config.yaml").is_file():
+    """Before the run is loaded: refuse a run whose config fails the checks that ``check``/``train`` run
+    (:func:`smfusion.runs.checks.validate_config` without training's part: names, then the inputs) and a
+    prediction period outside the run's input data."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
         return  # not a run: loading it names the missing file
     from smfusion.config import load_config
     from smfusion.data.checks import check_period, raise_for_problems
+    from smfusion.runs.checks import refuse_invalid
 
-    raise_for_problems(check_period(load_config(Path(run_dir) / "config.yaml"), start, end))
+    cfg = load_config(path)
+    refuse_invalid(cfg, str(path))
+    raise_for_problems(check_period(cfg, start, end))
 
 
 def preflight(args: argparse.Namespace) -> contextlib.AbstractContextManager:

@@ -176,9 +176,10 @@ def _cv(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from smfusion.training.run import validate_config
+    from smfusion.runs.checks import validate_config
+    from smfusion.training.run import check_training
 
-    problems = validate_config(_config(args), args.config)  # what train and cv refuse: names, then the inputs
+    problems = validate_config(_config(args), args.config, training=check_training)  # what train and cv refuse
     for problem in problems:
         print(f"smfusion: {problem.severity}: {problem}", file=sys.stderr)
     errors = sum(p.severity == "error" for p in problems)

@@ -84,17 +84,27 @@ class DataConfig(_Strict):
 
     gives_points: ClassVar[bool] = False  # labelled point examples (no periods needed; fusion defaults)
     multiscale_only: ClassVar[bool] = False  # for multiscale runs only (needs a multiscale section)
+    gives_retrievals: ClassVar[bool] = False  # its inputs are satellite soil-moisture retrievals (CASM-style)
+    # its data are drawn for the window it is asked for (a synthetic twin): a day differs between windows, so a
+    # product reads the whole period in one time block
+    drawn_per_window: ClassVar[bool] = False
 
     @property
     def point_reader(self) -> bool:
         """Whether ``reader`` gives point examples (looked up in :data:`DATA_BY_READER`, so a reader set
         after validation is answered too)."""
-        return DATA_BY_READER.get(self.reader, DataConfig).gives_points
+        return self.traits.gives_points
 
     @property
     def multiscale_reader(self) -> bool:
         """Whether ``reader`` is for multiscale runs only (:data:`DATA_BY_READER`)."""
-        return DATA_BY_READER.get(self.reader, DataConfig).multiscale_only
+        return self.traits.multiscale_only
+
+    @property
+    def traits(self) -> type["DataConfig"]:
+        """What ``reader`` declares (``gives_points``, ``multiscale_only``, ``gives_retrievals``,
+        ``drawn_per_window``): its row of :data:`DATA_BY_READER` (a reader set after validation is answered too)."""
+        return DATA_BY_READER.get(self.reader, DataConfig)
 
     # Dataset readers: hydrodl, gridded, twin, or any registered one (smfusion.data.loading.get_reader);
     # point readers: tfrecord, points. Checked with the other registry names before any work.
@@ -189,12 +199,14 @@ class SensorCellsData(_SectionData):
 
     section: ClassVar[str] = "sensor_cells"
     what: ClassVar[str] = "sites and products"
+    gives_retrievals: ClassVar[bool] = True
 
 
 class TwinData(DataConfig):
     """``reader: twin`` (SYNTHETIC multiscale twin, docs/twin.md)."""
 
     multiscale_only: ClassVar[bool] = True
+    drawn_per_window: ClassVar[bool] = True
 
 
 class PointData(DataConfig):
@@ -204,7 +216,8 @@ class PointData(DataConfig):
 
 
 #: reader name -> its data section's class: the one table behind every reader-specific rule of a config
-#: (required section, multiscale-only, point examples); any other reader gets :class:`DataConfig`.
+#: (required section, multiscale-only, point examples) and what a reader declares it is (retrievals, drawn per
+#: window: :attr:`DataConfig.traits`); any other reader gets :class:`DataConfig`.
 DATA_BY_READER: dict[str, type[DataConfig]] = {
     "tb_files": TBFilesData, "gridded": GriddedData, "grid_inputs": GridInputsData, "sensor_cells": SensorCellsData,
     "twin": TwinData,

@@ -4,15 +4,45 @@ Variable names are the same for both readers, so one run config works on
 either: ``tb_h_<sensor>[_<ff>]`` / ``tb_v_<sensor>[_<ff>]`` (K; sensors
 ``smos``, ``smap``, ``amsr2``, ``amsre``; ``ff`` the AMSR frequency code, e.g.
 ``06``, ``10``) and the SMAP target ``sm_smap`` (m3/m3). docs/casm.md.
+
+The sensor sections of ``data.tb_files`` are a registry (:data:`TB_SECTIONS`,
+filled by :func:`tb_section` on each section class): a key of ``tb_files`` that
+is not a geometry field is validated by the class registered under that name,
+and refused as an unknown key when none is. The data layer registers the
+sensor's reader under the same name (:mod:`smfusion.data.tb_sensors`); a test
+asserts that the two registries name the same sensors.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_serializer, model_validator
+from pydantic_core import InitErrorDetails
 
 from smfusion.config.base import Day, _Strict
+
+#: TB sensor name -> the class of its ``data.tb_files.<name>`` section (registration order = reading order)
+TB_SECTIONS: dict[str, type[_Strict]] = {}
+_GEOMETRY = ("grid", "rows", "cols", "bbox")  # the fields of TBFilesConfig: no sensor's name
+#: the sections of the layout before the registry (fixed fields then): written as ``null`` when absent, so that
+#: the configs of then keep their dump and hash (:meth:`smfusion.config.RunConfig.hash`)
+LISTED_WHEN_ABSENT = ("smos", "amsr2", "amsre", "smap")
+
+
+def tb_section(name: str) -> Callable[[type[_Strict]], type[_Strict]]:
+    """Class decorator: ``data.tb_files.<name>`` is validated by the decorated section class (a sensor that
+    keeps the default input check needs a ``paths`` field: files or glob patterns)."""
+
+    def deco(cls: type[_Strict]) -> type[_Strict]:
+        if name in TB_SECTIONS and TB_SECTIONS[name] is not cls:
+            raise ValueError(f"TB sensor section '{name}' already registered by {TB_SECTIONS[name].__name__}")
+        if name in _GEOMETRY or not name.replace("_", "").isalnum():
+            raise ValueError(f"TB sensor section '{name}': a geometry field's name, or not letters, digits and _")
+        TB_SECTIONS[name] = cls
+        return cls
+
+    return deco
 
 
 class CasmTwinConfig(_Strict):
@@ -32,6 +62,9 @@ class CasmTwinConfig(_Strict):
     dielectric: Literal["mironov", "dobson"] = "mironov"
 
 
+
+
+@tb_section("smos")
 class SmosFiles(_Strict):
     """SMOS CATDS L3TB files (:func:`smfusion.io.smos_l3tb.open_smos_l3tb`) -> ``tb_h_smos``, ``tb_v_smos``."""
 
@@ -44,6 +77,8 @@ class SmosFiles(_Strict):
     min_views: int = Field(1, ge=1)
 
 
+@tb_section("amsre")  # registered second (decorators apply bottom up)
+@tb_section("amsr2")
 class AmsrFiles(_Strict):
     """JAXA AMSR2 / AMSR-E L3 TB files (:func:`smfusion.io.amsr_l3tb.open_amsr_l3tb`) ->
     ``tb_h_<sensor>_<ff>``, ``tb_v_<sensor>_<ff>`` for each frequency code ``ff``."""
@@ -63,6 +98,7 @@ class AmsrFiles(_Strict):
         return v
 
 
+@tb_section("smap")
 class SmapFiles(_Strict):
     """SMAP L3 (SPL3SMP) granules or L2 (SPL2SMP) half-orbits -> ``tb_h_smap``, ``tb_v_smap`` (good-quality
     TB) and ``sm_smap`` (recommended-quality soil moisture), area-weighted from M36 to the reader's grid."""
@@ -73,21 +109,68 @@ class SmapFiles(_Strict):
     min_valid_fraction: float = Field(0.5, gt=0, le=1)
 
 
+def _details(exc: ValidationError, prefix: tuple = ()) -> list[InitErrorDetails]:
+    return [InitErrorDetails(type=e["type"], loc=(*prefix, *e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
+            for e in exc.errors()]
+
+
 class TBFilesConfig(_Strict):
-    """Reader ``tb_files``: real TB files on EASE-Grid 2.0 cells (``grid``), one site per cell.
+    """Reader ``tb_files``: real TB files on EASE-2 cells (``grid``), one site per cell.
 
     Cells: ``rows``/``cols`` of ``grid``, or every cell whose centre lies in
-    ``bbox`` = [lon_min, lat_min, lon_max, lat_max] (the readers' order). At least one sensor section.
+    ``bbox`` = [lon_min, lat_min, lon_max, lat_max] (the readers' order). At least one sensor section: a key
+    registered in :data:`TB_SECTIONS` (built in: ``smos``, ``amsr2``, ``amsre``, ``smap``), read back as
+    :attr:`sections` or as an attribute (``cfg.smos``; None when absent).
     """
 
     grid: str = "M25"
     rows: Optional[list[int]] = None
     cols: Optional[list[int]] = None
     bbox: Optional[tuple[float, float, float, float]] = None
-    smos: Optional[SmosFiles] = None
-    amsr2: Optional[AmsrFiles] = None
-    amsre: Optional[AmsrFiles] = None
-    smap: Optional[SmapFiles] = None
+    _sections: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _sensor_sections(cls, data: Any, handler) -> "TBFilesConfig":
+        """Each registered sensor key validated by its section class (an error keeps its key path, e.g.
+        ``amsr2.frequencies``); the other keys by the fields (an unknown key is refused as one)."""
+        if not isinstance(data, dict):
+            return handler(data)
+        sections, errors = {}, []
+        for name in TB_SECTIONS:
+            if data.get(name) is not None:
+                try:
+                    sections[name] = TB_SECTIONS[name].model_validate(data[name])
+                except ValidationError as exc:
+                    errors += _details(exc, (name,))
+        try:
+            out = handler({k: v for k, v in data.items() if k not in TB_SECTIONS})
+        except ValidationError as exc:
+            errors = _details(exc) + errors
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        if not sections:
+            raise ValueError(f"name at least one sensor section: {', '.join(TB_SECTIONS)}")
+        out._sections = sections  # registry order
+        return out
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler, info) -> dict:
+        out = handler(self)
+        for name in dict.fromkeys([*LISTED_WHEN_ABSENT, *self._sections]):
+            section = self._sections.get(name)
+            out[name] = None if section is None else section.model_dump(mode=info.mode)
+        return out
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        """The sensor sections given: name -> section, in registration order."""
+        return dict(self._sections)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in TB_SECTIONS:
+            return self._sections.get(name)
+        return super().__getattr__(name)
 
     @model_validator(mode="after")
     def _check(self) -> "TBFilesConfig":
@@ -98,8 +181,6 @@ class TBFilesConfig(_Strict):
         if self.bbox is not None and not (-180 <= self.bbox[0] < self.bbox[2] <= 180
                                           and -90 <= self.bbox[1] < self.bbox[3] <= 90):
             raise ValueError(f"bbox must be [lon_min, lat_min, lon_max, lat_max], got {list(self.bbox)}")
-        if not any((self.smos, self.amsr2, self.amsre, self.smap)):
-            raise ValueError("name at least one sensor section: smos, amsr2, amsre, smap")
         return self
 
 

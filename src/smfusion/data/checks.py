@@ -8,9 +8,9 @@ never downloads. ``smfusion check CONFIG`` prints them; the pipeline calls
 
 Hooks: ``hydrodl`` (files, variables, sites, periods, values), ``twin``, ``casm_twin`` and
 ``points`` (the CONUS sample they draw on, periods), ``tfrecord`` (shards
-present), ``gridded`` (files present, forcing dates cover the periods), ``tb_files``
-(every sensor's files present), ``grid_inputs`` (in :mod:`smfusion.data.grid_inputs`:
-stores open, variables and units). A
+present), ``gridded`` (files present, forcing dates cover the periods); with their readers:
+``tb_files`` (in :mod:`smfusion.data.tb_files`: each TB sensor's own check, files present by default),
+``grid_inputs`` (in :mod:`smfusion.data.grid_inputs`: stores open, variables and units), ``sensor_cells``. A
 reader without a hook gets a warning; its files are checked when they are read.
 """
 
@@ -22,15 +22,19 @@ from typing import Optional
 import pandas as pd
 
 from smfusion.config import RunConfig
-from smfusion.data.problems import CHECKS, Hook, Problem, Severity, raise_for_problems, register_check  # noqa: F401
+from smfusion.data.problems import (CHECKS, Hook, Problem, Severity, granule_problems,  # noqa: F401
+                                   raise_for_problems, register_check)
 from smfusion.errors import DataError, SmfusionError
 
-def check_config(cfg: RunConfig) -> list[Problem]:
-    """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed."""
+def check_config(cfg: RunConfig, training: bool = True) -> list[Problem]:
+    """Every problem found in the inputs of ``cfg`` (errors and warnings), without reading more than needed;
+    ``training`` False (a trained run's config, to predict): what only training reads (the transfer source)
+    is not asked for."""
     import smfusion.data.grid_inputs  # noqa: F401  (registers the grid_inputs hook)
     import smfusion.data.sensor_cells  # noqa: F401  (registers the sensor_cells hook)
+    import smfusion.data.tb_files  # noqa: F401  (registers the tb_files hook)
 
-    problems = _generic(cfg)
+    problems = _generic(cfg, training)
     hook = CHECKS.get(cfg.data.reader)
     if hook is None:
         problems.append(Problem("data.reader", f"no input check for reader '{cfg.data.reader}' yet",
@@ -43,7 +47,7 @@ def check_config(cfg: RunConfig) -> list[Problem]:
     return problems
 
 
-def _generic(cfg: RunConfig) -> list[Problem]:
+def _generic(cfg: RunConfig, training: bool) -> list[Problem]:
     from smfusion.data.adapters import adapter_for
     from smfusion.io.ownership import is_run_dir
 
@@ -59,7 +63,7 @@ def _generic(cfg: RunConfig) -> list[Problem]:
             out.append(Problem("periods.train", f"descriptors.climate need a full year of training forcing; "
                                f"{t.start} .. {t.end} has {days} days", "train over at least 365 days, or drop "
                                "descriptors.climate"))
-    if cfg.transfer is not None and not is_run_dir(cfg.transfer.from_run):
+    if training and cfg.transfer is not None and not is_run_dir(cfg.transfer.from_run):
         out.append(Problem("transfer.from_run", f"{cfg.transfer.from_run} is not a trained run directory",
                            "train the source run first, or fix the path"))
     return out
@@ -272,7 +276,7 @@ def check_gridded(cfg: RunConfig) -> list[Problem]:
            if not Path(path).expanduser().exists()]
     if out:
         return out
-    out += _granule_problems(find_granules(Path(g.smap_dir).expanduser()), "data.gridded.smap_dir")
+    out += granule_problems(find_granules(Path(g.smap_dir).expanduser()), "data.gridded.smap_dir")
     if out or cfg.periods is None:
         return out
     try:
@@ -313,37 +317,3 @@ def check_casm_twin(cfg: RunConfig) -> list[Problem]:
             return problems
         first, last = pd.Timestamp(tw.start if tw else "2002-01-01"), pd.Timestamp(tw.end if tw else "2020-12-31")
     return _period_problems(cfg, first, last) if cfg.periods is not None else []
-
-
-@register_check("tb_files")
-def check_tb_files(cfg: RunConfig) -> list[Problem]:
-    """Real TB files: every sensor section names at least one existing file."""
-    from smfusion.data.tb_files import expand_paths
-
-    tf = cfg.data.tb_files
-    if tf is None:
-        return [Problem("data.tb_files", "reader 'tb_files' needs a data.tb_files section")]
-    out = []
-    for name in ("smos", "amsr2", "amsre", "smap"):
-        section = getattr(tf, name)
-        if section is None:
-            continue
-        try:
-            files = expand_paths(section.paths, f"data.tb_files.{name}.paths")
-        except SmfusionError as exc:
-            out.append(Problem.from_error(exc))
-            continue
-        out += _granule_problems(files, f"data.tb_files.{name}.paths")
-    return out
-
-
-def _granule_problems(files: list[Path], key: str) -> list[Problem]:
-    """The first of ``files`` that is not the HDF5/NetCDF file its name says (:mod:`smfusion.io.signatures`),
-    with the count of such files under config key ``key``."""
-    from smfusion.io.signatures import wrong_kind
-
-    bad = [(f, why) for f in files for why in [wrong_kind(f)] if why]
-    if not bad:
-        return []
-    more = f"; {len(bad) - 1} more file(s) of {key} likewise" if len(bad) > 1 else ""
-    return [Problem(str(bad[0][0]), bad[0][1] + more, f"remove or replace it ({key})")]

@@ -7,12 +7,13 @@ A reader's check may live with the reader (:mod:`smfusion.data.grid_inputs`) or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal
 
 from smfusion.config import RunConfig
 from smfusion.errors import DataError, SmfusionError
 
-__all__ = ["Problem", "Severity", "Hook", "CHECKS", "register_check", "raise_for_problems"]
+__all__ = ["Problem", "Severity", "Hook", "CHECKS", "register_check", "raise_for_problems", "granule_problems"]
 
 Severity = Literal["error", "warning"]
 
@@ -54,3 +55,15 @@ def raise_for_problems(problems: list[Problem]) -> None:
     for p in problems:
         if p.severity == "error":
             raise DataError(p.what, path=p.where or None, hint=p.hint or None)
+
+
+def granule_problems(files: list[Path], key: str) -> list[Problem]:
+    """The first of ``files`` that is not the HDF5/NetCDF file its name says (:mod:`smfusion.io.signatures`),
+    with the count of such files under config key ``key``."""
+    from smfusion.io.signatures import wrong_kind
+
+    bad = [(f, why) for f in files for why in [wrong_kind(f)] if why]
+    if not bad:
+        return []
+    more = f"; {len(bad) - 1} more file(s) of {key} likewise" if len(bad) > 1 else ""
+    return [Problem(str(bad[0][0]), bad[0][1] + more, f"remove or replace it ({key})")]

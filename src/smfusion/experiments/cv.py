@@ -38,7 +38,8 @@ from smfusion.evaluation.calibration import cv_calibration_section
 from smfusion.evaluation.metrics import bias, pearson_r, rmse, ubrmse
 from smfusion.io.atomic import write_text
 from smfusion.runs import Run
-from smfusion.training.run import default_run_dir, refuse_invalid, train
+from smfusion.runs.checks import refuse_invalid
+from smfusion.training.run import check_training, default_run_dir, train
 
 __all__ = ["CVResult", "run_cv", "station_metrics", "fold_config", "temporal_config", "MODEL", "MEMBER0",
            "TEMPORAL", "BASELINE_LABELS"]
@@ -113,7 +114,7 @@ def run_cv(cfg: RunConfig, run_dir: Optional[str | Path] = None, folds_only: Opt
     adapter = adapter_for(cfg)
     _check(cfg, adapter)
     adapter.check()
-    refuse_invalid(cfg)  # what `smfusion check` reports, before any fold trains
+    refuse_invalid(cfg, training=check_training)  # what `smfusion check` reports, before any fold trains
     data = adapter.load()
     units = adapter.cv_units(data)
     cv = cfg.cv

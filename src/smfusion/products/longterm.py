@@ -38,8 +38,9 @@ composites its inputs (``tb``; :mod:`smfusion.products.chain`). ``layout="grid"`
 e.g. M09 for multiscale fine cells, else M36) over the bounding box of the
 domain's cells, cells without a site being NaN; ``layout="site"`` writes (site, time).
 Any series run works (sequence, multiscale); point runs predict examples, not a
-domain (``smfusion predict-points``). The twin reader draws its synthetic data
-for the window it is asked for, so twin runs are predicted in one time block.
+domain (``smfusion predict-points``). A reader that draws its data for the window it is
+asked for (the twin: ``drawn_per_window`` in :data:`smfusion.config.data.DATA_BY_READER`) is predicted in one
+time block.
 """
 
 from __future__ import annotations
@@ -71,14 +72,17 @@ __all__ = ["predict_product", "layer_names", "composite", "method_label"]
 def method_label(cfg) -> str:
     """What made the product, from the run's config: CASM only where a sensor's observations are the inputs.
 
-    Brightness temperatures through the ``tb`` adapter: CASM; another sensor's soil-moisture retrievals
-    (reader ``sensor_cells``): CASM-style transfer, retrieval to retrieval; anything else (forcing, statics):
-    the model and its inputs, no CASM label.
+    Brightness temperatures through an adapter of sensor inputs (``tb``): CASM; another sensor's soil-moisture
+    retrievals (a reader that gives retrievals, ``sensor_cells``): CASM-style transfer, retrieval to retrieval;
+    anything else (forcing, statics): the model and its inputs, no CASM label.
     """
+    from smfusion.data.adapters import adapter_name, get_adapter
+
     dyn, target = list(cfg.data.dynamic), ", ".join(cfg.data.target)
-    if cfg.data.adapter == "tb" and dyn and all(v.startswith("tb_") for v in dyn):
+    sensor = get_adapter(adapter_name(cfg)).sensor_inputs  # the tb adapter
+    if sensor and dyn and all(v.startswith("tb_") for v in dyn):
         return f"smfusion long-term soil-moisture product: CASM, brightness temperatures ({', '.join(dyn)}) -> {target}"
-    if cfg.data.adapter == "tb" or cfg.data.reader == "sensor_cells":
+    if sensor or cfg.data.traits.gives_retrievals:
         return (f"smfusion long-term soil-moisture product: CASM-style sensor transfer on retrievals "
                 f"({', '.join(dyn)}) -> {target} (retrieval to retrieval, not brightness temperatures)")
     shown = ", ".join(dyn[:6]) + (f" and {len(dyn) - 6} more" if len(dyn) > 6 else "")
@@ -203,7 +207,7 @@ def predict_product(
                           " use smfusion predict-points")
     noise_runs = run.cfg.uncertainty.noise_runs if noise_runs is None else int(noise_runs)
     noise = float(run.cfg.uncertainty.noise if noise is None else noise)
-    if run.cfg.data.reader == "twin":
+    if run.cfg.data.traits.drawn_per_window:
         chunk_days = (t_end - t_start).days + 1
     step = int(getattr(run.adapter, "composite_days", 1))  # days per data time step
     span = step * composite_days  # days per output step

@@ -23,8 +23,7 @@ from typing import Any, Optional
 import torch
 
 from smfusion.config import ModelConfig, RunConfig, dump_config, load_config
-from smfusion.data.adapters import Adapter, adapter_for
-from smfusion.data.checks import Problem, check_config, raise_for_problems
+from smfusion.data.adapters import Adapter
 from smfusion.data.loading import SiteSplit
 from smfusion.errors import ConfigError, DataError, SmfusionError
 from smfusion.io.atomic import clean_stale_in, move_aside, write_text
@@ -32,10 +31,11 @@ from smfusion.io.lock import hold
 from smfusion.io.ownership import RUN_MARKER, check_not_input, is_empty_dir, is_run_dir
 from smfusion.models.registry import build_model
 from smfusion.training.objectives import build_objective, check_head, get_objective
+from smfusion.runs.checks import check_run_names, member_key, named, refuse_invalid
 from smfusion.runs.load import Trained, build_member, load_trained
 from smfusion.training.trainer import Trainer, Validation
 
-__all__ = ["train", "check_names", "validate_config", "refuse_invalid", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
+__all__ = ["train", "check_names", "check_training", "default_run_dir", "write_run_config", "build_member", "load_trained", "Trained"]
 
 RUNTIME_ONLY = ("threads", "progress", "device", "loader_workers")  # training fields that do not change the result
 HINT_RUN_DIR = "train again with --restart to start the run afresh, or choose another --run-dir"
@@ -129,36 +129,29 @@ def _transfer_source(cfg: RunConfig) -> Optional[Trained]:
 
 
 def check_names(cfg: RunConfig, source: str = "<config>") -> Adapter:
-    """Resolve every registry name of ``cfg`` (adapter, reader, model and objective of each member) and
-    return the adapter; a name no registry knows is a ConfigError naming ``source`` and the key."""
-    from smfusion.data.loading import get_reader
-    from smfusion.models import registry
-
-    def bad(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"config '{source}': {key}: {msg}")
-
-    try:
-        adapter = adapter_for(cfg)
-        if adapter.layout == "site":
-            get_reader(cfg.data.reader)
-        for m in cfg.members():
-            named = cfg.variants and "name" in cfg.variants[m.variant].model
-            key = f"variants.{m.variant}.model.name" if named else "model.name"
-            if m.model.name not in registry.available():
-                raise bad(key, f"unknown model '{m.model.name}', registered: {registry.available()}")
-            get_objective(m.training.loss)
-            if m.training.loss == "nse" and not adapter.carries_site_std():
-                raise bad("training.loss", "nse needs each site's target std in the minibatch: the sequence or tb "
-                          "adapter without data.lazy")
-            check_head(m.model, m.training, key=key.replace(".name", ".head"))
-            check_device(m.training.device)
-            check_model_memory(cfg, adapter, m, key=key.replace(".name", ""))
-        if adapter.default_objective:
-            get_objective(adapter.default_objective, key="data.adapter")
-    except ConfigError as exc:
-        text = str(exc)
-        raise (exc if text.startswith("config '") else ConfigError(f"config '{source}': {text}")) from None
+    """Resolve every registry name of ``cfg`` (adapter, reader, model: :func:`smfusion.runs.checks.check_run_names`;
+    objective and head of each member: :func:`check_training`) and return the adapter; a name no registry
+    knows is a ConfigError naming ``source`` and the key."""
+    adapter = check_run_names(cfg, source)
+    with named(source):
+        check_training(cfg, adapter, source)
     return adapter
+
+
+def check_training(cfg: RunConfig, adapter: Adapter, source: str = "<config>") -> None:
+    """What training adds to the names of a run (:mod:`smfusion.runs.checks`): each member's objective, head,
+    device and memory, and the adapter's default objective; a ConfigError naming the key."""
+    for m in cfg.members():
+        key = member_key(cfg, m)
+        get_objective(m.training.loss)
+        if m.training.loss == "nse" and not adapter.carries_site_std():
+            raise ConfigError("training.loss: nse needs each site's target std in the minibatch: the sequence or "
+                              "tb adapter without data.lazy")
+        check_head(m.model, m.training, key=key.replace(".name", ".head"))
+        check_device(m.training.device)
+        check_model_memory(cfg, adapter, m, key=key.replace(".name", ""))
+    if adapter.default_objective:
+        get_objective(adapter.default_objective, key="data.adapter")
 
 
 def check_model_memory(cfg: RunConfig, adapter: Adapter, m, key: str = "model") -> None:
@@ -201,32 +194,6 @@ def check_device(device: str) -> None:
                           f"{f' or cuda:0..cuda:{n - 1}' if n else ''}")
 
 
-def validate_config(cfg: RunConfig, source: str = "<config>") -> list[Problem]:
-    """Every problem ``smfusion check`` reports and ``train``/``cv`` refuse, before any data is read: the
-    registry names (:func:`check_names`; a bad name stops here), then the inputs
-    (:func:`smfusion.data.checks.check_config`: the adapter's ``check``, the reader's hook, the periods).
-    The one place a new check is called from: add it to a reader's hook (data/checks.py or the reader's
-    module) or here, and check, train and cv all run it."""
-    try:
-        check_names(cfg, source)
-    except ConfigError as exc:
-        return [Problem.from_error(exc)]
-    return check_config(cfg)
-
-
-def refuse_invalid(cfg: RunConfig, source: str = "<config>") -> None:
-    """:func:`validate_config`: the first error is raised, warnings are issued as
-    :class:`~smfusion.errors.SmfusionWarning`."""
-    import warnings
-
-    from smfusion.errors import SmfusionWarning
-
-    problems = validate_config(cfg, source)
-    raise_for_problems(problems)
-    for p in problems:
-        warnings.warn(str(p), SmfusionWarning, stacklevel=3)
-
-
 def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = True, data: Any = None) -> Path:
     """Train every ensemble member of ``cfg``; returns the run directory.
 
@@ -253,7 +220,7 @@ def train(cfg: RunConfig, run_dir: Optional[str | Path] = None, resume: bool = T
 
 def _train_locked(cfg: RunConfig, run_dir: Path, resume: bool, data: Any, adapter: Adapter, dist, main: bool) -> Path:
     if data is None:
-        refuse_invalid(cfg)  # what `smfusion check` reports
+        refuse_invalid(cfg, training=check_training)  # what `smfusion check` reports
         data = adapter.load()  # bad input fails here, before anything is written
     if dist is not None:
         device = dist.init(cfg.training.device)

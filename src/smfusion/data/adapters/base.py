@@ -96,14 +96,16 @@ class Adapter:
     """Base class of the data adapters (see the module docstring); one instance per run.
 
     Subclasses set ``name`` (by :func:`~smfusion.data.adapters.register_adapter`),
-    ``default_objective`` (None: ``training.loss``) and ``layout`` (``"site"``:
+    ``default_objective`` (None: ``training.loss``), ``layout`` (``"site"``:
     predictions are ``(site, time)`` series scored per site; ``"points"``:
-    independent examples scored pooled).
+    independent examples scored pooled) and ``sensor_inputs`` (True: the inputs are
+    a satellite sensor's observations, CASM's sensor transfer; products say so).
     """
 
     name: str = "base"
     default_objective: Optional[str] = None
     layout: str = "site"
+    sensor_inputs: bool = False
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg

@@ -28,26 +28,44 @@ PREDICT_CHUNK = 1024
 STREAM_CHUNK = 256  # streamed validation: examples read, normalised and predicted at a time
 
 
+def _from_shards(cfg, start: Optional[str], end: Optional[str]):
+    """Reader ``tfrecord``: every labelled example of the shards in ``data.root``; with ``fusion.stream`` the
+    shards and their index (:class:`~smfusion.data.points_stream.ShardSet`), read later as each step needs."""
+    f = cfg.fusion
+    if not cfg.data.root:
+        raise ConfigError("data.root: the folder of labelled TFRecord shards is required for reader 'tfrecord'")
+    if f.stream:
+        from smfusion.data.points_stream import open_shards
+
+        return open_shards(cfg.data.root, f.groups, f.patch_size, f.index_dir, progress=cfg.training.progress)
+    return P.points_from_shards(cfg.data.root, f.groups, f.patch_size)
+
+
+def _from_conus(cfg, start: Optional[str], end: Optional[str]):
+    """Reader ``points``: the CONUS point table over the training period, or from ``start`` to ``end``."""
+    f = cfg.fusion
+    if start is None or end is None:
+        start, end = cfg.periods.train.as_tuple() if cfg.periods else ("2015-04-01", "2017-03-31")
+    else:  # points from ``start`` on: the index warm-up comes before it
+        start = (pd.Timestamp(start) - pd.Timedelta(days=P.API_WARMUP_DAYS)).strftime("%Y-%m-%d")
+    return P.conus_points(cfg.data.root, start, end, f.groups, f.max_lag_days, cfg.data.subset, cfg.data.sites)
+
+
+#: point reader -> (how its examples are read ``(cfg, start, end)``, whether it reads shards that
+#: ``fusion.stream`` streams)
+POINT_READERS = {"tfrecord": (_from_shards, True), "points": (_from_conus, False)}
+
+
+def _point_reader(cfg) -> tuple:
+    if cfg.data.reader not in POINT_READERS:
+        raise ConfigError(f"data.reader '{cfg.data.reader}' is not a point reader (use {' or '.join(POINT_READERS)})")
+    return POINT_READERS[cfg.data.reader]
+
+
 def load_points(cfg, start: Optional[str] = None, end: Optional[str] = None):
     """Every labelled point of the config's data (all sensors; split later); with ``start``/``end`` (reader
-    ``points``), the points of that window. Reader ``tfrecord`` with ``fusion.stream``: the shards and their
-    index (:class:`~smfusion.data.points_stream.ShardSet`), read later as each step needs."""
-    f = cfg.fusion
-    if cfg.data.reader == "tfrecord":
-        if not cfg.data.root:
-            raise ConfigError("data.root: the folder of labelled TFRecord shards is required for reader 'tfrecord'")
-        if f.stream:
-            from smfusion.data.points_stream import open_shards
-
-            return open_shards(cfg.data.root, f.groups, f.patch_size, f.index_dir, progress=cfg.training.progress)
-        return P.points_from_shards(cfg.data.root, f.groups, f.patch_size)
-    if cfg.data.reader == "points":
-        if start is None or end is None:
-            start, end = cfg.periods.train.as_tuple() if cfg.periods else ("2015-04-01", "2017-03-31")
-        else:  # points from ``start`` on: the index warm-up comes before it
-            start = (pd.Timestamp(start) - pd.Timedelta(days=P.API_WARMUP_DAYS)).strftime("%Y-%m-%d")
-        return P.conus_points(cfg.data.root, start, end, f.groups, f.max_lag_days, cfg.data.subset, cfg.data.sites)
-    raise ConfigError(f"data.reader '{cfg.data.reader}' is not a point reader (use tfrecord or points)")
+    ``points``), the points of that window (:data:`POINT_READERS`)."""
+    return _point_reader(cfg)[0](cfg, start, end)
 
 
 def _streams(points) -> bool:
@@ -103,7 +121,7 @@ class PointsAdapter(Adapter):
             raise ConfigError(f"model.name: point readers train the 'fusion' model, got '{self.cfg.model.name}'")
         if self.cfg.transfer is not None:
             raise ConfigError("transfer: point runs cannot fine-tune from another run yet")
-        if self.cfg.data.reader == "tfrecord" and self.cfg.fusion.stream:  # before the index pass
+        if _point_reader(self.cfg)[1] and self.cfg.fusion.stream:  # before the index pass
             from smfusion.data.points_stream import check_batch
             from smfusion.data.stream_loader import rank_world
 

@@ -49,6 +49,8 @@ __all__ = ["TBAdapter"]
 class TBAdapter(SequenceAdapter):
     """See the module docstring. Fitted state as the sequence adapter (``scaler``, ``seasonal``)."""
 
+    sensor_inputs = True
+
     def __init__(self, cfg):
         super().__init__(cfg)
         tb = cfg.tb or TBConfig()
