@@ -10,7 +10,11 @@ daily; SMAP L3 AM vs the nine Hawaii SCAN sensors (ISMN, flag G, nearest hourly 
 - R and ubRMSE of the satellite against the station (days with both);
 - lag-1 and lag-5 autocorrelation of the daily station series (pairs of days both present);
 - fraction of variance in the seasonal cycle: variance of the least-squares fit of
-  ``a0 + sum_{k=1,2} a_k sin(2 pi k doy / 365.25) + b_k cos(...)`` over the variance of the series.
+  ``a0 + sum_{k=1,2} a_k sin(2 pi k doy / 365.25) + b_k cos(...)`` over the variance of the series;
+- SD of the series and SD of its day-to-day change (pairs of consecutive days both present).
+
+Diagnostic rows of the twin (issue 27: is low persistence in the truth or in the station errors?): the same
+statistics of the truth at the station cells and of the station errors (station minus truth).
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ def seasonal_fraction(x: np.ndarray, doy: np.ndarray, harmonics: int = 2) -> flo
 def dynamics(series: np.ndarray, times) -> pd.DataFrame:
     """Lag-1, lag-5 autocorrelation and seasonal fraction of each row of ``series`` (site, day)."""
     doy = pd.DatetimeIndex(times).day_of_year.values
-    return pd.DataFrame([{"lag1": autocorr(x, 1), "lag5": autocorr(x, 5), "seasonal": seasonal_fraction(x, doy)}
-                         for x in series])
+    return pd.DataFrame([{"lag1": autocorr(x, 1), "lag5": autocorr(x, 5), "seasonal": seasonal_fraction(x, doy),
+                          "sd": float(np.nanstd(x)), "sd_change": float(np.nanstd(np.diff(x)))} for x in series])
 
 
 def sat_vs_station(sat: np.ndarray, st: np.ndarray) -> pd.DataFrame:
@@ -104,16 +108,20 @@ def twin(args) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
                                                              if k.startswith("sat_") and v is not None})
     if args.seed is not None:
         tw = tw.model_copy(update={"seed": args.seed})
+    if args.dynamics is not None:
+        tw = tw.model_copy(update={"dynamics": args.dynamics})
     ds = make_twin(cfg.data.root, start=SPAN[0], end=SPAN[1], **tw.model_dump())
     st = ds["sm_station"].transpose("site", "time").values
     rows = np.isfinite(st).any(axis=1)
     sat = ds["sm_satellite"].transpose("site", "time").values[rows]
     times = ds["time"].values
-    name = (f"twin seed {tw.seed}, {rows.sum()} stations (sat bias {tw.sat_bias:g}, seasonal {tw.sat_seasonal:g}, "
+    name = (f"twin seed {tw.seed} {tw.dynamics}, {rows.sum()} stations (sat bias {tw.sat_bias:g}, seasonal {tw.sat_seasonal:g}, "
             f"gain loss {tw.sat_gain_loss:g}, noise {tw.sat_noise:g})")
     truth = ds["sm_true"].transpose("site", "time").values[rows]
     return {name: (sat_vs_station(sat, st[rows]), dynamics(st[rows], times)),
-            "  same twin, truth at the station cells": (sat_vs_station(sat, truth), dynamics(truth, times))}
+            "  same twin, truth at the station cells": (sat_vs_station(sat, truth), dynamics(truth, times)),
+            "  same twin, station errors (station - truth)": (pd.DataFrame({"R": [], "ubRMSE": []}),
+                                                              dynamics(st[rows] - truth, times))}
 
 
 def main(argv=None) -> None:
@@ -122,6 +130,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=None)
     for k in ("bias", "seasonal", "gain_loss", "noise"):
         ap.add_argument(f"--sat-{k.replace('_', '-')}", dest=f"sat_{k}", type=float, default=None)
+    ap.add_argument("--dynamics", choices=("calibrated", "original"), default=None,
+                    help="the twin's layer-1 dynamics and station-error persistence (default: the config's)")
     ap.add_argument("--skip-real", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -134,11 +144,12 @@ def main(argv=None) -> None:
         v = v.dropna()
         return f"{v.median():.3f} ({v.min():.2f}-{v.max():.2f})" if len(v) else "n/a"
 
-    print(f"{'':58s}{'sat-vs-station R':>22s}{'ubRMSE':>22s}{'lag-1 ACF':>22s}{'lag-5 ACF':>22s}"
-          f"{'seasonal fraction':>22s}")
+    cols = {"R": "sat-vs-station R", "ubRMSE": "ubRMSE", "lag1": "lag-1 ACF", "lag5": "lag-5 ACF",
+            "seasonal": "seasonal fraction", "sd": "SD", "sd_change": "SD of daily change"}
+    print(f"{'':58s}" + "".join(f"{v:>22s}" for v in cols.values()))
     for name, (sv, dyn) in blocks.items():
-        print(f"{name[:58]:58s}{cell(sv['R']):>22s}{cell(sv['ubRMSE']):>22s}{cell(dyn['lag1']):>22s}"
-              f"{cell(dyn['lag5']):>22s}{cell(dyn['seasonal']):>22s}")
+        both = pd.concat([sv, dyn], axis=1)
+        print(f"{name[:58]:58s}" + "".join(f"{cell(both[k]):>22s}" for k in cols))
     print("\nmedian (min-max) over stations; see the module docstring for the protocol.")
 
 
