@@ -14,7 +14,9 @@ daily; SMAP L3 AM vs the nine Hawaii SCAN sensors (ISMN, flag G, nearest hourly 
 - SD of the series and SD of its day-to-day change (pairs of consecutive days both present).
 
 Diagnostic rows of the twin (issue 27: is low persistence in the truth or in the station errors?): the same
-statistics of the truth at the station cells and of the station errors (station minus truth).
+statistics of the truth at the station cells and of the station errors (station minus truth). ``--sensitivity``
+instead prints the truth's persistence at the station cells for the original twin with one layer-1 dynamics
+parameter changed at a time, then the calibrated set (seed and config as above).
 """
 
 from __future__ import annotations
@@ -124,6 +126,34 @@ def twin(args) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
                                                               dynamics(st[rows] - truth, times))}
 
 
+SENSITIVITY = {"k1 0.1 (all cells)": {"k1": 0.1}, "evap_scale 0.3": {"evap_scale": 0.3},
+               "top layer 100 mm": {"d1": 100.0}, "coupling 0.5": {"coupling": 0.5}, "bypass 0.7": {"bypass": 0.7},
+               "layer 2 200 mm": {"d2": 200.0}}
+
+
+def sensitivity(args) -> None:
+    """Truth persistence at the station cells: original twin, one parameter changed at a time, calibrated."""
+    from unittest import mock
+
+    from smfusion.config import load_config
+    from smfusion.synthetic import twin as tw
+
+    cfg = load_config(args.config)
+    base = (cfg.data.twin.model_dump() if cfg.data.twin else {}) | {"sat_noise": 0.03}
+    if args.seed is not None:
+        base["seed"] = args.seed
+    probes = {"original": "original"} | {k: f"probe {k}" for k in SENSITIVITY} | {"calibrated": "calibrated"}
+    extra = {f"probe {k}": {"water": v, "station_ar": 0.7} for k, v in SENSITIVITY.items()}
+    print(f"{'truth at the station cells':30s}{'lag-1':>8s}{'lag-5':>8s}{'seasonal':>10s}{'SD':>8s}{'SD change':>11s}")
+    with mock.patch.dict(tw.DYNAMICS, extra):
+        for label, name in probes.items():
+            ds = tw.make_twin(cfg.data.root, start=SPAN[0], end=SPAN[1], **(base | {"dynamics": name}))
+            st = ds["sm_station"].transpose("site", "time").values
+            d = dynamics(ds["sm_true"].transpose("site", "time").values[np.isfinite(st).any(axis=1)], ds["time"].values)
+            print(f"{label:30s}" + "".join(f"{d[k].median():{w}.3f}" for k, w in
+                                            (("lag1", 8), ("lag5", 8), ("seasonal", 10), ("sd", 8), ("sd_change", 11))))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/multiscale_twin.yaml")
@@ -133,8 +163,11 @@ def main(argv=None) -> None:
     ap.add_argument("--dynamics", choices=("calibrated", "original"), default=None,
                     help="the twin's layer-1 dynamics and station-error persistence (default: the config's)")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--sensitivity", action="store_true", help="one-at-a-time layer-1 parameters (see above)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    if args.sensitivity:
+        return sensitivity(args)
     from smfusion.settings import data_dir
 
     blocks = {} if args.skip_real else real(data_dir())
