@@ -117,8 +117,7 @@ def twin(args) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     rows = np.isfinite(st).any(axis=1)
     sat = ds["sm_satellite"].transpose("site", "time").values[rows]
     times = ds["time"].values
-    name = (f"twin seed {tw.seed} {tw.dynamics}, {rows.sum()} stations (sat bias {tw.sat_bias:g}, seasonal {tw.sat_seasonal:g}, "
-            f"gain loss {tw.sat_gain_loss:g}, noise {tw.sat_noise:g})")
+    name = f"twin seed {tw.seed} {tw.dynamics} (sat noise {tw.sat_noise:g}), {rows.sum()} stations"
     truth = ds["sm_true"].transpose("site", "time").values[rows]
     return {name: (sat_vs_station(sat, st[rows]), dynamics(st[rows], times)),
             "  same twin, truth at the station cells": (sat_vs_station(sat, truth), dynamics(truth, times)),

@@ -106,7 +106,8 @@ def run_water_balance(precip: np.ndarray, tmp_k: np.ndarray, swdown: np.ndarray,
         w1, w2 = w1 + diff, w2 - diff
         beta1 = np.clip((w1 - wp1) / (fc1 - wp1), 0.0, 1.0)
         beta2 = np.clip((w2 - wp2) / (fc2 - wp2), 0.0, 1.0)
-        e1 = np.minimum(p.evap_scale * pet[:, t] * p.bare * np.maximum(beta1, 0.15 * (w1 > res1)), np.maximum(w1 - res1, 0.0))
+        e1 = np.minimum(p.evap_scale * pet[:, t] * p.bare * np.maximum(beta1, 0.15 * (w1 > res1)),
+                        np.maximum(w1 - res1, 0.0))
         e2 = np.minimum(pet[:, t] * (1.0 - p.bare) * beta2, np.maximum(w2 - res2, 0.0))
         w1, w2 = w1 - e1, w2 - e2
         if out is not None:
