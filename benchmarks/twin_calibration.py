@@ -16,7 +16,9 @@ daily; SMAP L3 AM vs the nine Hawaii SCAN sensors (ISMN, flag G, nearest hourly 
 Diagnostic rows of the twin (issue 27: is low persistence in the truth or in the station errors?): the same
 statistics of the truth at the station cells and of the station errors (station minus truth). ``--sensitivity``
 instead prints the truth's persistence at the station cells for the original twin with one layer-1 dynamics
-parameter changed at a time, then the calibrated set (seed and config as above).
+parameter changed at a time, then the calibrated set (seed and config as above). ``--land-model`` prints
+R and RMSE of the land-model baseline (``sm_land_model``) against the stations and the truth at the station
+cells over the same span, with its own equations = the truth's and = the other dynamics.
 """
 
 from __future__ import annotations
@@ -153,6 +155,31 @@ def sensitivity(args) -> None:
                                             (("lag1", 8), ("lag5", 8), ("seasonal", 10), ("sd", 8), ("sd_change", 11))))
 
 
+def land_model(args) -> None:
+    """The land-model baseline with the truth's equations and with the other set (``DYNAMICS``)."""
+    from smfusion.config import TwinConfig, load_config
+    from smfusion.evaluation.metrics import pearson_r
+    from smfusion.synthetic.twin import make_twin
+
+    cfg = load_config(args.config)
+    tw = (cfg.data.twin or TwinConfig()).model_dump() | {k: v for k, v in (("seed", args.seed),
+                                                                           ("dynamics", args.dynamics)) if v}
+    print(f"land model, twin seed {tw['seed']} {tw['dynamics']}{'':12s}R vs stations  RMSE vs stations   R vs truth"
+          f"  RMSE vs truth")
+    for land in (tw["dynamics"], "original" if tw["dynamics"] == "calibrated" else "calibrated"):
+        ds = make_twin(cfg.data.root, start=SPAN[0], end=SPAN[1], land_dynamics=land, **tw)
+        st = ds["sm_station"].transpose("site", "time").values
+        rows = np.isfinite(st).any(axis=1)
+        sim = ds["sm_land_model"].transpose("site", "time").values[rows]
+        truth = ds["sm_true"].transpose("site", "time").values[rows]
+        out = []
+        for obs in (st[rows], truth):
+            rmse = np.sqrt(np.nanmean((sim - obs) ** 2, axis=1))
+            out += [np.nanmedian(pearson_r(obs, sim)), np.nanmedian(rmse)]
+        print(f"  equations: {land:34s}" + "".join(f"{v:>15.3f}" if i % 2 == 0 else f"{v:>15.4f}"
+                                                     for i, v in enumerate(out)))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/multiscale_twin.yaml")
@@ -163,10 +190,13 @@ def main(argv=None) -> None:
                     help="the twin's layer-1 dynamics and station-error persistence (default: the config's)")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--sensitivity", action="store_true", help="one-at-a-time layer-1 parameters (see above)")
+    ap.add_argument("--land-model", action="store_true", help="the land-model baseline's equations (see above)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     if args.sensitivity:
         return sensitivity(args)
+    if args.land_model:
+        return land_model(args)
     from smfusion.settings import data_dir
 
     blocks = {} if args.skip_real else real(data_dir())

@@ -140,3 +140,5 @@ def test_default_station_series_are_as_persistent_as_real_ones(twin, conus_root)
     assert _median_lag1(old_station[np.isfinite(old_station).any(axis=1)]) < 0.88
     with pytest.raises(Exception, match="dynamics"):
         make_twin(conus_root, seed=3, n_coarse=1, start="2015-04-01", end="2015-04-30", dynamics="slow")
+    with pytest.raises(Exception, match="land_dynamics"):
+        make_twin(conus_root, seed=3, n_coarse=1, start="2015-04-01", end="2015-04-30", land_dynamics="slow")

@@ -73,6 +73,7 @@ def make_twin(
     precip_cv: float = 0.4,
     input_errors: float = 0.0,
     dynamics: str = "calibrated",
+    land_dynamics: str | None = None,
 ) -> xr.Dataset:
     """Generate the twin over ``start..end`` (inclusive) from the CONUS sample at ``root``.
 
@@ -97,10 +98,14 @@ def make_twin(
     ``precip``. See docs/twin.md.
 
     ``dynamics`` (a key of :data:`DYNAMICS`) sets the truth's layer-1 dynamics and the persistence of the
-    stations' errors: ``calibrated`` (default) or ``original`` (the twin before issue 27).
+    stations' errors: ``calibrated`` (default) or ``original`` (the twin before issue 27); ``land_dynamics``
+    those of the land-model baseline (default: the truth's; another value is a diagnostic of how much that
+    baseline owes to sharing the truth's equations).
     """
-    if dynamics not in DYNAMICS:
-        raise DataError(f"dynamics must be one of {sorted(DYNAMICS)}, got {dynamics!r}", field="dynamics")
+    land_dynamics = dynamics if land_dynamics is None else land_dynamics
+    for name, value in (("dynamics", dynamics), ("land_dynamics", land_dynamics)):
+        if value not in DYNAMICS:
+            raise DataError(f"{name} must be one of {sorted(DYNAMICS)}, got {value!r}", field=name)
     fine, coarse = get_grid(fine_grid), get_grid(coarse_grid)
     k = nest_factor(fine, coarse)
     rng = np.random.default_rng(seed)
@@ -115,7 +120,7 @@ def make_twin(
     station, station_id, network = _stations(src, cells, truth, drv["tmp"], rng, n_networks, station_fraction,
                                              max_stations_per_cell, station_offset, station_noise,
                                              DYNAMICS[dynamics]["station_ar"])
-    land = _land_model(cells, drv, inputs, dynamics)
+    land = _land_model(cells, drv, inputs, land_dynamics)
     return _assemble(src, cells, drv, inputs, wb, sat, station, station_id, network, land, root,
                      {"seed": seed, "input_errors": float(input_errors), "dynamics": dynamics})
 
