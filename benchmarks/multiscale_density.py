@@ -47,13 +47,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--run-dir", default="runs/bench_multiscale_density")
     ap.add_argument("--plot", default=None, help="write the curve as this PNG")
     ap.add_argument("--resume", action="store_true", help="reuse the trained runs already in --run-dir")
+    ap.add_argument("--dynamics", choices=["calibrated", "original"], default=None,
+                    help="twin dynamics (default: the config's; original = the twin before issue 27's calibration)")
+    ap.add_argument("--sat-noise", type=float, default=None, help="twin sat_noise (0.03 in the original twin)")
     return ap.parse_args(argv)
 
 
 def one_seed(cfg, seed: int, args, t0: float) -> list[dict]:
     cfg = cfg.model_copy(deep=True)
     cfg.data.twin = (cfg.data.twin or TwinConfig()).model_copy(update={
-        "seed": seed, "station_fraction": 1.0, "max_stations_per_cell": args.max_stations_per_cell})
+        "seed": seed, "station_fraction": 1.0, "max_stations_per_cell": args.max_stations_per_cell,
+        **{k: v for k, v in (("dynamics", args.dynamics), ("sat_noise", args.sat_noise)) if v is not None}})
     ds = load_dataset(cfg.data, *span(cfg))
     period = (cfg.periods.test or cfg.periods.train).as_tuple()
     stations = np.random.default_rng(seed).permutation(station_sites(ds, cfg.data.target[0],

@@ -58,7 +58,7 @@ SCENARIOS = {
     "input-errors": {"input_errors": 1.0, "coarse_target": ["absolute", "anomaly"]},
 }
 TWIN_FLAGS = ("n_coarse", "station_fraction", "max_stations_per_cell", "seed", "sat_bias", "sat_seasonal",
-              "sat_gain_loss", "input_errors")
+              "sat_gain_loss", "sat_noise", "input_errors", "dynamics")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--sat-seasonal", type=float, default=None)
     ap.add_argument("--sat-gain-loss", type=float, default=None)
     ap.add_argument("--input-errors", type=float, default=None, help="twin input_errors (0 off, 1 realistic)")
+    ap.add_argument("--sat-noise", type=float, default=None, help="twin sat_noise (0.03 before issue 27's calibration)")
+    ap.add_argument("--dynamics", choices=["calibrated", "original"], default=None,
+                    help="twin dynamics: calibrated (default) or original (the twin before issue 27's calibration)")
     ap.add_argument("--cv-kind", choices=["station", "block", "network"], default=None)
     ap.add_argument("--block-deg", type=float, default=None)
     ap.add_argument("--k", type=int, default=None, help="number of CV folds")
@@ -289,7 +292,8 @@ def main(argv=None) -> None:
     print(f"Protocol: twin seed {tw.seed}, {ds.sizes['site']} M09 fine cells in "
           f"{np.unique(ds['coarse'].values).size} M36 cells, {len(stations)} stations (station_fraction "
           f"{tw.station_fraction:g}, <= {tw.max_stations_per_cell} per M36 cell; satellite bias {tw.sat_bias:g}, "
-          f"seasonal {tw.sat_seasonal:g}, gain loss {tw.sat_gain_loss:g}; input errors {tw.input_errors:g}); CV {how}, "
+          f"seasonal {tw.sat_seasonal:g}, gain loss {tw.sat_gain_loss:g}, noise {tw.sat_noise:g}; input errors "
+          f"{tw.input_errors:g}; dynamics {tw.dynamics}); CV {how}, "
           f"{min(n_train)}-{max(n_train)} training stations per fold; trained {cfg.periods.train.start}.."
           f"{cfg.periods.train.end}; scored {period[0]}..{period[1]}; LSTM hidden {cfg.model.hidden_size}, "
           f"{cfg.training.epochs} x {cfg.training.iterations_per_epoch} minibatches, w_site 1; "

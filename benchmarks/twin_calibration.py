@@ -10,7 +10,15 @@ daily; SMAP L3 AM vs the nine Hawaii SCAN sensors (ISMN, flag G, nearest hourly 
 - R and ubRMSE of the satellite against the station (days with both);
 - lag-1 and lag-5 autocorrelation of the daily station series (pairs of days both present);
 - fraction of variance in the seasonal cycle: variance of the least-squares fit of
-  ``a0 + sum_{k=1,2} a_k sin(2 pi k doy / 365.25) + b_k cos(...)`` over the variance of the series.
+  ``a0 + sum_{k=1,2} a_k sin(2 pi k doy / 365.25) + b_k cos(...)`` over the variance of the series;
+- SD of the series and SD of its day-to-day change (pairs of consecutive days both present).
+
+Diagnostic rows of the twin (issue 27: is low persistence in the truth or in the station errors?): the same
+statistics of the truth at the station cells and of the station errors (station minus truth). ``--sensitivity``
+instead prints the truth's persistence at the station cells for the original twin with one layer-1 dynamics
+parameter changed at a time, then the calibrated set (seed and config as above). ``--land-model`` prints
+R and RMSE of the land-model baseline (``sm_land_model``) against the stations and the truth at the station
+cells over the same span, with its own equations = the truth's and = the other dynamics.
 """
 
 from __future__ import annotations
@@ -46,8 +54,8 @@ def seasonal_fraction(x: np.ndarray, doy: np.ndarray, harmonics: int = 2) -> flo
 def dynamics(series: np.ndarray, times) -> pd.DataFrame:
     """Lag-1, lag-5 autocorrelation and seasonal fraction of each row of ``series`` (site, day)."""
     doy = pd.DatetimeIndex(times).day_of_year.values
-    return pd.DataFrame([{"lag1": autocorr(x, 1), "lag5": autocorr(x, 5), "seasonal": seasonal_fraction(x, doy)}
-                         for x in series])
+    return pd.DataFrame([{"lag1": autocorr(x, 1), "lag5": autocorr(x, 5), "seasonal": seasonal_fraction(x, doy),
+                          "sd": float(np.nanstd(x)), "sd_change": float(np.nanstd(np.diff(x)))} for x in series])
 
 
 def sat_vs_station(sat: np.ndarray, st: np.ndarray) -> pd.DataFrame:
@@ -104,16 +112,72 @@ def twin(args) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
                                                              if k.startswith("sat_") and v is not None})
     if args.seed is not None:
         tw = tw.model_copy(update={"seed": args.seed})
+    if args.dynamics is not None:
+        tw = tw.model_copy(update={"dynamics": args.dynamics})
     ds = make_twin(cfg.data.root, start=SPAN[0], end=SPAN[1], **tw.model_dump())
     st = ds["sm_station"].transpose("site", "time").values
     rows = np.isfinite(st).any(axis=1)
     sat = ds["sm_satellite"].transpose("site", "time").values[rows]
     times = ds["time"].values
-    name = (f"twin seed {tw.seed}, {rows.sum()} stations (sat bias {tw.sat_bias:g}, seasonal {tw.sat_seasonal:g}, "
-            f"gain loss {tw.sat_gain_loss:g}, noise {tw.sat_noise:g})")
+    name = f"twin seed {tw.seed} {tw.dynamics} (sat noise {tw.sat_noise:g}), {rows.sum()} stations"
     truth = ds["sm_true"].transpose("site", "time").values[rows]
     return {name: (sat_vs_station(sat, st[rows]), dynamics(st[rows], times)),
-            "  same twin, truth at the station cells": (sat_vs_station(sat, truth), dynamics(truth, times))}
+            "  same twin, truth at the station cells": (sat_vs_station(sat, truth), dynamics(truth, times)),
+            "  same twin, station errors (station - truth)": (pd.DataFrame({"R": [], "ubRMSE": []}),
+                                                              dynamics(st[rows] - truth, times))}
+
+
+SENSITIVITY = {"k1 0.1 (all cells)": {"k1": 0.1}, "evap_scale 0.3": {"evap_scale": 0.3},
+               "top layer 100 mm": {"d1": 100.0}, "coupling 0.5": {"coupling": 0.5}, "bypass 0.7": {"bypass": 0.7},
+               "layer 2 200 mm": {"d2": 200.0}}
+
+
+def sensitivity(args) -> None:
+    """Truth persistence at the station cells: original twin, one parameter changed at a time, calibrated."""
+    from unittest import mock
+
+    from smfusion.config import load_config
+    from smfusion.synthetic import twin as tw
+
+    cfg = load_config(args.config)
+    base = (cfg.data.twin.model_dump() if cfg.data.twin else {}) | {"sat_noise": 0.03}
+    if args.seed is not None:
+        base["seed"] = args.seed
+    probes = {"original": "original"} | {k: f"probe {k}" for k in SENSITIVITY} | {"calibrated": "calibrated"}
+    extra = {f"probe {k}": {"water": v, "station_ar": 0.7} for k, v in SENSITIVITY.items()}
+    print(f"{'truth at the station cells':30s}{'lag-1':>8s}{'lag-5':>8s}{'seasonal':>10s}{'SD':>8s}{'SD change':>11s}")
+    with mock.patch.dict(tw.DYNAMICS, extra):
+        for label, name in probes.items():
+            ds = tw.make_twin(cfg.data.root, start=SPAN[0], end=SPAN[1], **(base | {"dynamics": name}))
+            st = ds["sm_station"].transpose("site", "time").values
+            d = dynamics(ds["sm_true"].transpose("site", "time").values[np.isfinite(st).any(axis=1)], ds["time"].values)
+            print(f"{label:30s}" + "".join(f"{d[k].median():{w}.3f}" for k, w in
+                                            (("lag1", 8), ("lag5", 8), ("seasonal", 10), ("sd", 8), ("sd_change", 11))))
+
+
+def land_model(args) -> None:
+    """The land-model baseline with the truth's equations and with the other set (``DYNAMICS``)."""
+    from smfusion.config import TwinConfig, load_config
+    from smfusion.evaluation.metrics import pearson_r
+    from smfusion.synthetic.twin import make_twin
+
+    cfg = load_config(args.config)
+    tw = (cfg.data.twin or TwinConfig()).model_dump() | {k: v for k, v in (("seed", args.seed),
+                                                                           ("dynamics", args.dynamics)) if v}
+    print(f"land model, twin seed {tw['seed']} {tw['dynamics']}{'':12s}R vs stations  RMSE vs stations   R vs truth"
+          f"  RMSE vs truth")
+    for land in (tw["dynamics"], "original" if tw["dynamics"] == "calibrated" else "calibrated"):
+        ds = make_twin(cfg.data.root, start=SPAN[0], end=SPAN[1], land_dynamics=land, **tw)
+        st = ds["sm_station"].transpose("site", "time").values
+        rows = np.isfinite(st).any(axis=1)
+        sim = ds["sm_land_model"].transpose("site", "time").values[rows]
+        truth = ds["sm_true"].transpose("site", "time").values[rows]
+        out = []
+        for obs in (st[rows], truth):
+            rmse = np.sqrt(np.nanmean((sim - obs) ** 2, axis=1))
+            out += [np.nanmedian(pearson_r(obs, sim)), np.nanmedian(rmse)]
+        print(f"  equations: {land:34s}" + "".join(f"{v:>15.3f}" if i % 2 == 0 else f"{v:>15.4f}"
+                                                     for i, v in enumerate(out)))
 
 
 def main(argv=None) -> None:
@@ -122,9 +186,17 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=None)
     for k in ("bias", "seasonal", "gain_loss", "noise"):
         ap.add_argument(f"--sat-{k.replace('_', '-')}", dest=f"sat_{k}", type=float, default=None)
+    ap.add_argument("--dynamics", choices=("calibrated", "original"), default=None,
+                    help="the twin's layer-1 dynamics and station-error persistence (default: the config's)")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument("--sensitivity", action="store_true", help="one-at-a-time layer-1 parameters (see above)")
+    ap.add_argument("--land-model", action="store_true", help="the land-model baseline's equations (see above)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    if args.sensitivity:
+        return sensitivity(args)
+    if args.land_model:
+        return land_model(args)
     from smfusion.settings import data_dir
 
     blocks = {} if args.skip_real else real(data_dir())
@@ -134,11 +206,12 @@ def main(argv=None) -> None:
         v = v.dropna()
         return f"{v.median():.3f} ({v.min():.2f}-{v.max():.2f})" if len(v) else "n/a"
 
-    print(f"{'':58s}{'sat-vs-station R':>22s}{'ubRMSE':>22s}{'lag-1 ACF':>22s}{'lag-5 ACF':>22s}"
-          f"{'seasonal fraction':>22s}")
+    cols = {"R": "sat-vs-station R", "ubRMSE": "ubRMSE", "lag1": "lag-1 ACF", "lag5": "lag-5 ACF",
+            "seasonal": "seasonal fraction", "sd": "SD", "sd_change": "SD of daily change"}
+    print(f"{'':58s}" + "".join(f"{v:>22s}" for v in cols.values()))
     for name, (sv, dyn) in blocks.items():
-        print(f"{name[:58]:58s}{cell(sv['R']):>22s}{cell(sv['ubRMSE']):>22s}{cell(dyn['lag1']):>22s}"
-              f"{cell(dyn['lag5']):>22s}{cell(dyn['seasonal']):>22s}")
+        both = pd.concat([sv, dyn], axis=1)
+        print(f"{name[:58]:58s}" + "".join(f"{cell(both[k]):>22s}" for k in cols))
     print("\nmedian (min-max) over stations; see the module docstring for the protocol.")
 
 

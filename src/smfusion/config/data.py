@@ -21,9 +21,10 @@ class TwinConfig(_Strict):
     n_networks: int = Field(4, ge=1)
     sat_bias: float = 0.06
     sat_seasonal: float = 0.04
-    sat_noise: float = Field(0.03, ge=0.0)
+    sat_noise: float = Field(0.02, ge=0.0)  # 0.03 before issue 27 (calibrated: docs/twin.md)
     sat_gain_loss: float = Field(0.35, ge=0.0, le=1.0)
     input_errors: float = Field(0.0, ge=0.0)  # 0: inputs = the truth's drivers; 1: realistic forcing/soil-map errors
+    dynamics: Literal["calibrated", "original"] = "calibrated"  # truth's layer-1 dynamics, station-error persistence
 
 
 class GriddedConfig(_Strict):

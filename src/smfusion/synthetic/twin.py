@@ -32,6 +32,13 @@ __all__ = ["SoilParams", "soil_params", "run_water_balance", "make_twin", "read_
 
 FORCING = ("APCP_FORA", "TMP_2_FORA", "DSWRF_FORA", "SPFH_2_FORA")
 STATIC = ("Sand", "Clay", "Capa", "NDVI")
+# Layer-1 dynamics of the water balance and persistence (lag-1 autocorrelation) of the stations' AR(1) errors.
+# "calibrated" (the default since issue 27) gives daily 0-5 cm series as persistent as real ones (USCRN, Hawaii
+# SCAN; docs/twin.md "Calibration against real data"); "original" is the twin before it (fast 0-5 cm layer).
+DYNAMICS = {
+    "calibrated": {"water": {"d2": 200.0, "coupling": 0.5, "bypass": 0.7, "evap_scale": 0.5}, "station_ar": 0.95},
+    "original": {"water": {}, "station_ar": 0.7},
+}
 def _revisit_mask(n_cell: int, n_day: int, rng: np.random.Generator, revisit=(2, 3)) -> np.ndarray:
     """Overpass days: gaps alternate between ``revisit`` lengths from a random phase per cell."""
     mask = np.zeros((n_cell, n_day), dtype=bool)
@@ -57,7 +64,7 @@ def make_twin(
     coarse_grid: str = "M36",
     sat_bias: float = 0.06,
     sat_seasonal: float = 0.04,
-    sat_noise: float = 0.03,
+    sat_noise: float = 0.02,
     sat_gain_loss: float = 0.35,
     sat_missing: float = 0.1,
     revisit: tuple[int, int] = (2, 3),
@@ -65,6 +72,8 @@ def make_twin(
     station_noise: float = 0.015,
     precip_cv: float = 0.4,
     input_errors: float = 0.0,
+    dynamics: str = "calibrated",
+    land_dynamics: str | None = None,
 ) -> xr.Dataset:
     """Generate the twin over ``start..end`` (inclusive) from the CONUS sample at ``root``.
 
@@ -87,7 +96,16 @@ def make_twin(
     truth, satellite and stations do not change (separate random stream); the
     true statics are kept as ``<name>_true`` and the true precipitation as
     ``precip``. See docs/twin.md.
+
+    ``dynamics`` (a key of :data:`DYNAMICS`) sets the truth's layer-1 dynamics and the persistence of the
+    stations' errors: ``calibrated`` (default) or ``original`` (the twin before issue 27); ``land_dynamics``
+    those of the land-model baseline (default: the truth's; another value is a diagnostic of how much that
+    baseline owes to sharing the truth's equations).
     """
+    land_dynamics = dynamics if land_dynamics is None else land_dynamics
+    for name, value in (("dynamics", dynamics), ("land_dynamics", land_dynamics)):
+        if value not in DYNAMICS:
+            raise DataError(f"{name} must be one of {sorted(DYNAMICS)}, got {value!r}", field=name)
     fine, coarse = get_grid(fine_grid), get_grid(coarse_grid)
     k = nest_factor(fine, coarse)
     rng = np.random.default_rng(seed)
@@ -96,15 +114,23 @@ def make_twin(
     drv = _fine_drivers(src, cells, rng, precip_cv)
     inputs = _model_inputs(src, cells, drv, seed, input_errors)
 
-    params = soil_params(drv["stat_f"]["Sand"], drv["stat_f"]["Clay"], drv["stat_f"]["Capa"], drv["stat_f"]["NDVI"])
-    wb = run_water_balance(drv["precip"], drv["tmp"], drv["sw"], params)
+    wb = run_water_balance(drv["precip"], drv["tmp"], drv["sw"], _soil(drv["stat_f"], dynamics))
     truth = wb["theta1"]
     sat = _satellite(src, cells, truth, rng, sat_bias, sat_seasonal, sat_noise, sat_gain_loss, sat_missing, revisit)
     station, station_id, network = _stations(src, cells, truth, drv["tmp"], rng, n_networks, station_fraction,
-                                             max_stations_per_cell, station_offset, station_noise)
-    land = _land_model(cells, drv, inputs)
+                                             max_stations_per_cell, station_offset, station_noise,
+                                             DYNAMICS[dynamics]["station_ar"])
+    land = _land_model(cells, drv, inputs, land_dynamics)
     return _assemble(src, cells, drv, inputs, wb, sat, station, station_id, network, land, root,
-                     {"seed": seed, "input_errors": float(input_errors)})
+                     {"seed": seed, "input_errors": float(input_errors), "dynamics": dynamics})
+
+
+def _soil(stat: dict, dynamics: str) -> SoilParams:
+    """Water-balance parameters of the soils ``stat`` with the layer-1 dynamics of ``DYNAMICS[dynamics]``."""
+    p = soil_params(stat["Sand"], stat["Clay"], stat["Capa"], stat["NDVI"])
+    for name, value in DYNAMICS[dynamics]["water"].items():
+        setattr(p, name, value)
+    return p
 
 
 @dataclass
@@ -250,8 +276,9 @@ def _satellite(src, c: _Cells, truth, rng, sat_bias, sat_seasonal, sat_noise, sa
 
 
 def _stations(src, c: _Cells, truth, tmp, rng, n_networks, station_fraction, max_stations_per_cell,
-              station_offset, station_noise) -> tuple:
-    """Truth at a few fine cells + point-scale noise (offset + AR(1)): (values, station_id, network)."""
+              station_offset, station_noise, station_ar) -> tuple:
+    """Truth at a few fine cells + point-scale noise (offset + stationary AR(1) with lag-1 ``station_ar``):
+    (values, station_id, network)."""
     nf, nt, kk = c.nf, c.nt, c.k * c.k
     station = np.full((nf, nt), np.nan)
     station_id = np.full(nf, "", dtype=object)
@@ -262,10 +289,10 @@ def _stations(src, c: _Cells, truth, tmp, rng, n_networks, station_fraction, max
         n_st = int(rng.integers(1, max_stations_per_cell + 1))
         for j in rng.choice(kk, size=n_st, replace=False):
             i = cc * kk + j
-            ar = np.zeros(nt)
             e = rng.normal(0.0, station_noise, nt)
+            ar = e.copy()  # ar[0] from the stationary distribution
             for t in range(1, nt):
-                ar[t] = 0.7 * ar[t - 1] + np.sqrt(1 - 0.49) * e[t]
+                ar[t] = station_ar * ar[t - 1] + np.sqrt(1 - station_ar**2) * e[t]
             obs = truth[i] + rng.normal(0.0, station_offset) + ar
             obs[(rng.random(nt) < 0.05) | (tmp[i] < 273.15)] = np.nan
             station[i] = np.clip(obs, 0.0, 0.6)
@@ -274,11 +301,10 @@ def _stations(src, c: _Cells, truth, tmp, rng, n_networks, station_fraction, max
     return station, station_id.astype(str), network.astype(str)
 
 
-def _land_model(c: _Cells, drv: dict, inputs: dict) -> np.ndarray:
+def _land_model(c: _Cells, drv: dict, inputs: dict, dynamics: str) -> np.ndarray:
     """The same bucket with wrong parameters and coarse forcing (with the inputs' errors)."""
     parent = c.parent
-    land_soil = {v: (drv["stat_c"][v] + inputs["err_c"][v])[parent] for v in STATIC}
-    wrong = soil_params(land_soil["Sand"], land_soil["Clay"], land_soil["Capa"], land_soil["NDVI"])
+    wrong = _soil({v: (drv["stat_c"][v] + inputs["err_c"][v])[parent] for v in STATIC}, dynamics)
     wrong.theta_fc = np.maximum(0.8 * wrong.theta_fc, wrong.theta_wp + 0.03)
     wrong.k1, wrong.d1 = 2.0 * wrong.k1, 100.0
     precip = (drv["p_coarse"] * inputs["p_err_c"])[parent]

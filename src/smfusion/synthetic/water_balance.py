@@ -29,6 +29,9 @@ class SoilParams:
     bare: np.ndarray  # bare-soil fraction (evaporation from layer 1; the rest transpires from layer 2)
     d1: float = D1_MM
     d2: float = D2_MM
+    coupling: float = 0.1  # fraction of the layers' wetness difference exchanged per day
+    bypass: float = 0.0  # fraction of the day's infiltration that passes layer 1 into layer 2 within the day
+    evap_scale: float = 1.0  # soil evaporation from layer 1 = evap_scale x bare fraction x PET x stress
 
 
 def soil_params(sand, clay, capa, ndvi) -> SoilParams:
@@ -87,23 +90,24 @@ def run_water_balance(precip: np.ndarray, tmp_k: np.ndarray, swdown: np.ndarray,
         water = pr - snowfall + melt
         infil = np.minimum(water, p.ksat)
         runoff = water - infil
-        w1 = w1 + infil
+        w1 = w1 + (1.0 - p.bypass) * infil
         ex1 = np.maximum(w1 - sat1, 0.0)
         q12 = p.k1 * np.maximum(w1 - ex1 - fc1, 0.0)
         w1 = w1 - ex1 - q12
-        w2 = w2 + ex1 + q12
+        w2 = w2 + ex1 + q12 + p.bypass * infil
         ex2 = np.maximum(w2 - sat2, 0.0)
         runoff = runoff + ex2
         w2 = w2 - ex2
         drain = p.k2 * np.maximum(w2 - fc2, 0.0)
         w2 = w2 - drain
         # diffusion between layers towards equal wetness (conserves water)
-        diff = 0.1 * (w2 / p.d2 - w1 / p.d1) * p.d1
+        diff = p.coupling * (w2 / p.d2 - w1 / p.d1) * p.d1
         diff = np.clip(diff, -(w1 - res1).clip(0), (w2 - res2).clip(0))
         w1, w2 = w1 + diff, w2 - diff
         beta1 = np.clip((w1 - wp1) / (fc1 - wp1), 0.0, 1.0)
         beta2 = np.clip((w2 - wp2) / (fc2 - wp2), 0.0, 1.0)
-        e1 = np.minimum(pet[:, t] * p.bare * np.maximum(beta1, 0.15 * (w1 > res1)), np.maximum(w1 - res1, 0.0))
+        e1 = np.minimum(p.evap_scale * pet[:, t] * p.bare * np.maximum(beta1, 0.15 * (w1 > res1)),
+                        np.maximum(w1 - res1, 0.0))
         e2 = np.minimum(pet[:, t] * (1.0 - p.bare) * beta2, np.maximum(w2 - res2, 0.0))
         w1, w2 = w1 - e1, w2 - e2
         if out is not None:
