@@ -3,8 +3,10 @@ loader workers; 12 shards with 2 workers) and loaded into memory (4 shards): iss
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/fusion_stream_train_rss.py [--out /tmp/fusion/e2e]
 
-Shards: smfusion.synthetic.fusion_shards.write_shard_series, 500 examples each (10 sensors x 50 days, all
-labelled); the 4- and 12-shard sets are the first 4 and 12 of the 40. Config: configs/fusion_synthetic.yaml
+Shards: smfusion.synthetic.fusion_shards.write_shard_series, 12 shards of 500 examples each (10 sensors x 50
+days, all labelled); the 4-shard set is the first 4 of them, the 40-shard set the 12 files linked under 40
+names in turn (20,000 records read and indexed as 40 shards; each sensor's examples sit in 3 or 4 of them:
+writing 28 more distinct shards takes about half an hour on the shared machine). Config: configs/fusion_synthetic.yaml
 with fusion.patch_size 32, 1 epoch of 20 minibatches, no early stopping, --no-evaluate. Peak of the training
 process = its VmHWM (/proc/self/status: the high-water mark of this process image, not of the parent it
 was started from, which ru_maxrss would carry over an exec); with workers, the largest worker's ru_maxrss
@@ -32,13 +34,14 @@ CHILD = ("import re, resource, sys; from smfusion.cli.main import main; rc = mai
 
 
 def shards(root: Path) -> None:
-    if not (root / "s40").exists():
-        write_shard_series(root / "s40", n_shards=40, sensors_per_shard=10, n_times=50, size=64, seed=0)
-    for n in (4, 12):
+    if not (root / "s12").exists():
+        write_shard_series(root / "s12", n_shards=12, sensors_per_shard=10, n_times=50, size=64, seed=0)
+    files = sorted((root / "s12").glob("*.tfrecord.gz"))
+    for n in (4, 40):  # the first 4; 40 = the 12 files linked under 40 names, in turn
         if not (root / f"s{n}").exists():
             (root / f"s{n}").mkdir()
-            for p in sorted((root / "s40").glob("*.tfrecord.gz"))[:n]:
-                (root / f"s{n}" / p.name).symlink_to(p)
+            for k in range(n):
+                (root / f"s{n}" / f"synthetic-{k:05d}-of-{n:05d}.tfrecord.gz").symlink_to(files[k % len(files)])
 
 
 def peak(root: Path, name: str, stream: bool, workers: int = 0) -> str:

@@ -157,3 +157,31 @@ def test_recalibration_fit_streams_and_equals_the_in_memory_fit(tmp_path, monkey
     assert got.epistemic_factor == ref.epistemic_factor == 1.0  # one member: no epistemic part
     np.testing.assert_allclose(got.pit_x, ref.pit_x, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.pit_y, ref.pit_y)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_streamed_training_on_cuda_pins_its_minibatches_and_matches_the_cpu(shards, tmp_path, monkeypatch):
+    """On a GPU machine (``pytest -m gpu``): minibatches come in pinned memory with 2 workers, the weights
+    equal the CPU run's (TF32 off, no dropout in this config)."""
+    pinned, real = [], StreamSampler.sample
+
+    def sample(self, rng=None):
+        batch = real(self, rng)
+        pinned.append(all(t.is_pinned() for t in batch.values()))
+        return batch
+
+    monkeypatch.setattr(StreamSampler, "sample", sample)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        cpu = train(_cfg(shards), tmp_path / "cpu")
+        cfg = _cfg(shards, workers=2)
+        cfg.training.device = "cuda"
+        gpu = train(cfg, tmp_path / "gpu")
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    assert pinned == [False] * 6 + [True] * 6  # 2 epochs x 3 minibatches each run
+    load = lambda run: torch.load(run / "member_0" / "model.pt", map_location="cpu", weights_only=True)  # noqa: E731
+    _same(load(cpu), load(gpu), rtol=1e-4, atol=1e-5)
