@@ -3,6 +3,7 @@ CPU time per example of each process, peak memory, for 4, 12 and 40 shards at 64
 published 512 x 512.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py [--out /tmp/fusion_stream] [--repeats 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py --profile   # where decoding spends its time
 
 Shards: smfusion.synthetic.fusion_shards.write_shard_series (every published field, gzip), the paper's full
 groups (s1, dem, s2, soilgrids, smap, gldas), fusion.patch_size 32, lanes 4, shuffle buffer 32 per lane,
@@ -207,12 +208,30 @@ def transfer(paths: list, index_dir: str, n: int = 50) -> None:
           + ", ".join(f"{k} {v:.1f}" for k, v in ms.items()) + f" (load average {os.getloadavg()[0]:.1f})")
 
 
+def profile(paths: list, index_dir: str, n: int = 240) -> None:
+    """Where decoding spends its time: cProfile of ``n`` examples decoded in this process, top functions."""
+    import cProfile
+    import pstats
+
+    from smfusion.data import points as P
+    from smfusion.data.points_stream import ShardSet
+    from smfusion.io.shard_index import index_shards
+
+    ss = ShardSet(index_shards(paths, index_dir), GROUPS, PATCH)
+    rows = ss.rows()
+    scaler = P.fit_scaler(ss.load(rows[:8]))
+    prof = cProfile.Profile()
+    prof.runcall(_decode, ss, rows, scaler, n)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/fusion_stream")
     ap.add_argument("--batches", type=int, default=40, help="minibatches per 64 x 64 measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="minibatches left out of the steady rates")
+    ap.add_argument("--profile", action="store_true", help="profile decoding (12 shards at 64 x 64) and stop")
     ap.add_argument("--child")
     ap.add_argument("--index")
     ap.add_argument("--workers", type=int, default=0)
@@ -231,6 +250,10 @@ def main() -> None:
         write_shard_series(small, n_shards=40, sensors_per_shard=2, n_times=10, size=64, seed=0)
     if not big.exists():
         write_shard_series(big, n_shards=2, sensors_per_shard=1, n_times=4, size=512, seed=0)
+    paths = sorted(p for p in small.iterdir() if ".tfrecord" in p.name)
+    if args.profile:
+        return profile(paths[:12], str(out / "index"))
+    transfer(paths[:4], str(out / "index"))
     print(f"SYNTHETIC shards (write_shard_series, 20 examples per 64x64 shard, 4 per 512x512 shard, all labelled); "
           f"patch {PATCH}, groups {GROUPS}, lanes {LANES}, shuffle buffer {BUFFER}/lane; {args.batches} minibatches "
           f"of {BATCH} (512x512: 16 of 4), steady rates after {args.warmup}; medians of {args.repeats} alternated "
@@ -241,8 +264,6 @@ def main() -> None:
           "worker private; load: 1-min load average at the measurements' starts")
     print(f"{'shards':<22}{'dec':>7}{'mod':>7}{'w0':>7}{'w2':>7}{'w2all':>7}{'w2/dec':>7}{'bound':>7}"
           f"{'cpuDec':>7}{'cpuW2m':>7}{'cpuW2w':>7}{'decMB':>7}{'w2MB':>7}{'wrkMB':>7}{'wrkPr':>7}  load")
-    paths = sorted(p for p in small.iterdir() if ".tfrecord" in p.name)
-    transfer(paths[:4], str(out / "index"))
     for n in (4, 12, 40):
         table(args, f"{n} x 64x64", paths[:n], args.batches, BATCH)
     table(args, "2 x 512x512 (batch 4)", sorted(p for p in big.iterdir() if ".tfrecord" in p.name), 16, 4)
