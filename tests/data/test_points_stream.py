@@ -13,10 +13,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from smfusion.config import SplitConfig
 from smfusion.data import points as P
 from smfusion.data import points_stream as S
+from smfusion.data import stream_loader as L
 from smfusion.data.stream_loader import StreamSampler, moments_stream
 from smfusion.errors import DataError
 from smfusion.io.shard_index import index_shards
@@ -34,9 +36,9 @@ def shards(tmp_path_factory):
     return root
 
 
-def _cfg(lanes=2, buffer=5, batch=8, seed=1, workers=0):
+def _cfg(lanes=2, buffer=5, batch=8, seed=1, workers=0, device="cpu"):
     return (SimpleNamespace(lanes=lanes, shuffle_buffer=buffer),
-            SimpleNamespace(seed=seed, batch_size=batch, loader_workers=workers, device="cpu"))
+            SimpleNamespace(seed=seed, batch_size=batch, loader_workers=workers, device=device))
 
 
 def _setup(root):
@@ -115,6 +117,33 @@ def test_streamed_batches_equal_in_memory_batches(shards, workers):
         assert set(got[b]) == set(ref)
         for k in ref:
             np.testing.assert_array_equal(got[b][k].numpy(), ref[k], err_msg=k)
+
+
+def test_workers_read_contiguous_lane_blocks():
+    assert [L.worker_lanes([0, 1, 2, 3], 2, w) for w in (0, 1)] == [[0, 1], [2, 3]]
+    assert [L.worker_lanes([4, 5, 6], 2, w) for w in (0, 1)] == [[4, 5], [6]]  # joined in worker order = lane order
+
+
+def test_pinned_memory_only_for_a_cuda_device(shards, monkeypatch):
+    """No GPU needed: the sampler asks for pinned memory exactly when it trains on a CUDA device that exists."""
+    ss, rows = _setup(shards)
+    scaler = P.fit_scaler(ss.load(rows))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not L.pins("cpu") and not L.pins("cuda") and not StreamSampler(ss, rows, scaler, *_cfg(device="cuda")).pin
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert L.pins("cuda") and L.pins("cuda:1") and not L.pins("cpu")
+    assert StreamSampler(ss, rows, scaler, *_cfg(device="cuda:0")).pin
+    assert not StreamSampler(ss, rows, scaler, *_cfg(device="cpu", workers=2)).pin
+    asked, real = [], torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: asked.append(pin_memory) or real(*a, **k))
+    pieces = [{"x": np.arange(6, dtype=np.float32).reshape(3, 2) + i, "m": np.ones((3, 1), np.float32)} for i in (0, 9)]
+    for pin in (False, True):
+        asked.clear()
+        out = L.join_pieces(pieces, pin)
+        assert asked == [pin, pin]  # one buffer per array, pinned exactly when asked
+        np.testing.assert_array_equal(out["x"].numpy(), np.concatenate([p["x"] for p in pieces]))
+    one = L.join_pieces(pieces[:1])
+    assert np.shares_memory(one["x"].numpy(), pieces[0]["x"])  # one worker (or none), on the CPU: no copy
 
 
 def test_unlabelled_records_are_not_decoded(shards, monkeypatch):
@@ -204,8 +233,14 @@ def test_stream_batches_read_validation_in_chunks(shards):
     assert len(b) == rows.size
     np.testing.assert_array_equal(b.y, ref["y"])
     got = list(b.chunks())
-    assert len(got) == -(-rows.size // 7) and b._inputs == {}  # streamed: nothing kept
+    assert len(got) == -(-rows.size // 7) and [sl.start for sl, _ in got] == list(range(0, rows.size, 7))
+    pieces = list(b.pieces())
+    assert [len(p) for p in pieces] == [len(range(a, min(a + 7, rows.size))) for a in range(0, rows.size, 7)]
+    assert pieces[0].noisy and all(p.chunk == 7 for p in pieces)
     for k in ref:
         if k != "y":
             np.testing.assert_array_equal(np.concatenate([c[k] for _, c in got]), ref[k])
-            np.testing.assert_array_equal(b.inputs[k], ref[k])  # read into memory on first use
+            np.testing.assert_array_equal(np.concatenate([p.inputs[k] for p in pieces]), ref[k])
+    np.testing.assert_array_equal(np.concatenate([p.y for p in pieces]), b.y)
+    with pytest.raises(TypeError, match="hold no model inputs"):  # nothing read into memory behind one's back
+        b.inputs

@@ -118,3 +118,70 @@ def test_batch_not_a_multiple_of_the_lanes_is_refused_before_reading(shards, tmp
     with pytest.raises(ConfigError, match="multiple of the 2 lanes"):
         train(cfg, tmp_path / "r")
     assert not (tmp_path / "never").exists()
+
+
+def test_recalibration_fit_streams_and_equals_the_in_memory_fit(tmp_path, monkeypatch):
+    """The recalibration is fitted from the validation split read piece by piece (no piece holds more than
+    STREAM_CHUNK examples, the split's inputs are never all in memory) and equals the fit on the same
+    examples loaded into memory."""
+    from smfusion.data.adapters import points as AP
+    from smfusion.data.points_stream import ShardSet
+    from smfusion.runs import Run
+
+    write_shard_series(tmp_path / "s", n_shards=4, sensors_per_shard=4, n_times=12, size=4, seed=1)
+    cfg = _cfg(tmp_path, epochs=1)
+    cfg.model.head, cfg.training.loss = "gaussian", "gaussian_nll"  # an aleatoric spread to recalibrate
+    run = Run.load(train(cfg, tmp_path / "run"))
+    streamed = run.adapter.load()
+    assert isinstance(streamed, ShardSet)
+    monkeypatch.setattr(AP, "STREAM_CHUNK", 7)
+    sizes = []
+    real = run.forward
+
+    def forward(b, *a, **k):
+        sizes.extend(len(p) for p in b.pieces())
+        return real(b, *a, **k)
+
+    monkeypatch.setattr(run, "forward", forward)
+    got = run.recalibration("isotonic", refit=True, data=streamed)
+    assert "sm_0_5" in got, run.recalibration_note
+    got = got["sm_0_5"]
+    n_val = int(streamed.rows(run.split.validation).size)
+    assert n_val > 20 and max(sizes) == 7 and sum(sizes) == n_val  # read 7 examples at a time
+    run.cfg.fusion.stream = False
+    in_memory = run.adapter.load()
+    assert not isinstance(in_memory, ShardSet)
+    ref = run.recalibration("isotonic", refit=True, data=in_memory)["sm_0_5"]
+    assert got.info["n_points"] == ref.info["n_points"] == n_val
+    assert got.aleatoric_factor == pytest.approx(ref.aleatoric_factor, rel=1e-5)
+    assert got.epistemic_factor == ref.epistemic_factor == 1.0  # one member: no epistemic part
+    np.testing.assert_allclose(got.pit_x, ref.pit_x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.pit_y, ref.pit_y)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_streamed_training_on_cuda_pins_its_minibatches_and_matches_the_cpu(shards, tmp_path, monkeypatch):
+    """On a GPU machine (``pytest -m gpu``): minibatches come in pinned memory with 2 workers, the weights
+    equal the CPU run's (TF32 off, no dropout in this config)."""
+    pinned, real = [], StreamSampler.sample
+
+    def sample(self, rng=None):
+        batch = real(self, rng)
+        pinned.append(all(t.is_pinned() for t in batch.values()))
+        return batch
+
+    monkeypatch.setattr(StreamSampler, "sample", sample)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        cpu = train(_cfg(shards), tmp_path / "cpu")
+        cfg = _cfg(shards, workers=2)
+        cfg.training.device = "cuda"
+        gpu = train(cfg, tmp_path / "gpu")
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    assert pinned == [False] * 6 + [True] * 6  # 2 epochs x 3 minibatches each run
+    load = lambda run: torch.load(run / "member_0" / "model.pt", map_location="cpu", weights_only=True)  # noqa: E731
+    _same(load(cpu), load(gpu), rtol=1e-4, atol=1e-5)

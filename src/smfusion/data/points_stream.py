@@ -9,15 +9,16 @@ another, again and again, through its own bounded shuffle buffer
 Minibatch ``b`` is the next ``batch_size / L`` examples of every lane, in
 lane order. Each example is decoded once, cropped to ``fusion.patch_size``
 (the full image is dropped at once) and normalised in the process that reads
-it: DataLoader workers (``training.loader_workers``) each take a share of the
-lanes, the training process puts the lanes' pieces back in order, so the
-minibatches are the same for any number of workers; under ``--nproc N`` each
-process reads the lanes of its own rows of the global minibatch. Records not
-wanted are skipped unread (:func:`smfusion.io.tfrecord.iter_frames`).
+it: DataLoader workers (``training.loader_workers``) each take a contiguous
+block of the lanes and hand over one stacked piece per minibatch, the training
+process joins the pieces in lane order, so the minibatches are the same for
+any number of workers; under ``--nproc N`` each process reads the lanes of its
+own rows of the global minibatch. Records not wanted are skipped unread (:func:`smfusion.io.tfrecord.iter_frames`).
 
 Memory per reading process: ``lanes it reads x shuffle_buffer`` cropped
 examples, one full example being decoded, and the DataLoader's prefetch
-(2 pieces per worker); nothing grows with the number of shards or examples.
+(each worker's pieces of two minibatches); nothing grows with the number of
+shards or examples.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from smfusion.io.shard_index import ShardIndex, index_shards
 from smfusion.io.tfrecord import decode_record, iter_frames, list_shards
 
 __all__ = ["ShardSet", "open_shards", "lane_plan", "effective_lanes", "shuffled", "lane_rows", "stream_pieces",
-           "batch_rows", "check_batch", "iterations", "StreamBatches"]
+           "batch_rows", "check_batch", "iterations", "StreamBatches", "point_batches"]
 
 
 @dataclass
@@ -123,10 +124,22 @@ def _examples(index: ShardIndex, k: int, records: np.ndarray, groups, patch: int
         yield pts
 
 
+def point_batches(pts: P.PointSet, scaler: Scaler, chunk: int, first: int = 0) -> Batches:
+    """Points in memory as prediction :class:`Batches` (rows ``first ..``): normalised inputs and label;
+    input noise perturbs every source but the categorical ones (the one-hot land cover stays clean)."""
+    arrays = P.model_inputs(pts, scaler)
+    y = arrays.pop("y")
+    noisy = tuple(s.name for s in pts.sources if not s.categorical)
+    return Batches(inputs=arrays, y=y, rows=np.arange(first, first + len(pts)), time=None, noisy=noisy,
+                   chunk=chunk, meta={"points": pts})
+
+
 class StreamBatches(Batches):
-    """Validation rows read from the shards at each pass, ``chunk`` examples at a time (only the normalised
-    label ``y`` is held): what :func:`smfusion.runs.passes.predict_batches` needs to score a validation split
-    of any size at each epoch. ``inputs`` reads every row into memory at first use (a recalibration fit)."""
+    """Rows of the shards read at each pass, ``chunk`` examples at a time; only the normalised label ``y``,
+    the baselines' values and the coordinates are held (``meta["points"]``, no image). What every forward
+    pass of a split of any size reads: :func:`smfusion.runs.passes.predict_batches` (validation at each
+    epoch) through :meth:`chunks`, :meth:`smfusion.runs.Run.forward` (evaluation, the recalibration fit)
+    through :meth:`pieces`."""
 
     def __init__(self, shards: ShardSet, rows: np.ndarray, scaler: Scaler, chunk: int):
         rows = np.sort(np.asarray(rows, dtype=np.int64))
@@ -137,26 +150,24 @@ class StreamBatches(Batches):
 
     @property
     def inputs(self) -> dict[str, np.ndarray]:
-        """Every row's model inputs, read at first use and kept (forward passes other than
-        :func:`~smfusion.runs.passes.predict_batches`, e.g. a recalibration fit, need them in memory)."""
-        if not self._inputs and getattr(self, "index_rows", np.zeros(0)).size:
-            pieces = [arrays for _, arrays in self.chunks()]
-            self._inputs = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-        return self._inputs
+        """Never held: read them piece by piece (:meth:`pieces`, :meth:`chunks`)."""
+        raise TypeError("streamed batches hold no model inputs; read them with pieces() or chunks()")
 
     @inputs.setter
     def inputs(self, value: dict) -> None:
-        self._inputs = value
+        if value:
+            raise TypeError("streamed batches hold no model inputs")
 
-    def _pieces(self, step: int):
-        for a in range(0, self.index_rows.size, step):
-            arrays = P.model_inputs(self.shards.load(self.index_rows[a:a + step]), self.scaler)
-            yield slice(a, a + arrays["y"].shape[0]), arrays
+    def pieces(self, size: Optional[int] = None) -> Iterator[Batches]:
+        step, n = size or self.chunk, self.index_rows.size
+        for a in range(0, max(n, 1), step):
+            yield point_batches(self.shards.load(self.index_rows[a:a + step]), self.scaler, self.chunk, a)
 
     def chunks(self, size: Optional[int] = None):
-        for sl, arrays in self._pieces(size or self.chunk):
-            arrays.pop("y")
-            yield sl, arrays
+        for piece in self.pieces(size):
+            if len(piece):
+                a = int(piece.rows[0])
+                yield slice(a, a + len(piece)), piece.inputs
 
 
 # --------------------------------------------------------------------------- the order
@@ -233,16 +244,16 @@ def _lane_points(shards: ShardSet, rows: np.ndarray, plan: list[int]) -> Iterato
 
 def stream_pieces(shards: ShardSet, rows: np.ndarray, scaler: Scaler, lanes: int, buffer: int, seed: int,
                   epoch: int, n_batches: int, batch_size: int, mine: Sequence[int]
-                  ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
-    """(minibatch, lane, normalised model arrays) of lanes ``mine`` for minibatches ``0..n_batches-1``."""
+                  ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(minibatch, normalised model arrays) for minibatches ``0..n_batches-1``: the rows of lanes ``mine``
+    (lane after lane, in the order given), stacked into one piece per minibatch."""
     plan = lane_plan(shards.index, rows, lanes, seed, epoch)
     per = batch_size // len(plan)
     gens = {lane: shuffled(_lane_points(shards, rows, plan[lane]), _buffer(shards.index, rows, plan[lane], buffer),
                            _lane_rng(seed, epoch, lane)) for lane in mine}
     for b in range(n_batches):
-        for lane in mine:
-            pts = P.concat([next(gens[lane]) for _ in range(per)])
-            yield b, lane, P.model_inputs(pts, scaler)
+        pts = P.concat([next(gens[lane]) for lane in mine for _ in range(per)])
+        yield b, P.model_inputs(pts, scaler)
 
 
 def check_batch(batch_size: int, n_lanes: int, world: int = 1) -> None:

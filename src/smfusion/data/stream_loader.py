@@ -1,9 +1,16 @@
-"""Streamed fusion minibatches through a torch DataLoader: lanes decoded in worker processes, put back in
+"""Streamed fusion minibatches through a torch DataLoader: lanes decoded in worker processes, joined in
 order in the training process (:mod:`smfusion.data.points_stream` defines the order).
 
-``training.loader_workers`` worker processes each read a share of this
-process's lanes; with a CUDA device the pieces come in pinned memory. Under
-``torchrun`` (``WORLD_SIZE`` > 1) process ``r`` reads lanes ``r L/N .. (r+1) L/N - 1``,
+``training.loader_workers`` worker processes each read a contiguous block of
+this process's lanes and hand over, per minibatch, one piece: the numpy arrays
+of its lanes' rows, stacked in the worker. The pieces travel pickled through
+the DataLoader's pipe (``collate_fn`` keeps them numpy): one transfer per worker
+and minibatch, not one shared-memory segment per tensor, which on a 2-core
+machine cost more than the pickled copy (``benchmarks/fusion_stream.py``). The
+training process joins the pieces in lane order with one copy; with a CUDA
+device that copy lands in pinned memory (the trainer then copies to the GPU
+without blocking), on the CPU it does not pin. Under ``torchrun``
+(``WORLD_SIZE`` > 1) process ``r`` reads lanes ``r L/N .. (r+1) L/N - 1``,
 i.e. rows ``r B/N .. (r+1) B/N - 1`` of the global minibatch, and hands the
 trainer only those rows (``local_rows``).
 """
@@ -21,7 +28,7 @@ from smfusion.data import points_stream as S
 from smfusion.data.adapters.base import Sampler
 from smfusion.data.normalize import Scaler
 
-__all__ = ["StreamSampler", "moments_stream", "rank_world"]
+__all__ = ["StreamSampler", "moments_stream", "rank_world", "join_pieces", "worker_lanes", "pins"]
 
 
 def rank_world() -> tuple[int, int]:
@@ -30,8 +37,20 @@ def rank_world() -> tuple[int, int]:
     return (int(os.environ.get("RANK", "0")), world) if world > 1 else (0, 1)
 
 
+def _keep(piece):
+    """The DataLoader's ``collate_fn``: the piece as the worker made it (numpy arrays, pickled through the
+    pipe; the default would move every array into a shared-memory tensor of its own)."""
+    return piece
+
+
+def worker_lanes(mine: list[int], workers: int, worker: int) -> list[int]:
+    """The contiguous block of ``mine`` that worker ``worker`` of ``workers`` reads (its pieces then join in
+    worker order = lane order)."""
+    return [int(x) for x in np.array_split(np.asarray(mine, dtype=np.int64), workers)[worker]]
+
+
 class _Pieces(IterableDataset):
-    """(minibatch, lane, arrays) of this process's lanes for one epoch; each worker takes some lanes."""
+    """(minibatch, worker, arrays) of this process's lanes for one epoch; each worker takes a block of lanes."""
 
     def __init__(self, sampler: "StreamSampler", epoch: int, n_batches: int):
         super().__init__()
@@ -40,11 +59,27 @@ class _Pieces(IterableDataset):
     def __iter__(self):
         s = self.s
         info = get_worker_info()
-        mine = s.mine if info is None else s.mine[info.id::info.num_workers]
-        if not mine:
-            return iter(())
-        return S.stream_pieces(s.shards, s.rows, s.scaler, s.lanes, s.buffer, s.seed, self.epoch, self.n_batches,
-                               s.batch_size, mine)
+        w = 0 if info is None else info.id
+        mine = s.mine if info is None else worker_lanes(s.mine, info.num_workers, w)
+        pieces = S.stream_pieces(s.shards, s.rows, s.scaler, s.lanes, s.buffer, s.seed, self.epoch, self.n_batches,
+                                 s.batch_size, mine)
+        return ((b, w, arrays) for b, arrays in pieces)
+
+
+def join_pieces(pieces: list[dict[str, np.ndarray]], pin: bool = False) -> dict[str, torch.Tensor]:
+    """One minibatch from the workers' pieces (in order): one copy per array, into pinned memory when
+    ``pin``; a single unpinned piece is wrapped without a copy."""
+    out = {}
+    for k in pieces[0]:
+        parts = [p[k] for p in pieces]
+        if len(parts) == 1 and not pin:
+            out[k] = torch.from_numpy(parts[0])
+            continue
+        shape = (sum(a.shape[0] for a in parts),) + parts[0].shape[1:]
+        t = torch.empty(shape, dtype=torch.from_numpy(parts[0][:0]).dtype, pin_memory=pin)
+        np.concatenate(parts, out=t.numpy())
+        out[k] = t
+    return out
 
 
 class StreamSampler(Sampler):
@@ -61,7 +96,7 @@ class StreamSampler(Sampler):
         self.mine = list(range(rank * per, (rank + 1) * per))
         self.local_rows = world > 1
         self.workers = min(training.loader_workers, len(self.mine))
-        self.pin = training.device.startswith("cuda") and torch.cuda.is_available()
+        self.pin = pins(training.device)
         self._it, self._pending, self._next = None, {}, 0
 
     def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
@@ -69,26 +104,29 @@ class StreamSampler(Sampler):
 
     def start_epoch(self, epoch: int, n_iter: int) -> None:
         self.close()
-        ahead = 2 * -(-len(self.mine) // max(1, self.workers))  # pieces per worker for two minibatches ahead
         loader = DataLoader(_Pieces(self, epoch, n_iter), batch_size=None, num_workers=self.workers,
-                            pin_memory=self.pin, prefetch_factor=ahead if self.workers else None)
+                            collate_fn=_keep, prefetch_factor=2 if self.workers else None)  # two minibatches ahead
         self._it, self._pending, self._next = iter(loader), {}, 0
 
     def sample(self, rng: Optional[np.random.Generator] = None) -> dict[str, torch.Tensor]:
         """The next minibatch of the epoch (its order is fixed by the seed and the epoch, not by ``rng``)."""
         if self._it is None:
             self.start_epoch(1, 1 << 30)
-        b = self._next
-        while len(self._pending.get(b, {})) < len(self.mine):
-            bb, lane, arrays = next(self._it)
-            self._pending.setdefault(int(bb), {})[int(lane)] = arrays
+        b, n = self._next, max(1, self.workers)
+        while len(self._pending.get(b, {})) < n:
+            bb, w, arrays = next(self._it)
+            self._pending.setdefault(int(bb), {})[int(w)] = arrays
         pieces = self._pending.pop(b)
         self._next += 1
-        first = pieces[self.mine[0]]
-        return {k: torch.cat([torch.as_tensor(pieces[lane][k]) for lane in self.mine]) for k in first}
+        return join_pieces([pieces[w] for w in range(n)], self.pin)
 
     def close(self) -> None:
         self._it = None  # the DataLoader's workers end with their iterator
+
+
+def pins(device: str) -> bool:
+    """Whether minibatches for ``device`` go to pinned memory: only for a CUDA device that exists."""
+    return str(device).startswith("cuda") and torch.cuda.is_available()
 
 
 class _MomentPieces(IterableDataset):

@@ -13,13 +13,11 @@ import json
 import numpy as np
 
 from smfusion.data import points as P
-from smfusion.data.adapters.base import Batches
 from smfusion.errors import DataError
 from smfusion.evaluation.calibration import calibration_section
 from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.evaluation.tables import Report
 from smfusion.io.atomic import write_text
-from smfusion.runs.run import Passes
 
 __all__ = ["scores", "baseline_predictions", "evaluate_points", "format_metrics"]
 
@@ -80,29 +78,21 @@ EVAL_CHUNK = 1024  # streamed splits larger than this are read and predicted thi
 
 def _predict_split(run, points, sensors):
     """(the split's points, ensemble-mean prediction, the members' passes). Shards read as needed (a ShardSet)
-    with more than ``EVAL_CHUNK`` examples in the split: read and predicted piece by piece; the passes are
-    joined over the pieces around a :class:`Batches` without inputs (labels and baselines only), which is all
-    the scores, the predictive distribution and the calibration read."""
+    with more than ``EVAL_CHUNK`` examples in the split: a :class:`~smfusion.data.points_stream.StreamBatches`,
+    read and predicted piece by piece (:meth:`smfusion.runs.Run.forward` joins the passes; the batches hold
+    labels and baselines only, which is all the scores, the predictive distribution and the calibration
+    read)."""
     rows = points.rows(sensors) if hasattr(points, "rows") else None
     if rows is None or rows.size <= EVAL_CHUNK:
         b = run.adapter.eval_batches(points, sensors, None)
-        if len(b) == 0:
-            return b.meta["points"], None, None
-        passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
-        return b.meta["points"], run.members_of(passes).mean(axis=0)[:, 0, 0], passes
-    parts, pieces = [], []
-    for a in range(0, rows.size, EVAL_CHUNK):
-        piece = points.load(rows[a:a + EVAL_CHUNK])
-        pieces.append(run.forward(run.adapter.eval_batches(piece, None, None)))
-        parts.append(piece.with_groups([]))
-    sub = P.concat(parts)
-    y = np.concatenate([p.batches.y for p in pieces])
-    light = Batches(inputs={}, y=y, rows=np.arange(len(sub)), chunk=EVAL_CHUNK, meta={"points": sub})
-    outs = [{k: np.concatenate([p.outs[m][k] for p in pieces]) for k in pieces[0].outs[m]}
-            for m in range(len(pieces[0].outs))]
-    noisy = None if pieces[0].noisy is None else np.concatenate([p.noisy for p in pieces], axis=2)
-    passes = Passes(light, outs, noisy, pieces[0].noise)
-    return sub, run.members_of(passes).mean(axis=0)[:, 0, 0], passes
+    else:
+        from smfusion.data.points_stream import StreamBatches
+
+        b = StreamBatches(points, rows, run.adapter.scaler, EVAL_CHUNK)
+    if len(b) == 0:
+        return b.meta["points"], None, None
+    passes = run.forward(b)  # one forward pass of every member: the scores and the calibration read it
+    return b.meta["points"], run.members_of(passes).mean(axis=0)[:, 0, 0], passes
 
 
 def format_metrics(m: dict) -> str:

@@ -37,7 +37,7 @@ from smfusion.runs.ensembles import aleatoric_std
 from smfusion.runs.predictive import (Predictive, Recalibration, fit_recalibration, layer_attrs,
                                           load_recalibrations, save_recalibrations)
 from smfusion.runs.load import Trained, load_trained
-from smfusion.runs.passes import predict_block as _predict_block, predict_passes as _predict_passes
+from smfusion.runs.passes import HEAD_KEYS, predict_block as _predict_block, predict_passes as _predict_passes
 
 __all__ = ["Run", "Passes", "RECALIBRATION_FILE"]
 
@@ -105,9 +105,9 @@ class Run(Trained):
         anomaly), warm-up included.
         """
         b = batches if batches is not None else self.adapter.eval_batches(data, ids, period)
-        outs, noisy, _ = _predict_passes(self, b, noise_runs, *self._noise(noise, seed), heads=("y_hat",))
-        out = np.stack([self._physical(o["y_hat"], b) for o in outs])
-        return (out, noisy) if noise_runs else out
+        p = self.forward(b, noise_runs, noise, seed, heads=("y_hat",))
+        out = self.members_of(p)
+        return (out, p.noisy) if noise_runs else out
 
     def _noise(self, noise: Optional[float], seed: Optional[int]) -> tuple[float, np.random.Generator]:
         """Input-noise std and generator (None: the config's ``uncertainty.noise`` / ``seed``)."""
@@ -116,11 +116,19 @@ class Run(Trained):
         return (unc.noise if noise is None else float(noise)), rng
 
     def forward(self, batches: Batches, noise_runs: int = 0, noise: Optional[float] = None,
-                seed: Optional[int] = None) -> Passes:
-        """Every member's clean pass (all head outputs) and ``noise_runs`` noisy passes over ``batches``,
-        once: :meth:`members_of` and :meth:`distribution` read them without running the model again."""
+                seed: Optional[int] = None, heads: tuple[str, ...] = HEAD_KEYS) -> Passes:
+        """Every member's clean pass (head outputs ``heads``) and ``noise_runs`` noisy passes over ``batches``,
+        once: :meth:`members_of` and :meth:`distribution` read them without running the model again.
+
+        Batches read piece by piece (:meth:`~smfusion.data.adapters.Batches.pieces`, e.g. a streamed split
+        of shards) hold one piece's inputs at a time; the passes are joined over the pieces (the outputs
+        are the same as over one piece; noisy runs draw from one generator, piece after piece)."""
         std, rng = self._noise(noise, seed)
-        outs, noisy, _ = _predict_passes(self, batches, noise_runs, std, rng)
+        parts = [_predict_passes(self, piece, noise_runs, std, rng, heads=heads)[:2] for piece in batches.pieces()]
+        outs, noisy = parts[0]
+        if len(parts) > 1:
+            outs = [{k: np.concatenate([p[0][m][k] for p in parts]) for k in outs[m]} for m in range(len(outs))]
+            noisy = None if noisy is None else np.concatenate([p[1] for p in parts], axis=2)
         return Passes(batches, outs, noisy, std)
 
     def members_of(self, passes: Passes) -> np.ndarray:
@@ -241,8 +249,8 @@ class Run(Trained):
         """
         b = batches if batches is not None else self.adapter.eval_batches(data, ids, period)
         runs = noise_runs if noisy is None else 0  # made in the same loop as the clean pass
-        outs, made, _ = _predict_passes(self, b, runs, *self._noise(noise, seed))
-        return self._distribution(outs, b, noisy if made is None else made, recalibration, noise, transform)
+        p = self.forward(b, runs, noise, seed)
+        return self._distribution(p.outs, b, noisy if p.noisy is None else p.noisy, recalibration, noise, transform)
 
     def _distribution(self, outs: list[dict], b: Batches, noisy: Optional[np.ndarray], recalibration: Optional[str],
                       noise: Optional[float], transform, data: Any = None) -> dict[str, Predictive]:

@@ -64,6 +64,12 @@ class Batches:
             sl = slice(a, a + step)
             yield sl, {k: v[sl] for k, v in self.inputs.items()}
 
+    def pieces(self) -> Iterator["Batches"]:
+        """The rows as consecutive :class:`Batches` that hold their inputs, one piece in memory at a time (what
+        :meth:`smfusion.runs.Run.forward` runs over). This one holds its inputs: it is its own one piece; a
+        streamed subclass reads each piece as it is asked for."""
+        yield self
+
 
 class Sampler:
     """Training minibatches: ``sample(rng)`` -> dict of numpy arrays or tensors (the Trainer moves them to

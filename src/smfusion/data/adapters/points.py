@@ -203,12 +203,9 @@ class PointsAdapter(Adapter):
     def eval_batches(self, points: P.PointSet, ids: Optional[np.ndarray], period, chunk: Optional[int] = None
                      ) -> Batches:
         """Examples of sensors ``ids`` (None: all) with a timestamp inside ``period`` (None: any)."""
-        sub = _select(points, ids, period)
-        arrays = P.model_inputs(sub, self.scaler)
-        y = arrays.pop("y")
-        noisy = tuple(s.name for s in sub.sources if not s.categorical)  # one-hot land cover stays clean
-        return Batches(inputs=arrays, y=y, rows=np.arange(len(sub)), time=None, noisy=noisy,
-                       chunk=chunk or PREDICT_CHUNK, meta={"points": sub})
+        from smfusion.data.points_stream import point_batches
+
+        return point_batches(_select(points, ids, period), self.scaler, chunk or PREDICT_CHUNK)
 
     # -- back to physical units ------------------------------------------------
     def to_physical(self, z: np.ndarray, batches: Batches) -> np.ndarray:
