@@ -9,6 +9,10 @@ per lead on the validation month). Protocol in the printed header (:mod:`smfusio
 
     OMP_NUM_THREADS=1 nice python benchmarks/nowcast.py [--config configs/conus_di.yaml] [--out runs/nowcast]
         [--members 2] [--leads 1 2 3 5 7] [--train-only] [--di-name di] [--train-leads 1 7] [--iterations 200] [--stations]
+        [--set data_integration.retrievals=2 ...] [--tuning]
+
+``--tuning`` trains both runs on 2015-04-01..2015-11-30 and scores them on 2015-12-01..2016-03-31 (the recipe of
+configs/conus_di.yaml was chosen there, docs/nowcast.md); ``--set`` changes a key of the DI run only (ablations).
 
 Training resumes from checkpoints in ``--out``; a finished run is not retrained.
 """
@@ -21,19 +25,37 @@ import time
 from pathlib import Path
 
 
-def configs(path: str, members: int | None, train_leads=None, iterations=None):
-    """The DI config and its projection twin (the same without ``data_integration``); ``train_leads`` and
-    ``iterations`` (per epoch) change the DI run only."""
-    from smfusion.config import load_config
+TUNING = {"train": ("2015-04-01", "2015-11-30"), "validation": ("2015-12-01", "2016-03-31")}
+
+
+def configs(path: str, members: int | None, train_leads=None, iterations=None, sets=(), tuning: bool = False):
+    """The DI config and its projection twin (the same without ``data_integration``); ``train_leads``,
+    ``iterations`` (per epoch) and ``sets`` (``dotted.key=yaml value``) change the DI run only; ``tuning``
+    moves both runs to the tuning split (:data:`TUNING`: the recipe is chosen there, the test year untouched)."""
+    import yaml
+
+    from smfusion.config import load_config, parse_config
 
     di = load_config(path)
     if members is not None:
         di.training = di.training.model_copy(update={"ensemble": members})
+    if tuning:
+        di = parse_config({**di.to_dict(), "periods": {**di.to_dict()["periods"], **TUNING}})
     proj = di.model_copy(deep=True, update={"data_integration": None, "name": f"{di.name}_projection"})
     if train_leads is not None:
         di.data_integration = di.data_integration.model_copy(update={"train_leads": tuple(train_leads)})
     if iterations is not None:
         di.training = di.training.model_copy(update={"iterations_per_epoch": iterations})
+    if sets:
+        d = di.to_dict()
+        for kv in sets:
+            key, value = kv.split("=", 1)
+            *parents, last = key.split(".")
+            node = d
+            for k in parents:
+                node = node[k]
+            node[last] = yaml.safe_load(value)
+        di = parse_config(d, source="--set")
     return di, proj
 
 
@@ -74,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--di-name", default="di", help="folder of the DI run under --out (variants side by side)")
     ap.add_argument("--train-leads", type=int, nargs=2, default=None, help="override data_integration.train_leads")
     ap.add_argument("--iterations", type=int, default=None, help="override training.iterations_per_epoch (DI run)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key of the DI run (dotted, YAML value), e.g. data_integration.retrievals=2")
+    ap.add_argument("--tuning", action="store_true", help="train on 2015-04-01..2015-11-30 and score on the "
+                    "validation period 2015-12-01..2016-03-31 (choosing a recipe without the test year)")
     args = ap.parse_args(argv)
     from smfusion.training.run import train
 
     out = Path(args.out)
-    di_cfg, proj_cfg = configs(args.config, args.members, args.train_leads, args.iterations)
+    di_cfg, proj_cfg = configs(args.config, args.members, args.train_leads, args.iterations, args.set, args.tuning)
     t0 = time.time()
     for cfg, name in ((di_cfg, args.di_name), (proj_cfg, "projection")):
         train(cfg, out / name)
@@ -87,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from smfusion.evaluation.nowcast import format_lead_table, lead_table
 
-    res = lead_table(out / args.di_name, out / "projection", args.leads)
+    res = lead_table(out / args.di_name, out / "projection", args.leads, on="validation" if args.tuning else "test")
     (out / f"nowcast_{args.di_name}.json").write_text(json.dumps(res, indent=1))
     (out / args.di_name / "metrics").mkdir(exist_ok=True)
     (out / args.di_name / "metrics" / "nowcast.json").write_text(json.dumps(res, indent=1))  # `smfusion report` shows it

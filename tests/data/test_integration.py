@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from smfusion.config import DataIntegrationConfig, parse_config
-from smfusion.data.integration import channel_names, di_channels, last_retrieval, thin, window_channels
+from smfusion.data.integration import channel_names, di_channels, last_retrieval, last_retrievals, thin, window_channels
 from smfusion.data.sampling import Arrays
 from smfusion.errors import ConfigError
 
@@ -84,3 +84,24 @@ def test_config_section_checks():
     assert parse_config({**base, "data_integration": {"lead": 2}}).data_integration.lead == 2
     with pytest.raises(ConfigError, match="data_integration"):
         parse_config({**base, "data_integration": {"lead": 1}, "data": {**base["data"], "lazy": {}}})
+
+
+def test_last_k_retrievals_by_hand_and_causal():
+    y = np.array([[0.1, NAN, 0.3, 0.4, NAN, NAN, NAN, NAN]])
+    (v1, a1, p1), (v2, a2, p2) = last_retrievals(y, 1, max_age=4, k=2)
+    np.testing.assert_array_equal(v1, last_retrieval(y, 1, max_age=4)[0])
+    # the retrieval before the last one: day 3 sees days 2 and 0; day 5 sees 3 and 2; day 7 sees 3 (age 4), 2 (5: masked)
+    np.testing.assert_allclose(v2[0], [0, 0, 0, 0.1, 0.3, 0.3, 0.3, 0])
+    np.testing.assert_array_equal(a2[0], [0, 0, 0, 3, 2, 3, 4, 0])
+    np.testing.assert_array_equal(p2[0], [0, 0, 0, 1, 1, 1, 1, 0])
+    ch = di_channels(y[:, :, None].astype(np.float32), 1, 4, retrievals=2)
+    assert ch.shape == (1, 8, 6)
+    np.testing.assert_array_equal(ch[0, :, :3], di_channels(y[:, :, None].astype(np.float32), 1, 4)[0])
+    np.testing.assert_allclose(ch[0, :, 3], v2[0])
+    assert channel_names(["a"], 2) == ["di_a", "di_a_age", "di_a_present", "di_a_2", "di_a_2_age", "di_a_2_present"]
+    rng = np.random.default_rng(3)
+    z = np.where(rng.random((3, 50, 1)) < 0.4, rng.standard_normal((3, 50, 1)), NAN).astype(np.float32)
+    ref = di_channels(z, 2, 10, retrievals=3)
+    w = z.copy()
+    w[:, 30:] = rng.standard_normal(w[:, 30:].shape)
+    np.testing.assert_array_equal(di_channels(w, 2, 10, retrievals=3)[:, :32], ref[:, :32])

@@ -41,7 +41,7 @@ def _cfg(root, di: bool = True) -> dict:
         "evaluation": {"baselines": ["climatology"]},
     }
     if di:
-        cfg["data_integration"] = {"lead": LEAD, "max_age": 6, "thin": 0.3, "train_leads": [1, 3]}
+        cfg["data_integration"] = {"lead": LEAD, "max_age": 6, "thin": 0.3, "train_leads": [1, 3], "retrievals": 2}
     return cfg
 
 
@@ -169,3 +169,14 @@ def test_evaluate_and_report_show_skill_against_lead(run_dir, tmp_path, capsys):
     assert main(["report", str(run_dir), "--out", str(tmp_path / "rep")]) == 0
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "Skill against lead (data integration)" in page and "nowcast_ubrmse" in page
+
+
+def test_lead_table_on_the_validation_period(run_dir):
+    from smfusion.evaluation.nowcast import format_lead_table, lead_table
+
+    res = lead_table(run_dir, None, [1, 2], on="validation")
+    assert res["protocol"]["scored"] == "validation" and res["protocol"]["test"] == ["2016-02-01", "2016-03-31"]
+    assert sorted(res["leads"]) == [1, 2] and res["leads"][1]["_n"] > 0
+    assert "scored on the VALIDATION period 2016-02-01..2016-03-31" in format_lead_table(res)
+    with pytest.raises(ValueError, match="on='train'"):
+        lead_table(run_dir, None, [1], on="train")

@@ -293,13 +293,15 @@ class DataIntegrationConfig(_Strict):
     (``d - t > max_age``). Training draws each sequence's lead uniformly from ``train_leads`` (default: ``lead``
     only) and drops each retrieval seen as input with a probability drawn uniformly from ``[0, thin]`` per
     sequence (the loss keeps every retrieval), so the model learns the irregular schedule. ``lead`` is the
-    run's default at prediction (``smfusion predict --lead``).
+    run's default at prediction (``smfusion predict --lead``). ``retrievals: K`` gives the same three channels
+    for each of the last ``K`` retrievals at or before ``d - lead`` (their values, ages, masks).
     """
 
     lead: int = Field(1, ge=1)
     max_age: int = Field(10, ge=1)
     thin: float = Field(0.5, ge=0.0, lt=1.0)
     train_leads: Optional[tuple[int, int]] = None
+    retrievals: int = Field(1, ge=1, le=5)
 
     @model_validator(mode="after")
     def _check(self) -> "DataIntegrationConfig":

@@ -66,13 +66,14 @@ def fit_damping(obs: np.ndarray, proj: np.ndarray, lead: int, days: slice) -> fl
     return float(min(DAMPING, key=sse))
 
 
-def _projection(proj_dir, cfg, ids: np.ndarray, times: np.ndarray, target: str) -> tuple[np.ndarray, slice]:
+def _projection(proj_dir, cfg, ids: np.ndarray, times: np.ndarray, target: str, test: tuple
+                ) -> tuple[np.ndarray, slice]:
     """The projection run's prediction on ``times`` (site, time; NaN before the validation period or, without
-    one, 60 days before the test period) and the validation days (empty without a validation period)."""
-    test = cfg.periods.test.as_tuple()
+    one, 60 days before the scored period ``test``) and the validation days (empty without a validation period)."""
     val = cfg.periods.validation.as_tuple() if cfg.periods.validation else None
-    start = val[0] if val else (pd.Timestamp(test[0]) - pd.Timedelta(days=60)).strftime("%Y-%m-%d")
-    pred = Run.load(proj_dir).predict(start, test[1], ids=ids)[target].transpose("site", "time")
+    start = min(val[0], test[0]) if val else (pd.Timestamp(test[0]) - pd.Timedelta(days=60)).strftime("%Y-%m-%d")
+    end = max(val[1], test[1]) if val else test[1]
+    pred = Run.load(proj_dir).predict(start, end, ids=ids)[target].transpose("site", "time")
     out = np.full((len(ids), times.size), np.nan)
     out[:, np.searchsorted(times, pred.time.values)] = pred.values
     if val is None:
@@ -98,38 +99,45 @@ def _climatology(data, target: str, ids: np.ndarray, times: np.ndarray, train_pe
     return np.where(np.isfinite(c), c, mean[:, None])
 
 
-def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], leads=LEADS) -> dict:
-    """The module docstring's table on the DI run's test period and test sites: ``{"protocol": ...,
-    "leads": {L: {row: scores}}}`` (leads above the run's ``max_age`` are left out)."""
+def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], leads=LEADS, on: str = "test"
+               ) -> dict:
+    """The module docstring's table on the DI run's test period (``on="validation"``: its validation period,
+    for choosing a recipe without the test year; then without the damped residual, whose ``rho`` is fitted
+    there) and test sites: ``{"protocol": ..., "leads": {L: {row: scores}}}`` (leads above the run's
+    ``max_age`` are left out)."""
     run = di_dir if isinstance(di_dir, Run) else Run.load(di_dir)
     leads = [int(k) for k in leads if k <= run.cfg.data_integration.max_age]
     cfg, target = run.cfg, run.cfg.data.target[0]
-    test, train = cfg.periods.test.as_tuple(), cfg.periods.train.as_tuple()
+    if on not in ("test", "validation") or getattr(cfg.periods, on) is None:
+        raise ValueError(f"on={on!r}: give 'test' or 'validation', a period the run has")
+    test, train = getattr(cfg.periods, on).as_tuple(), cfg.periods.train.as_tuple()
     data = run.adapter.load()  # every period: the training period's climatology, the test year with its warm-up
     ids = run.split.test
     times = data.time.values
-    t0 = int(np.searchsorted(times, np.datetime64(pd.Timestamp(test[0]), "ns")))
+    t0, t1 = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"), side=side))
+              for d, side in zip(test, ("left", "right")))
+    days = slice(t0, t1)  # the scored period
     obs_all = data[target].sel(site=ids).transpose("site", "time").values.astype(np.float64)
     clim = _climatology(data, target, ids, times, train)
     proj = val_days = None
     if projection_dir is not None:
-        proj, val_days = _projection(projection_dir, cfg, ids, times, target)
-    obs = obs_all[:, t0:]
+        proj, val_days = _projection(projection_dir, cfg, ids, times, target, test)
+    obs = obs_all[:, days]
     out: dict = {"leads": {}, "protocol": {
-        "test": list(test), "train": list(train), "validation": list(cfg.periods.validation.as_tuple())
+        "test": list(test), "scored": on, "train": list(train), "validation": list(cfg.periods.validation.as_tuple())
         if cfg.periods.validation else None, "cells": int(len(ids)), "members": len(run.members),
         "recalibration": cfg.uncertainty.recalibration, "di": cfg.data_integration.model_dump(mode="json")}}
     for lead in leads:
         run.at_lead(lead)
         dist = run.predict_distribution(data, ids, test, recalibration="none")[target]
-        sims = {"DI model": dist.moments()["mean"], "persistence": persistence(obs_all, lead)[:, t0:],
-                "climatology + persisted anomaly": persisted_anomaly(obs_all, clim, lead)[:, t0:]}
+        sims = {"DI model": dist.moments()["mean"], "persistence": persistence(obs_all, lead)[:, days],
+                "climatology + persisted anomaly": persisted_anomaly(obs_all, clim, lead)[:, days]}
         rho = None
         if proj is not None:
-            sims["projection"] = proj[:, t0:]
-            if val_days.stop > val_days.start:
+            sims["projection"] = proj[:, days]
+            if val_days.stop > val_days.start and on == "test":
                 rho = fit_damping(obs_all, proj, lead, val_days)
-                sims["projection + damped residual"] = damped_residual(obs_all, proj, lead, rho)[:, t0:]
+                sims["projection + damped residual"] = damped_residual(obs_all, proj, lead, rho)[:, days]
         ok = np.isfinite(obs) & np.all([np.isfinite(s) for s in sims.values()], axis=0)
         o = np.where(ok, obs, np.nan)
         row = {name: lead_scores(o, s) for name, s in sims.items()}
@@ -161,7 +169,8 @@ def format_lead_table(res: dict) -> str:
     """The table of :func:`lead_table` as text, with its protocol."""
     p = res["protocol"]
     lines = [f"Skill against lead: train {p['train'][0]}..{p['train'][1]}, validation "
-             f"{p['validation'][0] + '..' + p['validation'][1] if p['validation'] else 'none'}, test "
+             f"{p['validation'][0] + '..' + p['validation'][1] if p['validation'] else 'none'}, "
+             f"{'scored on the VALIDATION period' if p.get('scored') == 'validation' else 'test'} "
              f"{p['test'][0]}..{p['test'][1]}, {p['cells']} cells, DI ensemble of {p['members']}, data_integration "
              f"{p['di']}; median over cells of R / ubRMSE / RMSE (m3/m3) on the test days with a retrieval; "
              f"coverage pooled over those cell-days (recalibration {p['recalibration']}, fitted per lead on the "

@@ -195,7 +195,8 @@ class SequenceAdapter(Adapter):
         return [*names[:n_dyn], *self._di_names(), *names[n_dyn:]]
 
     def _di_names(self) -> list[str]:
-        return channel_names(self.cfg.data.target) if self.cfg.data_integration is not None else []
+        di = self.cfg.data_integration
+        return channel_names(self.cfg.data.target, di.retrievals) if di is not None else []
 
     def derived_inputs(self) -> dict[str, list[str]]:
         return {"derived": feature_names(self.cfg.features), "descriptors": descriptor_names(self.cfg.descriptors),
@@ -266,7 +267,8 @@ class SequenceAdapter(Adapter):
         arr = self.arrays(prepare(sub, self.cfg, self.seasonal))
         x_dynamic = arr.x_dynamic
         if self.cfg.data_integration is not None:  # the retrievals known self.lead days before each day
-            di = di_channels(arr.y, self.lead, self.cfg.data_integration.max_age)
+            di_cfg = self.cfg.data_integration
+            di = di_channels(arr.y, self.lead, di_cfg.max_age, di_cfg.retrievals)
             x_dynamic = np.concatenate([x_dynamic, di], axis=-1)
         return Batches(inputs={"x_dynamic": x_dynamic, "x_static": arr.x_static}, y=arr.y, rows=arr.sites,
                        time=arr.time, score_from=int(np.searchsorted(arr.time, np.datetime64(t0, "ns"))),
