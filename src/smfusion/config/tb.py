@@ -62,8 +62,6 @@ class CasmTwinConfig(_Strict):
     dielectric: Literal["mironov", "dobson"] = "mironov"
 
 
-
-
 @tb_section("smos")
 class SmosFiles(_Strict):
     """SMOS CATDS L3TB files (:func:`smfusion.io.smos_l3tb.open_smos_l3tb`) -> ``tb_h_smos``, ``tb_v_smos``."""

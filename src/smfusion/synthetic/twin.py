@@ -32,13 +32,18 @@ __all__ = ["SoilParams", "soil_params", "run_water_balance", "make_twin", "read_
 
 FORCING = ("APCP_FORA", "TMP_2_FORA", "DSWRF_FORA", "SPFH_2_FORA")
 STATIC = ("Sand", "Clay", "Capa", "NDVI")
-# Layer-1 dynamics of the water balance and persistence (lag-1 autocorrelation) of the stations' AR(1) errors.
+# Layer-1 dynamics of the water balance, persistence (lag-1 autocorrelation) of the stations' AR(1) errors and
+# their first day (drawn from the stationary distribution, or 0 as the twin before issue 27 started them).
 # "calibrated" (the default since issue 27) gives daily 0-5 cm series as persistent as real ones (USCRN, Hawaii
-# SCAN; docs/twin.md "Calibration against real data"); "original" is the twin before it (fast 0-5 cm layer).
+# SCAN; docs/twin.md "Calibration against real data"); "original" is the twin before it (fast 0-5 cm layer),
+# value for value.
 DYNAMICS = {
-    "calibrated": {"water": {"d2": 200.0, "coupling": 0.5, "bypass": 0.7, "evap_scale": 0.5}, "station_ar": 0.95},
-    "original": {"water": {}, "station_ar": 0.7},
+    "calibrated": {"water": {"d2": 200.0, "coupling": 0.5, "bypass": 0.7, "evap_scale": 0.5}, "station_ar": 0.95,
+                   "stationary_start": True},
+    "original": {"water": {}, "station_ar": 0.7, "stationary_start": False},
 }
+
+
 def _revisit_mask(n_cell: int, n_day: int, rng: np.random.Generator, revisit=(2, 3)) -> np.ndarray:
     """Overpass days: gaps alternate between ``revisit`` lengths from a random phase per cell."""
     mask = np.zeros((n_cell, n_day), dtype=bool)
@@ -119,7 +124,7 @@ def make_twin(
     sat = _satellite(src, cells, truth, rng, sat_bias, sat_seasonal, sat_noise, sat_gain_loss, sat_missing, revisit)
     station, station_id, network = _stations(src, cells, truth, drv["tmp"], rng, n_networks, station_fraction,
                                              max_stations_per_cell, station_offset, station_noise,
-                                             DYNAMICS[dynamics]["station_ar"])
+                                             DYNAMICS[dynamics])
     land = _land_model(cells, drv, inputs, land_dynamics)
     return _assemble(src, cells, drv, inputs, wb, sat, station, station_id, network, land, root,
                      {"seed": seed, "input_errors": float(input_errors), "dynamics": dynamics})
@@ -276,9 +281,10 @@ def _satellite(src, c: _Cells, truth, rng, sat_bias, sat_seasonal, sat_noise, sa
 
 
 def _stations(src, c: _Cells, truth, tmp, rng, n_networks, station_fraction, max_stations_per_cell,
-              station_offset, station_noise, station_ar) -> tuple:
-    """Truth at a few fine cells + point-scale noise (offset + stationary AR(1) with lag-1 ``station_ar``):
-    (values, station_id, network)."""
+              station_offset, station_noise, dynamics: dict) -> tuple:
+    """Truth at a few fine cells + point-scale noise (offset + AR(1) with lag-1 ``dynamics["station_ar"]``,
+    its first day stationary or 0 by ``dynamics["stationary_start"]``): (values, station_id, network)."""
+    station_ar, stationary = dynamics["station_ar"], dynamics["stationary_start"]
     nf, nt, kk = c.nf, c.nt, c.k * c.k
     station = np.full((nf, nt), np.nan)
     station_id = np.full(nf, "", dtype=object)
@@ -290,7 +296,7 @@ def _stations(src, c: _Cells, truth, tmp, rng, n_networks, station_fraction, max
         for j in rng.choice(kk, size=n_st, replace=False):
             i = cc * kk + j
             e = rng.normal(0.0, station_noise, nt)
-            ar = e.copy()  # ar[0] from the stationary distribution
+            ar = e.copy() if stationary else np.zeros(nt)
             for t in range(1, nt):
                 ar[t] = station_ar * ar[t - 1] + np.sqrt(1 - station_ar**2) * e[t]
             obs = truth[i] + rng.normal(0.0, station_offset) + ar
