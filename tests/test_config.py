@@ -132,6 +132,8 @@ def test_the_reader_selects_the_data_section():
     """config.data.DATA_BY_READER: one table of the reader-specific rules (typed union on data.reader); the
     resolved config (and so its hash, a run's resume key) is what it was."""
     from smfusion.config.data import DATA_BY_READER, DataConfig, GriddedData, PointData, TwinData
+    from smfusion.data.checks import check_config
+    from smfusion.data.loading import get_reader
 
     base = {"name": "x", "periods": {"train": ["2015-04-01", "2015-12-31"]}, "data": {"dynamic": ["a"], "target": ["y"]}}
 
@@ -148,6 +150,13 @@ def test_the_reader_selects_the_data_section():
     for reader, section in (("tb_files", "tb_files"), ("gridded", "gridded"), ("grid_inputs", "grid_inputs")):
         with pytest.raises(ConfigError, match=rf"data: data.reader '{reader}' needs a data.{section} section"):
             cfg(reader=reader)
+    late = cfg()
+    for reader in ("tb_files", "gridded", "grid_inputs", "sensor_cells"):  # set after validation: one line too
+        late.data.reader = reader
+        with pytest.raises(ConfigError, match=rf"data.reader '{reader}' needs a data.{reader} section") as err:
+            get_reader(reader)(late.data, "2015-04-01", "2015-04-02")
+        assert err.value.field == f"data.{reader}"
+        assert any("needs a data." + reader in str(p) for p in check_config(late))
     with pytest.raises(ConfigError, match=r"data\.dynamc: unknown key$"):
         cfg(reader="points", dynamc=[])  # the union's tag is no part of the key's path
     with pytest.raises(ConfigError, match="is for multiscale runs"):

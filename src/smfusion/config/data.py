@@ -10,6 +10,7 @@ from smfusion.config.base import TAG_PREFIX, Period, _Strict, unique
 from smfusion.config.tb import CasmTwinConfig, TBFilesConfig
 from smfusion.config.stores import GridInputsConfig, LazyConfig
 from smfusion.config.sensors import SensorCellsConfig
+from smfusion.errors import ConfigError
 
 class TwinConfig(_Strict):
     """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
@@ -106,6 +107,16 @@ class DataConfig(_Strict):
         """What ``reader`` declares (``gives_points``, ``multiscale_only``, ``gives_retrievals``,
         ``drawn_per_window``): its row of :data:`DATA_BY_READER` (a reader set after validation is answered too)."""
         return DATA_BY_READER.get(self.reader, DataConfig)
+
+    def section_of(self, name: str) -> Any:
+        """The reader's own section ``data.<name>``; a one-line :class:`ConfigError` when it is absent.
+
+        A config loaded from YAML never gets here without it (the reader's class, :class:`_SectionData`,
+        refuses at load); this guards a reader or check handed a config whose ``reader`` was set afterwards."""
+        value = getattr(self, name, None)
+        if value is None:
+            raise ConfigError(f"data.reader '{self.reader}' needs a data.{name} section", field=f"data.{name}")
+        return value
 
     # Dataset readers: hydrodl, gridded, twin, or any registered one (smfusion.data.loading.get_reader);
     # point readers: tfrecord, points. Checked with the other registry names before any work.

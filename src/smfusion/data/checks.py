@@ -268,9 +268,7 @@ def check_gridded(cfg: RunConfig) -> list[Problem]:
     from smfusion.data.loading import span
     from smfusion.io.smap_l3 import find_granules
 
-    g = cfg.data.gridded
-    if g is None:
-        return [Problem("data.gridded", "reader 'gridded' needs a data.gridded section")]
+    g = cfg.data.section_of("gridded")
     out = [Problem(f"data.gridded.{key}", f"{path} does not exist", "fix the path in the config")
            for key, path in (("forcing", g.forcing), ("smap_dir", g.smap_dir), ("ismn_dir", g.ismn_dir))
            if not Path(path).expanduser().exists()]

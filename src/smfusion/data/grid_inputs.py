@@ -54,9 +54,7 @@ _LAT, _LON = ("lat", "latitude"), ("lon", "longitude")
 @register_reader("grid_inputs")
 def read_grid_inputs(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> xr.Dataset:
     """The canonical Dataset of ``cfg.dynamic``, ``cfg.static`` and ``cfg.target`` (module docstring)."""
-    gc = cfg.grid_inputs
-    if gc is None:
-        raise ConfigError("data.reader 'grid_inputs' needs a data.grid_inputs section")
+    gc = cfg.section_of("grid_inputs")
     rows, cols, lat, lon = cell_list(gc.grid, gc.cells, gc.land_file, gc.bbox)
     ids = np.arange(rows.size)
     if cfg.sites is not None:
@@ -371,9 +369,7 @@ def _register_check() -> None:
         and the stores' dates cover the periods (warning) -- without reading any data."""
         from smfusion.data.splits import span
 
-        gc = cfg.data.grid_inputs
-        if gc is None:
-            return [Problem("data.grid_inputs", "reader 'grid_inputs' needs a data.grid_inputs section")]
+        gc = cfg.data.section_of("grid_inputs")
         cell_list(gc.grid, gc.cells, gc.land_file, tuple(gc.bbox) if gc.bbox else None)
         out = []
         first = last = None

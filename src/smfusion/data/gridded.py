@@ -22,7 +22,7 @@ import xarray as xr
 
 from smfusion.config import DataConfig, GriddedConfig
 from smfusion.data.readers import register_reader
-from smfusion.errors import ConfigError, DataError
+from smfusion.errors import DataError
 from smfusion.grids.ease2 import (get_grid, latlon_to_rowcol, nest_factor, rowcol_to_latlon, rowcol_to_xy,
                                   xy_to_latlon, xy_to_rowcol)
 
@@ -49,9 +49,7 @@ def _open_forcing(path: Path) -> xr.Dataset:
 @register_reader("gridded")
 def read_gridded(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> xr.Dataset:
     """Reader ``gridded``: the real-format multiscale inputs of ``cfg.gridded`` (:func:`build_gridded_dataset`)."""
-    if cfg.gridded is None:
-        raise ConfigError("data.reader 'gridded' needs a data.gridded section")
-    return build_gridded_dataset(cfg.gridded, start, end)
+    return build_gridded_dataset(cfg.section_of("gridded"), start, end)
 
 
 @dataclass

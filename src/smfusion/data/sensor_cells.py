@@ -189,9 +189,7 @@ def _product(name: str, section, sc, sites: pd.DataFrame, times: pd.DatetimeInde
 @register_reader("sensor_cells")
 def read_sensor_cells(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> xr.Dataset:
     """The products of ``cfg.sensor_cells`` at its sites, daily over ``start..end`` (module doc)."""
-    sc = cfg.sensor_cells
-    if sc is None:
-        raise DataError("data.reader sensor_cells needs a data.sensor_cells section", field="data.sensor_cells")
+    sc = cfg.section_of("sensor_cells")
     if start is None or end is None:
         raise DataError("reader sensor_cells needs a period (start and end dates)", field="periods")
     times = pd.date_range(start, end, freq="D")
@@ -220,9 +218,7 @@ def _register_check() -> None:
         a point within its distance limit of at least one site (warning otherwise) -- without reading series."""
         from smfusion.io.ts_cells import cell_layout, open_cell
 
-        sc = cfg.data.sensor_cells
-        if sc is None:
-            return [Problem("data.sensor_cells", "reader 'sensor_cells' needs a data.sensor_cells section")]
+        sc = cfg.data.section_of("sensor_cells")
         sites = sites_of(sc)
         out = []
         for name, section in sc.products.items():

@@ -76,9 +76,7 @@ def tb_variables(tf) -> list[str]:
 def check_tb_files(cfg: RunConfig) -> list[Problem]:
     """Real TB files: each sensor section's own check (by default, its ``paths`` name existing files of the
     kind their names say)."""
-    tf = cfg.data.tb_files
-    if tf is None:
-        return [Problem("data.tb_files", "reader 'tb_files' needs a data.tb_files section")]
+    tf = cfg.data.section_of("tb_files")
     out = []
     for name, section in tf.sections.items():
         try:
@@ -91,9 +89,7 @@ def check_tb_files(cfg: RunConfig) -> list[Problem]:
 @register_reader("tb_files")
 def read_tb_files(cfg: DataConfig, start: Optional[str], end: Optional[str]) -> xr.Dataset:
     """The sensors of ``cfg.tb_files`` at its cells, daily over ``start..end`` (module doc)."""
-    tf = cfg.tb_files
-    if tf is None:
-        raise DataError("data.reader tb_files needs a data.tb_files section", field="data.tb_files")
+    tf = cfg.section_of("tb_files")
     grid = get_grid(tf.grid)
     rows, cols = tb_cells(tf)
     cells = Cells(grid, rows, cols)
