@@ -43,7 +43,9 @@ PATCH, LANES, BUFFER, BATCH = 32, 4, 32, 32
 
 
 def _status_mb(pid: str, key: str) -> float:
-    return int(re.search(rf"{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+    """``key`` of /proc/PID/status in MB (0 for a process that has just exited)."""
+    found = re.search(rf"{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(found.group(1)) / 1024 if found else 0.0
 
 
 def _private_mb(pid: int) -> float:
@@ -77,6 +79,7 @@ def _train(ss, rows, scaler, mode: str, batches: int, workers: int, batch: int, 
     import torch
 
     from smfusion.data import points as P
+    from smfusion.data.points_stream import iterations
     from smfusion.data.stream_loader import StreamSampler
     from smfusion.models.registry import build_model
 
@@ -91,11 +94,12 @@ def _train(ss, rows, scaler, mode: str, batches: int, workers: int, batch: int, 
         sampler.start_epoch(1, 1)
         fixed = sampler.sample()
         sampler.close()
+    per_epoch = iterations(len(rows), batch)  # the trainer's epoch: one pass over the rows on average
     c0, t0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
-    if mode != "model":
-        sampler.start_epoch(1, batches)
     marks, mem = [], {}
     for i in range(batches):
+        if mode != "model" and i % per_epoch == 0:
+            sampler.start_epoch(1 + i // per_epoch, per_epoch)
         mb = fixed if mode == "model" else sampler.sample()
         loss = torch.mean((model(mb)["y_hat"] - mb["y"]) ** 2)
         opt.zero_grad()
