@@ -2,7 +2,7 @@
 CPU time per example of each process, peak memory, for 4, 12 and 40 shards at 64 x 64 and 2 shards at the
 published 512 x 512.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py [--out /tmp/fusion_stream] [--repeats 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py [--out /tmp/fusion_stream] [--repeats 3] [--sets 4,12]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py --profile   # where decoding spends its time
 
 Shards: smfusion.synthetic.fusion_shards.write_shard_series (every published field, gzip), the paper's full
@@ -16,7 +16,9 @@ decode = records read, CRC-checked, decoded, cropped and normalised in one proce
 training uses); model = Adam steps of the fusion model on one fixed minibatch; w0, w2 = the examples streamed
 into the same steps with 0 or 2 DataLoader workers (CPU, 1 torch thread per process), rate after the first
 ``--warmup`` minibatches (the shuffle buffers fill and the workers start before the first one), and over
-everything (``w2 all``). CPU ms/ex: CPU seconds (user + system) per example used: of the decode process, of
+everything (``w2 all``). Training runs in the trainer's epochs (``StreamSampler.start_epoch`` every
+``ceil(examples / batch)`` minibatches: 3 at 4 shards, 8 at 12, 25 at 40; 2 at 512 x 512), so the cost of
+each epoch's start (a new order, its shuffle buffers' fill) counts as it does in ``smfusion train``. CPU ms/ex: CPU seconds (user + system) per example used: of the decode process, of
 the training process with 2 workers and of its workers together (buffer fill and start included). ``bound``:
 the w2/dec ratio those CPU times allow when both cores are free for the run, min(2 / (main + workers),
 1 / main, 2 / workers) x decode CPU time; a derived figure, not a measured rate. Memory: VmHWM of the
@@ -235,6 +237,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40, help="minibatches per 64 x 64 measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="minibatches left out of the steady rates")
+    ap.add_argument("--sets", default="4,12,40,512", help="shard sets to measure: 4, 12, 40 (64 x 64), 512")
     ap.add_argument("--profile", action="store_true", help="profile decoding (12 shards at 64 x 64) and stop")
     ap.add_argument("--child")
     ap.add_argument("--index")
@@ -260,7 +263,7 @@ def main() -> None:
     transfer(paths[:4], str(out / "index"))
     print(f"SYNTHETIC shards (write_shard_series, 20 examples per 64x64 shard, 4 per 512x512 shard, all labelled); "
           f"patch {PATCH}, groups {GROUPS}, lanes {LANES}, shuffle buffer {BUFFER}/lane; {args.batches} minibatches "
-          f"of {BATCH} (512x512: 16 of 4), steady rates after {args.warmup}; medians of {args.repeats} alternated "
+          f"of {BATCH} (512x512: 16 of 4) in epochs of ceil(examples / batch), steady rates after {args.warmup}; medians of {args.repeats} alternated "
           f"repeats; CPU, 1 torch thread per process; {os.cpu_count()} cores shared with other jobs")
     print("rates ex/s: dec decode only, mod model steps alone, w0/w2 training with 0/2 loader workers (steady), "
           "w2all w2 from the start; w2/dec median of paired ratios; bound: w2/dec the CPU times allow on 2 free "
@@ -268,9 +271,12 @@ def main() -> None:
           "worker private; load: 1-min load average at the measurements' starts")
     print(f"{'shards':<22}{'dec':>7}{'mod':>7}{'w0':>7}{'w2':>7}{'w2all':>7}{'w2/dec':>7}{'bound':>7}"
           f"{'cpuDec':>7}{'cpuW2m':>7}{'cpuW2w':>7}{'decMB':>7}{'w2MB':>7}{'wrkMB':>7}{'wrkPr':>7}  load")
+    sets = args.sets.split(",")
     for n in (4, 12, 40):
-        table(args, f"{n} x 64x64", paths[:n], args.batches, BATCH)
-    table(args, "2 x 512x512 (batch 4)", sorted(p for p in big.iterdir() if ".tfrecord" in p.name), 16, 4)
+        if str(n) in sets:
+            table(args, f"{n} x 64x64", paths[:n], args.batches, BATCH)
+    if "512" in sets:
+        table(args, "2 x 512x512 (batch 4)", sorted(p for p in big.iterdir() if ".tfrecord" in p.name), 16, 4)
 
 
 if __name__ == "__main__":
