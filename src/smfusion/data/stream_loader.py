@@ -112,8 +112,11 @@ class StreamSampler(Sampler):
         if self._it is not None and self._at == (epoch, 0) and self._n_iter == n_iter:
             return
         self.close()
+        # its own generator: starting an iterator draws its base seed from it, not from torch's global RNG (the
+        # dropout stream), so a run resumed at an epoch, which starts one there, trains as one never stopped
         loader = DataLoader(_Pieces(self, epoch, n_iter), batch_size=None, num_workers=self.workers,
-                            collate_fn=_keep, prefetch_factor=2 if self.workers else None)  # two minibatches ahead
+                            collate_fn=_keep, prefetch_factor=2 if self.workers else None,  # two minibatches ahead
+                            generator=torch.Generator())
         self._it, self._pending, self._at, self._n_iter = iter(loader), {}, (epoch, 0), n_iter
 
     def sample(self, rng: Optional[np.random.Generator] = None) -> dict[str, torch.Tensor]:
