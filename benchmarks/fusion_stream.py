@@ -2,8 +2,9 @@
 CPU time per example of each process, peak memory, for 4, 12 and 40 shards at 64 x 64 and 2 shards at the
 published 512 x 512.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py [--out /tmp/fusion_stream] [--repeats 3]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py [--out DIR] [--repeats 3] [--sets 4,12,40,512]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py --profile   # where decoding spends its time
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fusion_stream.py --split     # the loader's CPU beside decoding
 
 Shards: smfusion.synthetic.fusion_shards.write_shard_series (every published field, gzip), the paper's full
 groups (s1, dem, s2, soilgrids, smap, gldas), fusion.patch_size 32, lanes 4, shuffle buffer 32 per lane,
@@ -16,12 +17,15 @@ decode = records read, CRC-checked, decoded, cropped and normalised in one proce
 training uses); model = Adam steps of the fusion model on one fixed minibatch; w0, w2 = the examples streamed
 into the same steps with 0 or 2 DataLoader workers (CPU, 1 torch thread per process), rate after the first
 ``--warmup`` minibatches (the shuffle buffers fill and the workers start before the first one), and over
-everything (``w2 all``). CPU ms/ex: CPU seconds (user + system) per example used: of the decode process, of
-the training process with 2 workers and of its workers together (buffer fill and start included). ``bound``:
-the w2/dec ratio those CPU times allow when both cores are free for the run, min(2 / (main + workers),
-1 / main, 2 / workers) x decode CPU time; a derived figure, not a measured rate. Memory: VmHWM of the
-process (decode, training with 2 workers), largest worker's VmHWM (counts pages still shared with the
-training process) and its private memory mid-run (Private_Clean + Private_Dirty of smaps_rollup).
+everything (``w2 all``). Training runs in the trainer's epochs (``StreamSampler.start_epoch`` every
+``ceil(examples / batch)`` minibatches: 3 at 4 shards, 8 at 12, 25 at 40; 2 at 512 x 512), so the cost of each
+epoch's start (a new order, its shuffle buffers' fill) counts as it does in ``smfusion train``. CPU ms/ex: CPU
+seconds (user + system) per example used: of the decode process, of the training process with 2 workers and of
+its workers together (buffer fill and start included). ``bound``: the w2/dec ratio those CPU times allow when
+both cores are free for the run, min(2 / (main + workers), 1 / main, 2 / workers) x decode CPU time; a derived
+figure, not a measured rate. Memory: VmHWM of the process (decode, training with 2 workers), largest worker's
+VmHWM (counts pages still shared with the training process) and its private memory mid-run (Private_Clean +
+Private_Dirty of smaps_rollup).
 """
 
 from __future__ import annotations
@@ -43,12 +47,34 @@ PATCH, LANES, BUFFER, BATCH = 32, 4, 32, 32
 
 
 def _status_mb(pid: str, key: str) -> float:
-    return int(re.search(rf"{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+    """``key`` of /proc/PID/status in MB (0 for a process that has just exited)."""
+    found = re.search(rf"{key}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(found.group(1)) / 1024 if found else 0.0
 
 
 def _private_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     return sum(int(v) for v in re.findall(r"Private_(?:Clean|Dirty):\s+(\d+) kB", text)) / 1024
+
+
+def _largest(f, procs) -> float:
+    """The largest ``f(pid)`` over the worker processes still there (one may be exiting at an epoch's end)."""
+    got = []
+    for p in procs:
+        try:
+            got.append(f(p.pid))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return max(got, default=float("nan"))
+
+
+def _thread_ticks(pid: int) -> dict[int, int]:
+    """User + system clock ticks of every thread of process ``pid`` (/proc/PID/task/TID/stat)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        f = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[int(tid)] = int(f[11]) + int(f[12])
+    return out
 
 
 def _cpu(who) -> float:
@@ -77,6 +103,7 @@ def _train(ss, rows, scaler, mode: str, batches: int, workers: int, batch: int, 
     import torch
 
     from smfusion.data import points as P
+    from smfusion.data.points_stream import iterations
     from smfusion.data.stream_loader import StreamSampler
     from smfusion.models.registry import build_model
 
@@ -91,24 +118,32 @@ def _train(ss, rows, scaler, mode: str, batches: int, workers: int, batch: int, 
         sampler.start_epoch(1, 1)
         fixed = sampler.sample()
         sampler.close()
+    per_epoch = iterations(len(rows), batch)  # the trainer's epoch: one pass over the rows on average
     c0, t0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
-    if mode != "model":
-        sampler.start_epoch(1, batches)
     marks, mem = [], {}
     for i in range(batches):
+        if mode != "model" and i % per_epoch == 0:
+            sampler.start_epoch(1 + i // per_epoch, per_epoch)
         mb = fixed if mode == "model" else sampler.sample()
-        loss = torch.mean((model(mb)["y_hat"] - mb["y"]) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        if mode != "sampler":
+            loss = torch.mean((model(mb)["y_hat"] - mb["y"]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
         marks.append(time.perf_counter())
         procs = getattr(sampler._it, "_workers", []) if sampler._it is not None else []
         if procs and i == batches // 2:  # mid-run, while every worker is at work
-            mem = {"worker_hwm_mb": max(_status_mb(str(p.pid), "VmHWM") for p in procs),
-                   "worker_private_mb": max(_private_mb(p.pid) for p in procs)}
+            mem = {"worker_hwm_mb": _largest(lambda q: _status_mb(str(q), "VmHWM"), procs),
+                   "worker_private_mb": _largest(_private_mb, procs)}
     out = {"rate_all": batches * batch / (marks[-1] - t0),
            "rate": (batches - warmup) * batch / (marks[-1] - marks[warmup - 1]),
            "cpu_ms": 1000 * (_cpu(resource.RUSAGE_SELF) - c0) / (batches * batch), **mem}
+    procs = getattr(sampler._it, "_workers", []) if sampler._it is not None else []
+    if procs and mode == "sampler":  # each worker's threads: its main thread (decoding) and the queue's feeder
+        ticks = [_thread_ticks(p.pid) for p in procs]
+        per_ms = 1000 / os.sysconf("SC_CLK_TCK") / (batches * batch)
+        out["worker_main_ms"] = per_ms * sum(t[p.pid] for t, p in zip(ticks, procs))
+        out["worker_other_ms"] = per_ms * sum(sum(t.values()) - t[p.pid] for t, p in zip(ticks, procs))
     sampler.close()
     time.sleep(0.5)  # the workers exit: their CPU time counts in RUSAGE_CHILDREN
     out["workers_cpu_ms"] = 1000 * _cpu(resource.RUSAGE_CHILDREN) / (batches * batch)
@@ -127,6 +162,12 @@ def child(mode: str, paths: list[str], index_dir: str, batches: int, workers: in
     ss = ShardSet(index_shards(paths, index_dir), GROUPS, PATCH)
     rows = ss.rows()
     scaler = P.fit_scaler(ss.load(rows[:8]))
+    decoded = []
+    if mode == "sampler" and workers == 0:  # count the records decoded in this process
+        from smfusion.data import points_stream as S
+
+        real = S.decode_record
+        S.decode_record = lambda *a, **k: decoded.append(1) or real(*a, **k)
     if mode == "decode":
         c0, t0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
         n = _decode(ss, rows, scaler, batches * batch)
@@ -134,7 +175,23 @@ def child(mode: str, paths: list[str], index_dir: str, batches: int, workers: in
     else:
         out = _train(ss, rows, scaler, mode, batches, workers, batch, warmup)
     out["hwm_mb"] = _status_mb("self", "VmHWM")
+    if decoded:
+        out["decoded_per_used"] = len(decoded) / (batches * batch)
     return out
+
+
+def split(args, paths: list) -> None:
+    """Where the stream's CPU time goes beside decoding: the loader alone (no model step) with 0 workers (the
+    same code in one process, no pipe) and with 2 (the workers' main threads, their other threads: the
+    queue's feeder that pickles and writes each piece), against decoding alone."""
+    dec = run_child(args, "decode", paths, args.batches, 0, BATCH)
+    w0 = run_child(args, "sampler", paths, args.batches, 0, BATCH)
+    w2 = run_child(args, "sampler", paths, args.batches, 2, BATCH)
+    print(f"{len(paths)} x 64x64, loader alone, CPU ms per example used: decode {dec['cpu_ms']:.2f}; 0 workers "
+          f"{w0['cpu_ms']:.2f} ({w0['decoded_per_used']:.2f} records decoded per example used); 2 workers: "
+          f"workers' main threads {w2['worker_main_ms']:.2f}, their other threads {w2['worker_other_ms']:.2f}, "
+          f"whole workers {w2['workers_cpu_ms']:.2f}, training process {w2['cpu_ms']:.2f} (load average "
+          f"{dec['load']:.1f}-{w2['load']:.1f})", flush=True)
 
 
 def run_child(args, mode: str, paths: list, batches: int, workers: int, batch: int) -> dict:
@@ -231,6 +288,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=40, help="minibatches per 64 x 64 measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2, help="minibatches left out of the steady rates")
+    ap.add_argument("--sets", default="4,12,40,512", help="shard sets to measure: 4, 12, 40 (64 x 64), 512")
+    ap.add_argument("--split", action="store_true", help="the loader's CPU time beside decoding (64 x 64 sets)")
     ap.add_argument("--profile", action="store_true", help="profile decoding (12 shards at 64 x 64) and stop")
     ap.add_argument("--child")
     ap.add_argument("--index")
@@ -253,20 +312,29 @@ def main() -> None:
     paths = sorted(p for p in small.iterdir() if ".tfrecord" in p.name)
     if args.profile:
         return profile(paths[:12], str(out / "index"))
+    if args.split:
+        for n in (4, 12, 40):
+            if str(n) in args.sets.split(","):
+                split(args, paths[:n])
+        return
     transfer(paths[:4], str(out / "index"))
     print(f"SYNTHETIC shards (write_shard_series, 20 examples per 64x64 shard, 4 per 512x512 shard, all labelled); "
           f"patch {PATCH}, groups {GROUPS}, lanes {LANES}, shuffle buffer {BUFFER}/lane; {args.batches} minibatches "
-          f"of {BATCH} (512x512: 16 of 4), steady rates after {args.warmup}; medians of {args.repeats} alternated "
-          f"repeats; CPU, 1 torch thread per process; {os.cpu_count()} cores shared with other jobs")
+          f"of {BATCH} (512x512: 16 of 4) in epochs of ceil(examples / batch), steady rates after {args.warmup}; "
+          f"medians of {args.repeats} alternated repeats; CPU, 1 torch thread per process; {os.cpu_count()} cores "
+          "shared with other jobs")
     print("rates ex/s: dec decode only, mod model steps alone, w0/w2 training with 0/2 loader workers (steady), "
           "w2all w2 from the start; w2/dec median of paired ratios; bound: w2/dec the CPU times allow on 2 free "
           "cores; CPU ms/ex: dec, w2 main process, w2 workers; MB: dec, w2 main, worker peak (incl. shared), "
           "worker private; load: 1-min load average at the measurements' starts")
     print(f"{'shards':<22}{'dec':>7}{'mod':>7}{'w0':>7}{'w2':>7}{'w2all':>7}{'w2/dec':>7}{'bound':>7}"
           f"{'cpuDec':>7}{'cpuW2m':>7}{'cpuW2w':>7}{'decMB':>7}{'w2MB':>7}{'wrkMB':>7}{'wrkPr':>7}  load")
+    sets = args.sets.split(",")
     for n in (4, 12, 40):
-        table(args, f"{n} x 64x64", paths[:n], args.batches, BATCH)
-    table(args, "2 x 512x512 (batch 4)", sorted(p for p in big.iterdir() if ".tfrecord" in p.name), 16, 4)
+        if str(n) in sets:
+            table(args, f"{n} x 64x64", paths[:n], args.batches, BATCH)
+    if "512" in sets:
+        table(args, "2 x 512x512 (batch 4)", sorted(p for p in big.iterdir() if ".tfrecord" in p.name), 16, 4)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ a corrupt shard mid-epoch, and memory that does not grow with the data (issue 28
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -110,13 +111,66 @@ def test_streamed_batches_equal_in_memory_batches(shards, workers):
     sampler.start_epoch(2, n)
     got = [sampler.sample() for _ in range(n)]
     sampler.close()
-    order = S.batch_rows(ss.index, rows, 2, 5, seed=1, epoch=2, n_batches=n, batch_size=8)
+    _same_as_in_memory(got, ss, rows, train, scaler, epoch=2)
+
+
+def _same_as_in_memory(got, ss, rows, train, scaler, epoch):
+    """``got`` are the minibatches of ``epoch`` that batch_rows names, read from ``train`` in memory."""
+    order = S.batch_rows(ss.index, rows, 2, 5, seed=1, epoch=epoch, n_batches=len(got), batch_size=8)
     pos = {int(r): i for i, r in enumerate(np.sort(rows))}  # ss.load keeps index order
-    for b in range(n):
+    for b in range(len(got)):
         ref = P.model_inputs(train.subset(np.asarray([pos[int(r)] for r in order[b]])), scaler)
         assert set(got[b]) == set(ref)
         for k in ref:
             np.testing.assert_array_equal(got[b][k].numpy(), ref[k], err_msg=k)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_loader_serves_consecutive_epochs(shards, workers):
+    """The loader (and its workers) starts once and runs on from one epoch into the next; each epoch's
+    minibatches are still that epoch's order. A skipped epoch or another epoch length starts a new one."""
+    ss, rows = _setup(shards)
+    train = ss.load(rows)
+    scaler = P.fit_scaler(train)
+    sampler = StreamSampler(ss, rows, scaler, *_cfg(workers=workers))
+    n, loaders, pids = 2, set(), set()
+    for epoch in (1, 2, 3):
+        sampler.start_epoch(epoch, n)
+        loaders.add(id(sampler._it))
+        pids.update(p.pid for p in getattr(sampler._it, "_workers", []))
+        _same_as_in_memory([sampler.sample() for _ in range(n)], ss, rows, train, scaler, epoch)
+    assert len(loaders) == 1 and len(pids) == workers
+    got = [sampler.sample() for _ in range(n)]  # no start_epoch: the next epoch goes on
+    _same_as_in_memory(got, ss, rows, train, scaler, 4)
+    first = sampler._it
+    sampler.start_epoch(6, n)  # epoch 5 skipped: a new loader, from epoch 6
+    assert sampler._it is not first
+    _same_as_in_memory([sampler.sample() for _ in range(n)], ss, rows, train, scaler, 6)
+    second = sampler._it
+    sampler.start_epoch(7, n + 1)
+    assert sampler._it is not second
+    _same_as_in_memory([sampler.sample() for _ in range(n + 1)], ss, rows, train, scaler, 7)
+    sampler.close()
+    assert sampler._it is None
+
+
+def test_records_left_in_the_shuffle_buffer_are_not_decoded(shards, monkeypatch):
+    rng = lambda: np.random.default_rng([1, 2, 3])  # noqa: E731
+    used = S.emitted(5, rng(), 12)
+    out = list(itertools.islice(S.shuffled(itertools.count(), 5, rng()), 12))
+    assert used.size == 17 and np.flatnonzero(used).tolist() == sorted(out)
+    ss, rows = _setup(shards)
+    train = ss.load(rows)
+    scaler = P.fit_scaler(train)
+    seen = []
+    real = S.decode_record
+    monkeypatch.setattr(S, "decode_record", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
+    sampler = StreamSampler(ss, rows, scaler, *_cfg())
+    sampler.start_epoch(3, 2)
+    got = [sampler.sample() for _ in range(2)]
+    sampler.close()
+    assert len(seen) == 2 * 8  # the examples used, not the 2 x 5 still in the lanes' buffers
+    _same_as_in_memory(got, ss, rows, train, scaler, 3)
 
 
 def test_workers_read_contiguous_lane_blocks():

@@ -131,6 +131,19 @@ def test_truncated_plain_and_gzip(tmp_path):
         list(tfr.iter_records(tmp_path / "t.tfrecord.gz"))
 
 
+def test_skipped_records_of_a_gzip_file_are_passed_by_and_a_truncated_one_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(tfr, "_SKIP_STEP", 64)  # several pieces per skipped record
+    recs = [tfr.encode_example({"a": np.float32(np.arange(100) + i)}) for i in range(4)]
+    raw = b"".join(tfr.frame_record(r) for r in recs)
+    (tmp_path / "s.tfrecord.gz").write_bytes(gzip.compress(raw))
+    got = list(tfr.iter_frames(tmp_path / "s.tfrecord.gz", want={0, 3}))
+    assert [(i, d) for i, _, d in got] == [(0, recs[0]), (3, recs[3])]
+    assert got[1][1] == 3 * (len(recs[0]) + 16)  # offset in the uncompressed stream
+    (tmp_path / "t.tfrecord.gz").write_bytes(gzip.compress(raw[: len(raw) - len(recs[3]) - 30]))
+    with pytest.raises(DataError, match=r"record 2: truncated or corrupt while skipping it"):
+        list(tfr.iter_frames(tmp_path / "t.tfrecord.gz", want={0}))
+
+
 def test_garbage_protobuf_and_missing_field(tmp_path):
     path = _write(tmp_path, [tfr.encode_example({"a": np.float32([1])}), b"\x0a\xff\xff\xff"])
     with pytest.raises(DataError, match=r"record 1: not a tf.train.Example"):

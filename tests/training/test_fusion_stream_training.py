@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,12 +20,12 @@ from smfusion.synthetic.fusion_shards import write_shard_series
 from smfusion.training.run import train
 
 
-def _cfg(root, workers=0, epochs=2):
+def _cfg(root, workers=0, epochs=2, dropout=0.0):
     return parse_config({
         "name": "s",
         "data": {"reader": "tfrecord", "root": str(root / "s"), "target": ["sm_0_5"]},
         "split": {"kind": "kfold", "k": 4, "fold": 0, "seed": 0, "validation_fraction": 0.25},
-        "model": {"name": "fusion", "hidden_size": 16, "dropout": 0.0},
+        "model": {"name": "fusion", "hidden_size": 16, "dropout": dropout},
         "fusion": {"groups": ["dem", "smap", "gldas"], "patch_size": 4, "cnn_channels": 4, "embed_size": 4,
                    "lanes": 2, "shuffle_buffer": 8, "index_dir": str(root / "index")},
         "training": {"epochs": epochs, "iterations_per_epoch": 3, "batch_size": 8, "lr": 0.003, "loss": "mse",
@@ -74,6 +75,19 @@ def test_workers_and_resume_give_the_same_weights(shards, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+def test_resume_with_dropout_gives_the_same_weights(shards, tmp_path):
+    """The loader serves consecutive epochs with one iterator, a resumed run starts one at its first epoch:
+    neither draws from torch's global RNG, so the dropout masks (and the weights) are those of one run."""
+    ref = train(_cfg(shards, epochs=3, dropout=0.3), tmp_path / "ref")
+    again = tmp_path / "again"
+    shutil.copytree(ref, again)
+    member = again / "member_0"
+    (member / "model.pt").unlink()
+    (member / "checkpoints" / "epoch_0003.pt").unlink()  # as if killed during epoch 3
+    train(_cfg(shards, epochs=3, dropout=0.3), again)  # resumes at epoch 3
+    _same(_weights(ref), _weights(again), rtol=0, atol=0)
+
+
 def test_two_processes_reproduce_one_streamed(shards, tmp_path):
     cfg = _cfg(shards)
     one = train(cfg, tmp_path / "one")

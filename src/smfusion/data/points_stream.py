@@ -23,6 +23,7 @@ shards or examples.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from smfusion.io.shard_index import ShardIndex, index_shards
 from smfusion.io.tfrecord import decode_record, iter_frames, list_shards
 
 __all__ = ["ShardSet", "open_shards", "lane_plan", "effective_lanes", "shuffled", "lane_rows", "stream_pieces",
-           "batch_rows", "check_batch", "iterations", "StreamBatches", "point_batches"]
+           "emitted", "batch_rows", "check_batch", "iterations", "StreamBatches", "point_batches"]
 
 
 @dataclass
@@ -115,6 +116,9 @@ def _examples(index: ShardIndex, k: int, records: np.ndarray, groups, patch: int
     path = index.shards[k]
     need, keys = P.required_fields(groups), P.decode_keys(groups)
     want = set(int(r) for r in records)
+    if not want:
+        return
+    last = max(want)
     for i, _, data in iter_frames(path, want=want):
         ex = decode_record(data, path, i, need, keys, P.LAZY)
         pts = P.points_from_examples([ex], groups, patch, path, require_label=labelled, start_index=i)
@@ -122,6 +126,8 @@ def _examples(index: ShardIndex, k: int, records: np.ndarray, groups, patch: int
             raise DataError(f"record {i}: the shard index says labelled, the record has no label (shard changed "
                             "while in use?)", path=path, field=P.LABEL)
         yield pts
+        if i == last:
+            return  # the rest of the file is not read
 
 
 def point_batches(pts: P.PointSet, scaler: Scaler, chunk: int, first: int = 0) -> Batches:
@@ -233,13 +239,31 @@ def batch_rows(index: ShardIndex, rows: np.ndarray, lanes: int, buffer: int, see
     return np.asarray([[next(g) for g in gens for _ in range(per)] for _ in range(n_batches)], dtype=np.int64)
 
 
-def _lane_points(shards: ShardSet, rows: np.ndarray, plan: list[int]) -> Iterator[P.PointSet]:
-    """The lane's examples, decoded and cropped, in :func:`lane_rows` order (endless)."""
-    ix = shards.index
-    while True:
+def emitted(size: int, rng: np.random.Generator, n_out: int) -> np.ndarray:
+    """Which lane positions :func:`shuffled` (buffer ``size``, generator ``rng``) hands out among its first
+    ``n_out`` items: a boolean per position read (``size + n_out`` of them). The others are still in the
+    buffer when the epoch ends; the order depends on the positions only, never on the items."""
+    out = np.zeros(size + n_out, dtype=bool)
+    out[list(itertools.islice(shuffled(itertools.count(), size, rng), n_out))] = True
+    return out
+
+
+def _lane_points(shards: ShardSet, rows: np.ndarray, plan: list[int], used: np.ndarray
+                 ) -> Iterator[Optional[P.PointSet]]:
+    """The lane's examples, decoded and cropped, in :func:`lane_rows` order, for the positions ``used``
+    (:func:`emitted`); None in place of the others, which are skipped undecoded (they would stay in the
+    shuffle buffer when the epoch ends)."""
+    ix, pos = shards.index, 0
+    while pos < used.size:
         for k in plan:
-            recs = ix.record[rows[ix.shard[rows] == k]]
-            yield from _examples(ix, int(k), recs, shards.groups, shards.patch)
+            recs = np.sort(ix.record[rows[ix.shard[rows] == k]])  # file order, as lane_rows
+            mask = used[pos:pos + recs.size]
+            got = _examples(ix, int(k), recs[:mask.size][mask], shards.groups, shards.patch)
+            for m in mask:
+                yield next(got) if m else None
+            pos += mask.size
+            if pos >= used.size:
+                return
 
 
 def stream_pieces(shards: ShardSet, rows: np.ndarray, scaler: Scaler, lanes: int, buffer: int, seed: int,
@@ -249,8 +273,11 @@ def stream_pieces(shards: ShardSet, rows: np.ndarray, scaler: Scaler, lanes: int
     (lane after lane, in the order given), stacked into one piece per minibatch."""
     plan = lane_plan(shards.index, rows, lanes, seed, epoch)
     per = batch_size // len(plan)
-    gens = {lane: shuffled(_lane_points(shards, rows, plan[lane]), _buffer(shards.index, rows, plan[lane], buffer),
-                           _lane_rng(seed, epoch, lane)) for lane in mine}
+    gens = {}
+    for lane in mine:
+        size = _buffer(shards.index, rows, plan[lane], buffer)
+        used = emitted(size, _lane_rng(seed, epoch, lane), per * n_batches)
+        gens[lane] = shuffled(_lane_points(shards, rows, plan[lane], used), size, _lane_rng(seed, epoch, lane))
     for b in range(n_batches):
         pts = P.concat([next(gens[lane]) for lane in mine for _ in range(per)])
         yield b, P.model_inputs(pts, scaler)

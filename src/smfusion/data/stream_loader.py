@@ -17,6 +17,7 @@ trainer only those rows (``local_rows``).
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Optional
 
@@ -50,7 +51,9 @@ def worker_lanes(mine: list[int], workers: int, worker: int) -> list[int]:
 
 
 class _Pieces(IterableDataset):
-    """(minibatch, worker, arrays) of this process's lanes for one epoch; each worker takes a block of lanes."""
+    """(epoch, minibatch, worker, arrays) of this process's lanes, epoch after epoch from ``epoch`` on, each of
+    ``n_batches`` minibatches; each worker takes a block of lanes. One iterator serves every epoch, so the
+    workers start once and run on into the next epoch while the training process ends this one."""
 
     def __init__(self, sampler: "StreamSampler", epoch: int, n_batches: int):
         super().__init__()
@@ -61,9 +64,10 @@ class _Pieces(IterableDataset):
         info = get_worker_info()
         w = 0 if info is None else info.id
         mine = s.mine if info is None else worker_lanes(s.mine, info.num_workers, w)
-        pieces = S.stream_pieces(s.shards, s.rows, s.scaler, s.lanes, s.buffer, s.seed, self.epoch, self.n_batches,
-                                 s.batch_size, mine)
-        return ((b, w, arrays) for b, arrays in pieces)
+        for e in itertools.count(self.epoch):
+            for b, arrays in S.stream_pieces(s.shards, s.rows, s.scaler, s.lanes, s.buffer, s.seed, e,
+                                             self.n_batches, s.batch_size, mine):
+                yield e, b, w, arrays
 
 
 def join_pieces(pieces: list[dict[str, np.ndarray]], pin: bool = False) -> dict[str, torch.Tensor]:
@@ -97,31 +101,41 @@ class StreamSampler(Sampler):
         self.local_rows = world > 1
         self.workers = min(training.loader_workers, len(self.mine))
         self.pin = pins(training.device)
-        self._it, self._pending, self._next = None, {}, 0
+        self._it, self._pending, self._at, self._n_iter = None, {}, (0, 0), 0
 
     def iterations_per_epoch(self, batch_size: int, seq_len: int) -> int:
         return S.iterations(len(self.rows), batch_size)
 
     def start_epoch(self, epoch: int, n_iter: int) -> None:
+        """Epoch ``epoch`` of ``n_iter`` minibatches. Where the last epoch of the same length was read to its
+        end, the running iterator (and its workers) goes on into this one; otherwise a new one starts here."""
+        if self._it is not None and self._at == (epoch, 0) and self._n_iter == n_iter:
+            return
         self.close()
+        # its own generator: starting an iterator draws its base seed from it, not from torch's global RNG (the
+        # dropout stream), so a run resumed at an epoch, which starts one there, trains as one never stopped
         loader = DataLoader(_Pieces(self, epoch, n_iter), batch_size=None, num_workers=self.workers,
-                            collate_fn=_keep, prefetch_factor=2 if self.workers else None)  # two minibatches ahead
-        self._it, self._pending, self._next = iter(loader), {}, 0
+                            collate_fn=_keep, prefetch_factor=2 if self.workers else None,  # two minibatches ahead
+                            generator=torch.Generator())
+        self._it, self._pending, self._at, self._n_iter = iter(loader), {}, (epoch, 0), n_iter
 
     def sample(self, rng: Optional[np.random.Generator] = None) -> dict[str, torch.Tensor]:
-        """The next minibatch of the epoch (its order is fixed by the seed and the epoch, not by ``rng``)."""
+        """The next minibatch (its order is fixed by the seed and the epoch, not by ``rng``); after an epoch's
+        last one, the next epoch's first."""
         if self._it is None:
-            self.start_epoch(1, 1 << 30)
-        b, n = self._next, max(1, self.workers)
-        while len(self._pending.get(b, {})) < n:
-            bb, w, arrays = next(self._it)
-            self._pending.setdefault(int(bb), {})[int(w)] = arrays
-        pieces = self._pending.pop(b)
-        self._next += 1
+            self.start_epoch(1, self.iterations_per_epoch(self.batch_size, 0))
+        at, n = self._at, max(1, self.workers)
+        while len(self._pending.get(at, {})) < n:
+            e, b, w, arrays = next(self._it)
+            self._pending.setdefault((int(e), int(b)), {})[int(w)] = arrays
+        pieces = self._pending.pop(at)
+        e, b = at
+        self._at = (e, b + 1) if b + 1 < self._n_iter else (e + 1, 0)
         return join_pieces([pieces[w] for w in range(n)], self.pin)
 
     def close(self) -> None:
-        self._it = None  # the DataLoader's workers end with their iterator
+        """End the iterator: its workers finish the piece they are on and exit."""
+        self._it, self._pending = None, {}
 
 
 def pins(device: str) -> bool:

@@ -114,13 +114,25 @@ def iter_frames(path: str | Path, check_crc: bool = True, want=None) -> Iterator
             index += 1
 
 
+_SKIP_STEP = 1 << 20  # gzip: bytes inflated and dropped per read when skipping (its seek steps by 8 KiB)
+
+
 def _skip(fh, n: int, path: Path, index: int) -> None:
-    """Move ``n`` bytes on (a seek; gzip decompresses in bounded pieces); DataError when the file ends first."""
+    """Move ``n`` bytes on (plain file: a seek; gzip: inflated and dropped in pieces of at most 1 MiB);
+    DataError when the file ends first."""
     try:
+        if isinstance(fh, gzip.GzipFile):
+            left = n
+            while left:
+                got = len(fh.read(min(left, _SKIP_STEP)))
+                if not got:
+                    raise EOFError
+                left -= got
+            return
         start = fh.tell()
         if fh.seek(n, 1) - start != n:
             raise EOFError
-        if not isinstance(fh, gzip.GzipFile) and fh.tell() > os.fstat(fh.fileno()).st_size:
+        if fh.tell() > os.fstat(fh.fileno()).st_size:
             raise EOFError
     except (EOFError, OSError, zlib.error) as exc:
         raise DataError(f"record {index}: truncated or corrupt while skipping it ({type(exc).__name__})",
