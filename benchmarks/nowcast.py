@@ -64,7 +64,8 @@ def configs(path: str, members: int | None, train_leads=None, iterations=None, s
 def epoch_curves(run_dir: Path, every: int = 5) -> str:
     """Each member's validation score over its epochs (``history.json``: RMSE of the normalised prediction at
     the run's lead on the validation period, the score that selects the kept epoch), every ``every``-th epoch,
-    with the selected epoch (the weights kept unless ``swa_epochs`` averages them): whether longer training still improves the held-out period or over-fits."""
+    with the selected epoch (the weights kept unless ``swa_epochs`` averages them): whether longer training
+    still improves the held-out period or over-fits."""
     lines = [f"{run_dir.name}: validation RMSE (normalised) by epoch, the lowest is kept"]
     for hist in sorted(run_dir.glob("member_*/history.json")):
         val = [row.get("val_rmse") for row in json.loads(hist.read_text())]
