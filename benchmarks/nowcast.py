@@ -11,6 +11,8 @@ per lead on the validation month). Protocol in the printed header (:mod:`smfusio
         [--members 2] [--leads 1 2 3 5 7] [--train-only] [--di-name di] [--train-leads 1 7] [--iterations 200] [--stations]
         [--set data_integration.retrievals=2 ...] [--tuning]
 
+After training it prints each member's validation score every 5 epochs and the epoch kept (:func:`epoch_curves`).
+
 ``--tuning`` trains both runs on 2015-04-01..2015-11-30 and scores them on 2015-12-01..2016-03-31 (the recipe of
 configs/conus_di.yaml was chosen there, docs/nowcast.md); ``--set`` changes a key of the DI run only (ablations).
 
@@ -57,6 +59,22 @@ def configs(path: str, members: int | None, train_leads=None, iterations=None, s
             node[last] = yaml.safe_load(value)
         di = parse_config(d, source="--set")
     return di, proj
+
+
+def epoch_curves(run_dir: Path, every: int = 5) -> str:
+    """Each member's validation score over its epochs (``history.json``: RMSE of the normalised prediction at
+    the run's lead on the validation period, the score that selects the kept epoch), every ``every``-th epoch,
+    with the selected epoch (the weights kept unless ``swa_epochs`` averages them): whether longer training
+    still improves the held-out period or over-fits."""
+    lines = [f"{run_dir.name}: validation RMSE (normalised) by epoch, the lowest is kept"]
+    for hist in sorted(run_dir.glob("member_*/history.json")):
+        val = [row.get("val_rmse") for row in json.loads(hist.read_text())]
+        if not val or None in val:
+            continue
+        best = min(range(len(val)), key=val.__getitem__)
+        shown = " ".join(f"{e + 1}:{val[e]:.3f}" for e in range(len(val)) if (e + 1) % every == 0 or e == 0)
+        lines.append(f"  {hist.parent.name}: {shown} | kept epoch {best + 1} of {len(val)} ({val[best]:.4f})")
+    return "\n".join(lines)
 
 
 def stations(out: Path, di_name: str, leads: list[int], data_dir: Path) -> str:
@@ -109,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for cfg, name in ((di_cfg, args.di_name), (proj_cfg, "projection")):
         train(cfg, out / name)
         print(f"trained {name} ({time.time() - t0:.0f} s so far)", flush=True)
+        print(epoch_curves(out / name), flush=True)
     if args.train_only:
         return 0
     from smfusion.evaluation.nowcast import format_lead_table, lead_table

@@ -28,3 +28,18 @@ def test_twin_set_and_tuning():
         assert cfg.periods.test == di.periods.test
     with pytest.raises(Exception, match="retrievals"):
         MOD["configs"](CONFIG, None, sets=["data_integration.retrievals=0"])
+
+
+def test_epoch_curves(tmp_path):
+    import json
+
+    for m, val in ((0, [0.7, 0.6, 0.65, 0.8, 0.9, 0.95]), (1, [0.5, 0.45, 0.44, 0.43, 0.42, 0.41])):
+        (tmp_path / f"member_{m}").mkdir()
+        rows = [{"epoch": e + 1, "train_loss": 0.0, "val_rmse": v} for e, v in enumerate(val)]
+        (tmp_path / f"member_{m}" / "history.json").write_text(json.dumps(rows))
+    (tmp_path / "member_2").mkdir()  # no validation period: no line
+    (tmp_path / "member_2" / "history.json").write_text(json.dumps([{"epoch": 1, "train_loss": 0.0}]))
+    lines = MOD["epoch_curves"](tmp_path).splitlines()
+    assert len(lines) == 3
+    assert lines[1] == "  member_0: 1:0.700 5:0.900 | kept epoch 2 of 6 (0.6000)"
+    assert lines[2].endswith("kept epoch 6 of 6 (0.4100)")
