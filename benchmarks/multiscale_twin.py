@@ -71,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="coarse term(s) of the (c) rows: absolute values and/or window anomalies")
     ap.add_argument("--observation", choices=["none", "cell", "static"], nargs="+", default=None,
                     help="observation operator(s) of the (c) rows (default: the config's multiscale.observation)")
+    ap.add_argument("--l2", type=float, default=None,
+                    help="the observation operator's l2 penalty (default: the config's; 0.01 before the sparse diagnosis)")
     ap.add_argument("--methods", default="abc", help="which trained methods: any of a, b, c")
     ap.add_argument("--n-coarse", type=int, default=None)
     ap.add_argument("--station-fraction", type=float, default=None)
@@ -105,6 +107,9 @@ def setup(args: argparse.Namespace):
     w_list = [float(w) for w in opts.get("w_coarse", [cfg.multiscale.w_coarse])]
     targets = list(opts.get("coarse_target", [cfg.multiscale.coarse_target]))
     own = cfg.multiscale.observation
+    if args.l2 is not None and own is not None:
+        own = cfg.multiscale.observation = own.model_copy(update={"l2": args.l2})
+        opts["l2"] = args.l2
     observations = [own.kind if own is not None else "none"]
     if "observation" in opts:
         observations = list(opts["observation"])

@@ -248,6 +248,10 @@ def test_benchmark_scenarios_override_config():
     assert (cfg.data.twin.input_errors, cfg.data.twin.sat_bias, w) == (1.0, 0.06, [(1.0, "absolute", "static"),
                                                                                  (1.0, "anomaly", "static")])
     assert bench.setup(bench.parse_args([]))[0].data.twin.input_errors == 0.0
+    cfg, _, opts = bench.setup(bench.parse_args(["--l2", "0.01"]))
+    assert (cfg.multiscale.observation.l2, opts["l2"]) == (0.01, 0.01)
+    assert bench.member_config(cfg, 1.0, 1.0, "absolute", "static", [1], [2]).multiscale.observation.l2 == 0.01
+    assert bench.setup(bench.parse_args([]))[0].multiscale.observation.l2 == 0.0  # the shipped recipe
     names = list(bench.methods("bc", [(1.0, "absolute", "none"), (0.1, "anomaly", "static")]))
     assert names == ["(b) station only", "(c) multiscale w_coarse=1", "(c) multiscale w_coarse=0.1 anomaly op=static"]
     fcfg = bench.member_config(cfg, 0.0, 1.0, "absolute", "static", [1, 2], [3])
