@@ -73,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="observation operator(s) of the (c) rows (default: the config's multiscale.observation)")
     ap.add_argument("--l2", type=float, default=None,
                     help="the observation operator's l2 penalty (default: the config's; 0.01 before the sparse diagnosis)")
+    ap.add_argument("--ensemble", type=int, default=None,
+                    help="members per trained row (training.ensemble; seeds training.seed + i), for every method alike")
     ap.add_argument("--methods", default="abc", help="which trained methods: any of a, b, c")
     ap.add_argument("--n-coarse", type=int, default=None)
     ap.add_argument("--station-fraction", type=float, default=None)
@@ -110,6 +112,9 @@ def setup(args: argparse.Namespace):
     if args.l2 is not None and own is not None:
         own = cfg.multiscale.observation = own.model_copy(update={"l2": args.l2})
         opts["l2"] = args.l2
+    if args.ensemble is not None:
+        cfg.training = cfg.training.model_copy(update={"ensemble": args.ensemble})
+        opts["ensemble"] = args.ensemble
     observations = [own.kind if own is not None else "none"]
     if "observation" in opts:
         observations = list(opts["observation"])

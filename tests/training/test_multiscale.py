@@ -252,6 +252,8 @@ def test_benchmark_scenarios_override_config():
     assert (cfg.multiscale.observation.l2, opts["l2"]) == (0.01, 0.01)
     assert bench.member_config(cfg, 1.0, 1.0, "absolute", "static", [1], [2]).multiscale.observation.l2 == 0.01
     assert bench.setup(bench.parse_args([]))[0].multiscale.observation.l2 == 0.0  # the shipped recipe
+    assert bench.setup(bench.parse_args(["--ensemble", "3"]))[0].training.ensemble == 3
+    assert len(bench.setup(bench.parse_args(["--ensemble", "3"]))[0].members()) == 3
     names = list(bench.methods("bc", [(1.0, "absolute", "none"), (0.1, "anomaly", "static")]))
     assert names == ["(b) station only", "(c) multiscale w_coarse=1", "(c) multiscale w_coarse=0.1 anomaly op=static"]
     fcfg = bench.member_config(cfg, 0.0, 1.0, "absolute", "static", [1, 2], [3])
