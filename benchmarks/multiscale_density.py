@@ -80,7 +80,8 @@ def one_seed(cfg, seed: int, args, t0: float) -> list[dict]:
                 preds[name] = sat_only
                 continue
             wc = cfg.multiscale.w_coarse if wc is None else wc
-            op = cfg.multiscale.observation.kind if cfg.multiscale.observation is not None else "none"
+            # no operator without stations (as benchmarks/multiscale_twin.py's (a)): nothing would anchor it
+            op = cfg.multiscale.observation.kind if cfg.multiscale.observation is not None and ws > 0 else "none"
             fcfg = member_config(cfg, wc, ws, cfg.multiscale.coarse_target, op, train_sites, test)
             rd = train(fcfg, Path(args.run_dir) / f"seed_{seed}" / f"d{d:g}_{key}", resume=args.resume, data=ds)
             p = Run.load(rd).predict_members(ds, ds["site"].values, period).mean(0)[..., 0][rows_test]

@@ -71,6 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="coarse term(s) of the (c) rows: absolute values and/or window anomalies")
     ap.add_argument("--observation", choices=["none", "cell", "static"], nargs="+", default=None,
                     help="observation operator(s) of the (c) rows (default: the config's multiscale.observation)")
+    ap.add_argument("--l2", type=float, default=None,
+                    help="the observation operator's l2 penalty (default: the config's; 0.01 before the sparse diagnosis)")
+    ap.add_argument("--ensemble", type=int, default=None,
+                    help="members per trained row (training.ensemble; seeds training.seed + i), for every method alike")
     ap.add_argument("--methods", default="abc", help="which trained methods: any of a, b, c")
     ap.add_argument("--n-coarse", type=int, default=None)
     ap.add_argument("--station-fraction", type=float, default=None)
@@ -105,6 +109,12 @@ def setup(args: argparse.Namespace):
     w_list = [float(w) for w in opts.get("w_coarse", [cfg.multiscale.w_coarse])]
     targets = list(opts.get("coarse_target", [cfg.multiscale.coarse_target]))
     own = cfg.multiscale.observation
+    if args.l2 is not None and own is not None:
+        own = cfg.multiscale.observation = own.model_copy(update={"l2": args.l2})
+        opts["l2"] = args.l2
+    if args.ensemble is not None:
+        cfg.training = cfg.training.model_copy(update={"ensemble": args.ensemble})
+        opts["ensemble"] = args.ensemble
     observations = [own.kind if own is not None else "none"]
     if "observation" in opts:
         observations = list(opts["observation"])
@@ -213,6 +223,32 @@ def paired(st: pd.DataFrame, first: str, second: str, n_boot: int = 2000) -> str
     return f"{first} minus {second} per held-out station: " + "; ".join(out)
 
 
+def print_bias(st: pd.DataFrame, order: list[str]) -> None:
+    """Where the RMSE at held-out stations comes from (RMSE^2 = bias^2 + ubRMSE^2 per station): the bias
+    against the station, against the truth at the station's cell (the model's own bias) and the rest
+    (the station's own offset, station minus cell truth, the same for every method)."""
+    print("\nRMSE at held-out stations split into bias and ubRMSE; the same held-out cells against their truth\n"
+          "(median over stations unless 'mean'; 'rms': root of the mean square over stations)\n" + " " * 38
+          + "  RMSE  rms RMSE |bias| bias^2/MSE mean bias | vs cell truth: R   RMSE  rms RMSE  sd bias mean bias")
+    for name in order:
+        s = st[st["method"] == name]
+        share = (s["bias"] ** 2 / s["RMSE"] ** 2).median()
+        print(f"{name:38s}{s['RMSE'].median():7.4f}{np.sqrt((s['RMSE'] ** 2).mean()):9.4f}"
+              f"{s['bias'].abs().median():7.4f}{share:9.2f}{s['bias'].mean():11.4f}   {s['R_truth'].median():14.3f}"
+              f"{s['RMSE_truth'].median():8.4f}{np.sqrt((s['RMSE_truth'] ** 2).mean()):9.4f}"
+              f"{s['bias_truth'].std():9.4f}{s['bias_truth'].mean():10.4f}")
+    s = st[st["method"] == order[0]]
+    offset = s["bias_truth"] - s["bias"]  # station minus cell truth, mean over the scored days
+    print(f"station offsets (station - cell truth, scored period): mean {offset.mean():+.4f}, sd {offset.std():.4f}, "
+          f"median |.| {offset.abs().median():.4f}")
+    if "(b) station only" in order:
+        b = st[st["method"] == "(b) station only"].set_index(["fold", "site"])["bias_truth"]
+        for name in (n for n in order if n.startswith("(c)")):
+            c = st[st["method"] == name].set_index(["fold", "site"])["bias_truth"].loc[b.index]
+            print(f"{name}: its bias vs cell truth correlates with (b)'s over the held-out stations, "
+                  f"r = {b.corr(c):.2f}")
+
+
 def print_tables(st: pd.DataFrame, tr: pd.DataFrame, order: list[str]) -> None:
     """Pooled medians at held-out stations, per-fold R, the fine-truth block and the paired (c) vs (b) lines."""
     print("\nvs held-out stations                    R       RMSE    ubRMSE   bias")
@@ -226,6 +262,7 @@ def print_tables(st: pd.DataFrame, tr: pd.DataFrame, order: list[str]) -> None:
     for name in order:
         s = tr[tr["method"] == name]
         print(f"{name:38s}{s['R'].mean():7.3f} {s['RMSE'].mean():8.4f} {s['ubRMSE'].mean():8.4f}")
+    print_bias(st, order)
     base = "(b) station only"
     for name in order:
         if name.startswith("(c)") and base in order:
@@ -272,9 +309,12 @@ def main(argv=None) -> None:
                 print(f"fold {f['fold']} {name} trained ({time.time() - t0:.0f} s)", flush=True)
             full[name] = p
             preds[name] = p[np.searchsorted(ds["site"].values, test)]
+        at_truth = test_ds["sm_true"].sel(site=test).values  # the held-out station cells' truth
         for name, p in preds.items():
             m = station_metrics(obs, p)
-            st_rows += [{"fold": f["fold"], "method": name, "site": s, **{k: v[i] for k, v in m.items()}}
+            vs_truth = station_metrics(at_truth, p)
+            st_rows += [{"fold": f["fold"], "method": name, "site": s, **{k: v[i] for k, v in m.items()},
+                         **{f"{k}_truth": vs_truth[k][i] for k in ("R", "RMSE", "bias")}}
                         for i, s in enumerate(test)]
         for name, p in full.items():
             m = station_metrics(truth, p)

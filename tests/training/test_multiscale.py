@@ -205,7 +205,7 @@ def test_held_out_station_never_a_target_but_its_coarse_cell_stays(twin_ds):
         np.testing.assert_allclose(back, sub["sm_satellite"].sel(site=s).values, atol=1e-5)
 
 
-def test_benchmark_scenarios_override_config():
+def _bench():
     import importlib.util
     from pathlib import Path
 
@@ -213,6 +213,29 @@ def test_benchmark_scenarios_override_config():
     spec = importlib.util.spec_from_file_location("multiscale_twin_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_bias_split(capsys):
+    """The benchmark's bias diagnostic: station offsets are the station-vs-truth part, rms is over stations."""
+    import pandas as pd
+
+    rows = []
+    for i, (off, eb, ec) in enumerate(((0.02, 0.01, 0.012), (-0.01, -0.03, -0.025), (0.0, 0.005, 0.0))):
+        for name, e in (("(b) station only", eb), ("(c) multiscale", ec)):
+            rows.append({"fold": 0, "site": i, "method": name, "RMSE": 0.03 + i * 0.01, "bias": e - off,
+                         "R_truth": 0.9, "RMSE_truth": abs(e) + 0.01, "bias_truth": e})
+    _bench().print_bias(pd.DataFrame(rows), ["(b) station only", "(c) multiscale"])
+    out = capsys.readouterr().out
+    assert "mean +0.0033, sd 0.0153" in out  # offsets 0.02, -0.01, 0.0
+    rms = np.sqrt(np.mean(np.array([0.03, 0.04, 0.05]) ** 2))
+    assert f"{0.04:7.4f}{rms:9.4f}" in out
+    r = np.corrcoef([0.01, -0.03, 0.005], [0.012, -0.025, 0.0])[0, 1]
+    assert f"r = {r:.2f}" in out
+
+
+def test_benchmark_scenarios_override_config():
+    bench = _bench()
     cfg, w, _ = bench.setup(bench.parse_args(["--scenario", "sparse-block", "--w-coarse", "1", "0.3"]))
     assert (cfg.data.twin.n_coarse, cfg.data.twin.station_fraction, cfg.data.twin.max_stations_per_cell) == (96, 0.2, 1)
     assert (cfg.cv.kind, cfg.cv.block_deg, w) == ("block", 4.0, [(1.0, "absolute", "static"),
@@ -225,6 +248,12 @@ def test_benchmark_scenarios_override_config():
     assert (cfg.data.twin.input_errors, cfg.data.twin.sat_bias, w) == (1.0, 0.06, [(1.0, "absolute", "static"),
                                                                                  (1.0, "anomaly", "static")])
     assert bench.setup(bench.parse_args([]))[0].data.twin.input_errors == 0.0
+    cfg, _, opts = bench.setup(bench.parse_args(["--l2", "0.01"]))
+    assert (cfg.multiscale.observation.l2, opts["l2"]) == (0.01, 0.01)
+    assert bench.member_config(cfg, 1.0, 1.0, "absolute", "static", [1], [2]).multiscale.observation.l2 == 0.01
+    assert bench.setup(bench.parse_args([]))[0].multiscale.observation.l2 == 0.0  # the shipped recipe
+    assert bench.setup(bench.parse_args(["--ensemble", "3"]))[0].training.ensemble == 3
+    assert len(bench.setup(bench.parse_args(["--ensemble", "3"]))[0].members()) == 3
     names = list(bench.methods("bc", [(1.0, "absolute", "none"), (0.1, "anomaly", "static")]))
     assert names == ["(b) station only", "(c) multiscale w_coarse=1", "(c) multiscale w_coarse=0.1 anomaly op=static"]
     fcfg = bench.member_config(cfg, 0.0, 1.0, "absolute", "static", [1, 2], [3])
