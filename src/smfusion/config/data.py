@@ -12,6 +12,7 @@ from smfusion.config.stores import GridInputsConfig, LazyConfig
 from smfusion.config.sensors import SensorCellsConfig
 from smfusion.errors import ConfigError
 
+
 class TwinConfig(_Strict):
     """Options of the twin experiment (``data.reader: twin``; see docs/twin.md)."""
 
