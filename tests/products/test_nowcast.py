@@ -180,3 +180,29 @@ def test_lead_table_on_the_validation_period(run_dir):
     assert "scored on the VALIDATION period 2016-02-01..2016-03-31" in format_lead_table(res)
     with pytest.raises(ValueError, match="on='train'"):
         lead_table(run_dir, None, [1], on="train")
+
+
+def test_error_budget_and_probe_scripts_run(run_dir, db, tmp_path, capsys):
+    """benchmarks/nowcast_errors.py and benchmarks/nowcast_probes.py (members, blends, cells) on the tiny run: the
+    tables docs/nowcast.md quotes come out, with their protocol."""
+    import runpy
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    errors = runpy.run_path(str(bench / "nowcast_errors.py"))["main"]
+    probes = runpy.run_path(str(bench / "nowcast_probes.py"))["main"]
+    assert errors([str(run_dir), "--lead", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "test 2016-04-01..2017-03-31, 6 cells, 2 members" in out and "age 1, dry" in out and "wet" in out
+    assert "random error std" in out
+    assert probes(["members", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "k  1 from member 1" in out and "k  2 from member 0" in out and "infinite-ensemble estimate" in out
+    proj = train(parse_config(_cfg(db, di=False)), tmp_path / "projection")
+    assert probes(["blends", str(run_dir), str(proj)]) == 0
+    out = capsys.readouterr().out
+    assert "DI + 0.3 x (projection - DI)" in out and "own last residual" in out
+    small = train(parse_config({**_cfg(db), "data": {**_cfg(db)["data"], "sites": [0, 1, 2]}}), tmp_path / "small")
+    assert probes(["cells", str(small), str(run_dir), "--members", "2", "--lead", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on 3 cells, 2 members, scored on 3 cells" in out and "trained on 6 cells" in out

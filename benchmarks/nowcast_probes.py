@@ -1,0 +1,220 @@
+"""Issue 29 probes: what more members, blends, training-time perturbations and fewer cells do to a DI run
+(real SMAP_AM + NLDAS, CONUS sample). docs/nowcast.md quotes what they printed.
+
+    OMP_NUM_THREADS=1 python benchmarks/nowcast_probes.py members RUN [--lead 1]
+        scores of k-member subsets (consecutive members) of the run's ensemble mean on its test period, and
+        the infinite-ensemble estimate (a least-squares fit of ubRMSE^2 = a + b / k over the subsets);
+    ... blends RUN PROJECTION [--lead 1]
+        the ensemble mean blended with the projection + damped residual, with the projection, and with its own
+        last residual (k * (y(t*) - DI(t*)): what the DI model leaves of the persistent error);
+    ... cells SMALL FULL [--members 4] [--lead 1 3]
+        SMALL trained on a subset of FULL's cells (train ... --set data.sites=[...]): both scored on SMALL's cells,
+        FULL with its first --members members (as many as SMALL has): what fewer training cells cost;
+    ... train OUT [--members 2] [--tuning] [--set K=V ...] [--forcing-noise OFFSET DAILY]
+            [--climate-forcing START END] [--lead 1 3]
+        trains the DI run of configs/conus_di.yaml (benchmarks/nowcast.py's configs(), no projection twin) and
+        prints its scores on the scored period (the tuning split's validation period with --tuning). The two
+        options change training in ways the library does not offer (probes, not adopted):
+        --forcing-noise adds Gaussian noise to the normalised dynamic inputs of every training window (not to the
+        retrieval channels): one offset per window and variable of std OFFSET plus daily noise of std DAILY;
+        --climate-forcing computes the climate indices (descriptors.climate, added) from the forcing of that
+        period instead of the training period's (the recipe's training period is shorter than the year they
+        need; forcing only, no target is read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CLIMATE = "[p_mean, pet_mean, aridity, p_seasonality, frac_snow, high_prec_freq, high_prec_dur, low_prec_freq, " \
+          "low_prec_dur, t_mean]"
+
+
+def _scored(run, on: str):
+    """The run's data, scored sites, period, and the observations on it (site, time)."""
+    data, ids = run.adapter.load(), run.split.test
+    period = getattr(run.cfg.periods, on).as_tuple()
+    times = data.time.values
+    t0, t1 = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"), side=s))
+              for d, s in zip(period, ("left", "right")))
+    obs_all = data[run.cfg.data.target[0]].sel(site=ids).transpose("site", "time").values.astype(np.float64)
+    return data, ids, period, obs_all, slice(t0, t1)
+
+
+def _fmt(s: dict) -> str:
+    return f"R {s['R']:.4f}  ubRMSE {s['ubRMSE']:.4f}  RMSE {s['RMSE']:.4f}"
+
+
+def members(args) -> None:
+    from smfusion.evaluation.nowcast import lead_scores
+    from smfusion.runs import Run
+
+    run = Run.load(args.run).at_lead(args.lead)
+    data, ids, period, obs_all, days = _scored(run, "test")
+    pred = run.predict_members(data, ids, period)[..., 0]  # (member, site, time)
+    obs = obs_all[:, days]
+    print(f"{args.run} at lead {args.lead}: test {period[0]}..{period[1]}, {len(ids)} cells; median over cells on the "
+          "days with a retrieval; k consecutive members from each start")
+    ks, mse = [], []
+    k = 1
+    while k <= pred.shape[0]:
+        for start in range(0, pred.shape[0] - k + 1, k):
+            s = lead_scores(obs, np.where(np.isfinite(obs), pred[start:start + k].mean(0), np.nan))
+            ks.append(k)
+            mse.append(s["ubRMSE"] ** 2)
+            print(f"  k {k:>2} from member {start}: {_fmt(s)}")
+        k *= 2
+    a, b = np.linalg.lstsq(np.c_[np.ones(len(ks)), 1.0 / np.asarray(ks)], np.asarray(mse), rcond=None)[0]
+    print(f"  infinite-ensemble estimate (ubRMSE^2 = a + b / k): ubRMSE {np.sqrt(max(a, 0.0)):.4f}")
+
+
+def blends(args) -> None:
+    from smfusion.data.integration import last_retrieval
+    from smfusion.evaluation.nowcast import _projection, damped_residual, fit_damping, lead_scores
+    from smfusion.runs import Run
+
+    run = Run.load(args.run).at_lead(args.lead)
+    data, ids, period, obs_all, days = _scored(run, "test")
+    target = run.cfg.data.target[0]
+    di = np.full_like(obs_all, np.nan)
+    di[:, days] = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()["mean"]
+    proj, val_days = _projection(args.projection, run.cfg, ids, data.time.values, target, period)
+    rho = fit_damping(obs_all, proj, args.lead, val_days)
+    dr = damped_residual(obs_all, proj, args.lead, rho)
+    value, _, present = last_retrieval(obs_all - di, args.lead, run.cfg.data_integration.max_age)  # test year only
+    own = np.where(present & np.isfinite(value), value, 0.0)
+    obs = obs_all[:, days]
+    print(f"{args.run} at lead {args.lead} blended (test {period[0]}..{period[1]}; weights on a grid, not fitted: "
+          f"the best is an optimistic bound); damped residual rho {rho} (fitted on the validation period)")
+    for name, other in (("projection + damped residual", dr), ("projection", proj)):
+        for w in (0.0, 0.1, 0.2, 0.3):
+            sim = (di + w * (other - di))[:, days]
+            print(f"  DI + {w:.1f} x ({name} - DI): {_fmt(lead_scores(obs, np.where(np.isfinite(obs), sim, np.nan)))}")
+    ok = np.isfinite(obs - di[:, days]) & present[:, days]
+    r = np.corrcoef((obs - di[:, days])[ok], own[:, days][ok])[0, 1]
+    print(f"  correlation of the DI error with its own error at the last retrieval (pooled): {r:.3f}")
+    for k in (0.1, 0.2, 0.3):
+        sim = (di + k * own)[:, days]
+        print(f"  DI + {k:.1f} x own last residual: {_fmt(lead_scores(obs, np.where(np.isfinite(obs), sim, np.nan)))}")
+
+
+def cells(args) -> None:
+    from smfusion.evaluation.nowcast import lead_scores
+    from smfusion.runs import Run
+
+    small, full = Run.load(args.small), Run.load(args.full)
+    full.members = list(full.members)[:args.members]
+    for lead in args.lead:
+        row = {}
+        for name, run in (("small", small), ("full", full)):
+            run.at_lead(lead)
+            data, ids, period, obs_all, days = _scored(run, "test")
+            keep = np.isin(ids, small.split.test)
+            mean = run.predict_distribution(data, ids[keep], period, recalibration="none")[run.cfg.data.target[0]]
+            obs = obs_all[keep][:, days]
+            row[name] = (len(run.split.train), len(run.members),
+                         lead_scores(obs, np.where(np.isfinite(obs), mean.moments()["mean"], np.nan)))
+        for name, (n_train, n_mem, s) in row.items():
+            print(f"lead {lead}: trained on {n_train} cells, {n_mem} members, scored on {int(keep.sum())} cells "
+                  f"(test {period[0]}..{period[1]}): {_fmt(s)}")
+
+
+def _perturb_forcing(offset: float, daily: float) -> None:
+    """Wrap the sequence sampler so that each training window's dynamic inputs (not the retrieval channels) get
+    Gaussian noise: per window and variable ``offset``, per day ``daily`` (normalised units)."""
+    from smfusion.data.adapters import sequence
+
+    inner = sequence.SequenceSampler._integrated
+
+    def noisy(self, rng):
+        batch = inner(self, rng)
+        x, n = batch["x_dynamic"], self.arrays.x_dynamic.shape[-1]
+        off = offset * rng.standard_normal((x.shape[0], 1, n)).astype(np.float32)
+        day = daily * rng.standard_normal((x.shape[0], x.shape[1], n)).astype(np.float32)
+        x[..., :n] += off + day
+        return batch
+
+    sequence.SequenceSampler._integrated = noisy
+
+
+def _climate_forcing(start: str, end: str) -> None:
+    """Climate indices from the forcing of ``start..end`` instead of the training period (and the check that
+    the training period spans a year dropped)."""
+    from smfusion.data import checks, climate
+    from smfusion.data.adapters import sequence
+
+    inner, generic = climate.add_descriptors, checks._generic
+
+    def patched(ds, cfg, forcing=None):
+        c = cfg.model_copy(deep=True)
+        c.periods.train = c.periods.train.model_copy(update={"start": start, "end": end})
+        return inner(ds, c, forcing)
+
+    sequence.add_descriptors = patched
+    checks._generic = lambda cfg, training: [p for p in generic(cfg, training) if "full year" not in p.what]
+
+
+def train_probe(args) -> None:
+    from nowcast import configs
+    from smfusion.evaluation.nowcast import lead_scores
+    from smfusion.runs import Run
+    from smfusion.training.run import train
+
+    sets = list(args.set)
+    if args.forcing_noise:
+        _perturb_forcing(*args.forcing_noise)
+    if args.climate_forcing:
+        _climate_forcing(*args.climate_forcing)
+        sets.append(f"descriptors.climate={CLIMATE}")
+    di, _ = configs(args.config, args.members, sets=sets, tuning=args.tuning)
+    train(di, args.out)
+    run = Run.load(args.out)
+    on = "validation" if args.tuning else "test"
+    for lead in args.lead:
+        run.at_lead(lead)
+        data, ids, period, obs_all, days = _scored(run, on)
+        mean = run.predict_distribution(data, ids, period, recalibration="none")[run.cfg.data.target[0]]
+        obs = obs_all[:, days]
+        s = lead_scores(obs, np.where(np.isfinite(obs), mean.moments()["mean"], np.nan))
+        print(f"{args.out} lead {lead} ({on} {period[0]}..{period[1]}, {len(ids)} cells, {len(run.members)} members): "
+              f"{_fmt(s)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="probe", required=True)
+    p = sub.add_parser("members")
+    p.add_argument("run")
+    p.add_argument("--lead", type=int, default=1)
+    p = sub.add_parser("blends")
+    p.add_argument("run")
+    p.add_argument("projection")
+    p.add_argument("--lead", type=int, default=1)
+    p = sub.add_parser("cells")
+    p.add_argument("small")
+    p.add_argument("full")
+    p.add_argument("--members", type=int, default=4)
+    p.add_argument("--lead", type=int, nargs="+", default=[1, 3])
+    p = sub.add_parser("train")
+    p.add_argument("out")
+    p.add_argument("--config", default="configs/conus_di.yaml")
+    p.add_argument("--members", type=int, default=2)
+    p.add_argument("--tuning", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--forcing-noise", type=float, nargs=2, metavar=("OFFSET", "DAILY"))
+    p.add_argument("--climate-forcing", nargs=2, metavar=("START", "END"))
+    p.add_argument("--lead", type=int, nargs="+", default=[1, 3])
+    args = ap.parse_args(argv)
+    {"members": members, "blends": blends, "cells": cells, "train": train_probe}[args.probe](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
