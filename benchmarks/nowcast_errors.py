@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import pandas as pd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wet", type=float, default=0.5, help="3-day precipitation sum (forcing units) of a wet day")
     args = ap.parse_args(argv)
     from smfusion.data.integration import last_retrieval
-    from smfusion.evaluation.nowcast import persistence
+    from smfusion.evaluation.nowcast import period_days, persistence
     from smfusion.evaluation.nowcast_errors import grouped_rms, noise_bounds, wet_days
     from smfusion.runs import Run
 
@@ -36,15 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     run.at_lead(args.lead)
     cfg, target = run.cfg, run.cfg.data.target[0]
     data, ids, test = run.adapter.load(), run.split.test, cfg.periods.test.as_tuple()
-    times = data.time.values
-    t0, t1 = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"), side=s))
-              for d, s in zip(test, ("left", "right")))
+    days = period_days(data.time.values, test)
     obs_all = data[target].sel(site=ids).transpose("site", "time").values.astype(np.float64)
     sim = np.asarray(run.predict_distribution(data, ids, test, recalibration="none")[target].moments()["mean"])
-    obs, ref = obs_all[:, t0:t1], persistence(obs_all, args.lead)[:, t0:t1]
+    obs, ref = obs_all[:, days], persistence(obs_all, args.lead)[:, days]
     _, age, present = last_retrieval(obs_all, args.lead, cfg.data_integration.max_age)
-    age = np.where(present, age, 0)[:, t0:t1]
-    wet = wet_days(data[args.precip].sel(site=ids).transpose("site", "time").values, 3, args.wet)[:, t0:t1]
+    age = np.where(present, age, 0)[:, days]
+    wet = wet_days(data[args.precip].sel(site=ids).transpose("site", "time").values, 3, args.wet)[:, days]
     groups = {"all": np.ones_like(wet)}
     for a, label in ((1, "1"), (2, "2"), (3, "3")):
         groups |= {f"age {label}, dry": (age == a) & ~wet, f"age {label}, wet": (age == a) & wet}

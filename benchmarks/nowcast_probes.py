@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -41,11 +40,10 @@ def _scored(run, on: str):
     """The run's data, scored sites, period, and the observations on it (site, time)."""
     data, ids = run.adapter.load(), run.split.test
     period = getattr(run.cfg.periods, on).as_tuple()
-    times = data.time.values
-    t0, t1 = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"), side=s))
-              for d, s in zip(period, ("left", "right")))
+    from smfusion.evaluation.nowcast import period_days
+
     obs_all = data[run.cfg.data.target[0]].sel(site=ids).transpose("site", "time").values.astype(np.float64)
-    return data, ids, period, obs_all, slice(t0, t1)
+    return data, ids, period, obs_all, period_days(data.time.values, period)
 
 
 def _fmt(s: dict) -> str:

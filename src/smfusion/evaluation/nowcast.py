@@ -34,11 +34,18 @@ from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.runs import Run
 
 __all__ = ["persistence", "persisted_anomaly", "lead_scores", "lead_table", "format_lead_table", "lead_section",
-           "ROWS", "LEADS"]
+           "period_days", "ROWS", "LEADS"]
 
 ROWS = ("DI model", "persistence", "climatology + persisted anomaly", "projection", "projection + damped residual")
 DAMPING = np.round(np.arange(0.0, 0.96, 0.05), 2)
 LEADS = (1, 2, 3, 5, 7)  # days (the issue's table)
+
+
+def period_days(times: np.ndarray, period) -> slice:
+    """The positions of the days of the inclusive ``period`` (start, end) in the sorted daily ``times``."""
+    t0, t1 = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"), side=side))
+              for d, side in zip(period, ("left", "right")))
+    return slice(t0, t1)
 
 
 def persistence(obs: np.ndarray, lead: int) -> np.ndarray:
@@ -78,8 +85,7 @@ def _projection(proj_dir, cfg, ids: np.ndarray, times: np.ndarray, target: str, 
     out[:, np.searchsorted(times, pred.time.values)] = pred.values
     if val is None:
         return out, slice(0, 0)
-    a, b = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"))) for d in val)
-    return out, slice(a, b + 1)
+    return out, period_days(times, val)
 
 
 def lead_scores(obs: np.ndarray, sim: np.ndarray) -> dict[str, float]:
@@ -114,9 +120,7 @@ def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], l
     data = run.adapter.load()  # every period: the training period's climatology, the test year with its warm-up
     ids = run.split.test
     times = data.time.values
-    t0, t1 = (int(np.searchsorted(times, np.datetime64(pd.Timestamp(d), "ns"), side=side))
-              for d, side in zip(test, ("left", "right")))
-    days = slice(t0, t1)  # the scored period
+    days = period_days(times, test)  # the scored period
     obs_all = data[target].sel(site=ids).transpose("site", "time").values.astype(np.float64)
     clim = _climatology(data, target, ids, times, train)
     proj = val_days = None
