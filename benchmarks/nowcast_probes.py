@@ -7,6 +7,13 @@
     ... blends RUN PROJECTION [--lead 1]
         the ensemble mean blended with the projection + damped residual, with the projection, and with its own
         last residual (k * (y(t*) - DI(t*)): what the DI model leaves of the persistent error);
+    ... residuals RUN PROJECTION [--lead 1]
+        how much of the ensemble mean's test-year error a learned correction finds: gradient boosting on the
+        DI mean and spread, the projection, the last two retrievals (values, ages), the last retrieval minus the
+        DI mean, the precipitation of d .. d - 3, the temperature of d and the day of year (sin, cos), fitted on
+        the odd months and scored on the even ones (same cells), and fitted on half the cells and scored on the
+        other half (same days: it then learns each day's error from other cells' retrievals of that day,
+        which a nowcast cannot know, so this split only shows how far the day's error is shared in space);
     ... cells SMALL FULL [--members 4] [--lead 1 3]
         SMALL trained on a subset of FULL's cells (train ... --set data.sites=[...]): both scored on SMALL's cells,
         FULL with its first --members members (as many as SMALL has): what fewer training cells cost;
@@ -29,6 +36,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -101,6 +109,48 @@ def blends(args) -> None:
     for k in (0.1, 0.2, 0.3):
         sim = (di + k * own)[:, days]
         print(f"  DI + {k:.1f} x own last residual: {_fmt(lead_scores(obs, np.where(np.isfinite(obs), sim, np.nan)))}")
+
+
+def residuals(args) -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from smfusion.data.integration import last_retrievals
+    from smfusion.evaluation.nowcast import _projection, lead_scores
+    from smfusion.runs import Run
+
+    run = Run.load(args.run).at_lead(args.lead)
+    data, ids, period, obs_all, days = _scored(run, "test")
+    target = run.cfg.data.target[0]
+    mom = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()
+    di, obs = np.asarray(mom["mean"]), obs_all[:, days]
+    proj = _projection(args.projection, run.cfg, ids, data.time.values, target, period)[0][:, days]
+    last = []
+    for value, age, present in last_retrievals(obs_all, args.lead, run.cfg.data_integration.max_age, 2):
+        last += [np.where(present, value, np.nan)[:, days], np.where(present, age, np.nan)[:, days]]
+    series = lambda v: data[v].sel(site=ids).transpose("site", "time").values  # noqa: E731
+    rain = series(run.cfg.data.dynamic[0])
+    time = pd.DatetimeIndex(data.time.values[days])
+    doy = 2 * np.pi * time.day_of_year.values / 365.25
+    feats = [di, np.sqrt(mom["total_var"]), proj, *last, last[0] - di,
+             *(rain[:, days.start - k:days.stop - k] for k in range(4)), series("TMP_2_FORA")[:, days],
+             np.sin(doy), np.cos(doy)]
+    x = np.stack([np.broadcast_to(np.asarray(f, np.float64), di.shape) for f in feats], axis=-1)
+    resid = obs - di
+    ok = np.isfinite(resid)
+    half = np.zeros(len(ids), bool)
+    half[np.random.default_rng(0).permutation(len(ids))[:len(ids) // 2]] = True
+    odd = (time.month.values % 2 == 1)[None, :]
+    print(f"{args.run} at lead {args.lead}: a learned correction of the DI mean (test {period[0]}..{period[1]}, "
+          f"{len(ids)} cells; median over the scored cells on their days with a retrieval)")
+    splits = (("odd months -> even months", ok & odd), ("half the cells -> the other half", ok & half[:, None]))
+    for name, fit in splits:
+        test = ok & ~fit
+        gbm = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=31, min_samples_leaf=100,
+                                            random_state=0).fit(x[fit], resid[fit])
+        corr = np.zeros_like(di)
+        corr[test] = gbm.predict(x[test])
+        o = np.where(test, obs, np.nan)
+        print(f"  {name}: DI {_fmt(lead_scores(o, di))}; corrected {_fmt(lead_scores(o, di + corr))}")
 
 
 def cells(args) -> None:
@@ -195,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run")
     p.add_argument("projection")
     p.add_argument("--lead", type=int, default=1)
+    p = sub.add_parser("residuals")
+    p.add_argument("run")
+    p.add_argument("projection")
+    p.add_argument("--lead", type=int, default=1)
     p = sub.add_parser("cells")
     p.add_argument("small")
     p.add_argument("full")
@@ -210,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--climate-forcing", nargs=2, metavar=("START", "END"))
     p.add_argument("--lead", type=int, nargs="+", default=[1, 3])
     args = ap.parse_args(argv)
-    {"members": members, "blends": blends, "cells": cells, "train": train_probe}[args.probe](args)
+    probes = {"members": members, "blends": blends, "cells": cells, "residuals": residuals, "train": train_probe}
+    probes[args.probe](args)
     return 0
 
 

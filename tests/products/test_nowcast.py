@@ -183,8 +183,8 @@ def test_lead_table_on_the_validation_period(run_dir):
 
 
 def test_error_budget_and_probe_scripts_run(run_dir, db, tmp_path, capsys):
-    """benchmarks/nowcast_errors.py and benchmarks/nowcast_probes.py (members, blends, cells) on the tiny run: the
-    tables docs/nowcast.md quotes come out, with their protocol."""
+    """benchmarks/nowcast_errors.py and benchmarks/nowcast_probes.py (members, blends, residuals, cells) on the tiny
+    run: the tables docs/nowcast.md quotes come out, with their protocol."""
     import runpy
     from pathlib import Path
 
@@ -202,6 +202,9 @@ def test_error_budget_and_probe_scripts_run(run_dir, db, tmp_path, capsys):
     assert probes(["blends", str(run_dir), str(proj)]) == 0
     out = capsys.readouterr().out
     assert "DI + 0.3 x (projection - DI)" in out and "own last residual" in out
+    assert probes(["residuals", str(run_dir), str(proj)]) == 0
+    out = capsys.readouterr().out
+    assert "odd months -> even months: DI R" in out and "the other half" in out and "corrected R" in out
     small = train(parse_config({**_cfg(db), "data": {**_cfg(db)["data"], "sites": [0, 1, 2]}}), tmp_path / "small")
     assert probes(["cells", str(small), str(run_dir), "--members", "2", "--lead", "1"]) == 0
     out = capsys.readouterr().out
