@@ -14,6 +14,10 @@
         the odd months and scored on the even ones (same cells), and fitted on half the cells and scored on the
         other half (same days: it then learns each day's error from other cells' retrievals of that day,
         which a nowcast cannot know, so this split only shows how far the day's error is shared in space);
+    ... neighbours RUN [--lead 1] [--radius 200 300 500]
+        the correlation of each cell's DI error (its test-year mean removed) with the mean error of the cells
+        within the radius on the same day and 1 and 2 days before: how much a spatial model could take from
+        the neighbours' latest retrievals;
     ... cells SMALL FULL [--members 4] [--lead 1 3]
         SMALL trained on a subset of FULL's cells (train ... --set data.sites=[...]): both scored on SMALL's cells,
         FULL with its first --members members (as many as SMALL has): what fewer training cells cost;
@@ -153,6 +157,31 @@ def residuals(args) -> None:
         print(f"  {name}: DI {_fmt(lead_scores(o, di))}; corrected {_fmt(lead_scores(o, di + corr))}")
 
 
+def neighbours(args) -> None:
+    from smfusion.runs import Run
+
+    run = Run.load(args.run).at_lead(args.lead)
+    data, ids, period, obs_all, days = _scored(run, "test")
+    mean = run.predict_distribution(data, ids, period, recalibration="none")[run.cfg.data.target[0]]
+    err = obs_all[:, days] - mean.moments()["mean"]
+    err = err - np.nanmean(err, axis=1, keepdims=True)
+    lat, lon = (np.radians(data[v].sel(site=ids).values) for v in ("lat", "lon"))
+    cos = np.sin(lat[:, None]) * np.sin(lat) + np.cos(lat[:, None]) * np.cos(lat) * np.cos(lon[:, None] - lon)
+    dist = 6371.0 * np.arccos(np.clip(cos, -1.0, 1.0))
+    fin = np.isfinite(err)
+    print(f"{args.run} at lead {args.lead}: correlation of a cell's DI error with its neighbours' mean error, test "
+          f"{period[0]}..{period[1]}, {len(ids)} cells (pooled over cell-days)")
+    for radius in args.radius:
+        w = ((dist < radius) & (dist > 0)).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            near = (w @ np.where(fin, err, 0.0)) / (w @ fin)
+        for lag in (0, 1, 2):
+            a, b = err[:, lag:], near[:, :near.shape[1] - lag]
+            ok = np.isfinite(a) & np.isfinite(b)
+            print(f"  within {radius:g} km (median {np.median(w.sum(1)):.0f} cells), neighbours {lag} day(s) before: "
+                  f"{np.corrcoef(a[ok], b[ok])[0, 1]:.3f} ({ok.sum()} cell-days)")
+
+
 def cells(args) -> None:
     from smfusion.evaluation.nowcast import lead_scores
     from smfusion.runs import Run
@@ -249,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run")
     p.add_argument("projection")
     p.add_argument("--lead", type=int, default=1)
+    p = sub.add_parser("neighbours")
+    p.add_argument("run")
+    p.add_argument("--lead", type=int, default=1)
+    p.add_argument("--radius", type=float, nargs="+", default=[200.0, 300.0, 500.0])
     p = sub.add_parser("cells")
     p.add_argument("small")
     p.add_argument("full")
@@ -264,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--climate-forcing", nargs=2, metavar=("START", "END"))
     p.add_argument("--lead", type=int, nargs="+", default=[1, 3])
     args = ap.parse_args(argv)
-    probes = {"members": members, "blends": blends, "cells": cells, "residuals": residuals, "train": train_probe}
+    probes = {"members": members, "blends": blends, "residuals": residuals, "neighbours": neighbours, "cells": cells,
+              "train": train_probe}
     probes[args.probe](args)
     return 0
 

@@ -183,8 +183,8 @@ def test_lead_table_on_the_validation_period(run_dir):
 
 
 def test_error_budget_and_probe_scripts_run(run_dir, db, tmp_path, capsys):
-    """benchmarks/nowcast_errors.py and benchmarks/nowcast_probes.py (members, blends, residuals, cells) on the tiny
-    run: the tables docs/nowcast.md quotes come out, with their protocol."""
+    """benchmarks/nowcast_errors.py and benchmarks/nowcast_probes.py (members, blends, residuals, neighbours,
+    cells) on the tiny run: the tables docs/nowcast.md quotes come out, with their protocol."""
     import runpy
     from pathlib import Path
 
@@ -205,6 +205,8 @@ def test_error_budget_and_probe_scripts_run(run_dir, db, tmp_path, capsys):
     assert probes(["residuals", str(run_dir), str(proj)]) == 0
     out = capsys.readouterr().out
     assert "odd months -> even months: DI R" in out and "the other half" in out and "corrected R" in out
+    assert probes(["neighbours", str(run_dir), "--radius", "5000"]) == 0
+    assert "within 5000 km (median 5 cells), neighbours 1 day(s) before" in capsys.readouterr().out
     small = train(parse_config({**_cfg(db), "data": {**_cfg(db)["data"], "sites": [0, 1, 2]}}), tmp_path / "small")
     assert probes(["cells", str(small), str(run_dir), "--members", "2", "--lead", "1"]) == 0
     out = capsys.readouterr().out
