@@ -87,7 +87,7 @@ def members(args) -> None:
 
 def blends(args) -> None:
     from smfusion.data.integration import last_retrieval
-    from smfusion.evaluation.nowcast import _projection, damped_residual, fit_damping, lead_scores
+    from smfusion.evaluation.nowcast import damped_residual, fit_damping, lead_scores, projection_series
     from smfusion.runs import Run
 
     run = Run.load(args.run).at_lead(args.lead)
@@ -95,7 +95,7 @@ def blends(args) -> None:
     target = run.cfg.data.target[0]
     di = np.full_like(obs_all, np.nan)
     di[:, days] = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()["mean"]
-    proj, val_days = _projection(args.projection, run.cfg, ids, data.time.values, target, period)
+    proj, val_days = projection_series(args.projection, run.cfg, ids, data.time.values, target, period)
     rho = fit_damping(obs_all, proj, args.lead, val_days)
     dr = damped_residual(obs_all, proj, args.lead, rho)
     value, _, present = last_retrieval(obs_all - di, args.lead, run.cfg.data_integration.max_age)  # test year only
@@ -119,7 +119,7 @@ def residuals(args) -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from smfusion.data.integration import last_retrievals
-    from smfusion.evaluation.nowcast import _projection, lead_scores
+    from smfusion.evaluation.nowcast import lead_scores, projection_series
     from smfusion.runs import Run
 
     run = Run.load(args.run).at_lead(args.lead)
@@ -127,7 +127,7 @@ def residuals(args) -> None:
     target = run.cfg.data.target[0]
     mom = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()
     di, obs = np.asarray(mom["mean"]), obs_all[:, days]
-    proj = _projection(args.projection, run.cfg, ids, data.time.values, target, period)[0][:, days]
+    proj = projection_series(args.projection, run.cfg, ids, data.time.values, target, period)[0][:, days]
     last = []
     for value, age, present in last_retrievals(obs_all, args.lead, run.cfg.data_integration.max_age, 2):
         last += [np.where(present, value, np.nan)[:, days], np.where(present, age, np.nan)[:, days]]

@@ -34,7 +34,7 @@ from smfusion.evaluation.metrics import pearson_r, rmse, ubrmse
 from smfusion.runs import Run
 
 __all__ = ["persistence", "persisted_anomaly", "lead_scores", "lead_table", "format_lead_table", "lead_section",
-           "period_days", "ROWS", "LEADS"]
+           "period_days", "projection_series", "ROWS", "LEADS"]
 
 ROWS = ("DI model", "persistence", "climatology + persisted anomaly", "projection", "projection + damped residual")
 DAMPING = np.round(np.arange(0.0, 0.96, 0.05), 2)
@@ -73,8 +73,8 @@ def fit_damping(obs: np.ndarray, proj: np.ndarray, lead: int, days: slice) -> fl
     return float(min(DAMPING, key=sse))
 
 
-def _projection(proj_dir, cfg, ids: np.ndarray, times: np.ndarray, target: str, test: tuple
-                ) -> tuple[np.ndarray, slice]:
+def projection_series(proj_dir, cfg, ids: np.ndarray, times: np.ndarray, target: str, test: tuple
+                      ) -> tuple[np.ndarray, slice]:
     """The projection run's prediction on ``times`` (site, time; NaN before the validation period or, without
     one, 60 days before the scored period ``test``) and the validation days (empty without a validation period)."""
     val = cfg.periods.validation.as_tuple() if cfg.periods.validation else None
@@ -125,7 +125,7 @@ def lead_table(di_dir: str | Path | Run, projection_dir: Optional[str | Path], l
     clim = _climatology(data, target, ids, times, train)
     proj = val_days = None
     if projection_dir is not None:
-        proj, val_days = _projection(projection_dir, cfg, ids, times, target, test)
+        proj, val_days = projection_series(projection_dir, cfg, ids, times, target, test)
     obs = obs_all[:, days]
     out: dict = {"leads": {}, "protocol": {
         "test": list(test), "scored": on, "train": list(train), "validation": list(cfg.periods.validation.as_tuple())
