@@ -1,7 +1,14 @@
-"""Issue 29 probes: what more members, blends, training-time perturbations and fewer cells do to a DI run
-(real SMAP_AM + NLDAS, CONUS sample). docs/nowcast.md quotes what they printed.
+"""Issue 29 probes: where a DI run's error lies, and what more members, blends, corrections, training-time
+perturbations and fewer cells do to it (real SMAP_AM + NLDAS, CONUS sample). docs/nowcast.md quotes what they
+printed.
 
-    OMP_NUM_THREADS=1 python benchmarks/nowcast_probes.py members RUN [--lead 1]
+    OMP_NUM_THREADS=1 python benchmarks/nowcast_probes.py errors RUN [--lead 1] [--precip APCP_FORA] [--wet 0.5]
+        the error budget on the test days with a retrieval (smfusion.evaluation.nowcast_errors): the RMS of the DI
+        mean and of persistence by the age of the last retrieval the model saw, on dry and wet days (precipitation
+        summed over the 3 days up to the day >= --wet, forcing units), with the root of the two errors'
+        covariance (an upper bound of the target's random error std), and the target's random-error bounds from
+        its own structure function at the run's test cells;
+    ... members RUN [--lead 1]
         scores of k-member subsets (consecutive members) of the run's ensemble mean on its test period, and
         the infinite-ensemble estimate (a least-squares fit of ubRMSE^2 = a + b / k over the subsets);
     ... blends RUN PROJECTION [--lead 1]
@@ -60,6 +67,37 @@ def _scored(run, on: str):
 
 def _fmt(s: dict) -> str:
     return f"R {s['R']:.4f}  ubRMSE {s['ubRMSE']:.4f}  RMSE {s['RMSE']:.4f}"
+
+
+def errors(args) -> None:
+    from smfusion.data.integration import last_retrieval
+    from smfusion.evaluation.nowcast import persistence
+    from smfusion.evaluation.nowcast_errors import grouped_rms, noise_bounds, wet_days
+    from smfusion.runs import Run
+
+    run = Run.load(args.run).at_lead(args.lead)
+    data, ids, period, obs_all, days = _scored(run, "test")
+    target = run.cfg.data.target[0]
+    sim = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()["mean"]
+    obs, ref = obs_all[:, days], persistence(obs_all, args.lead)[:, days]
+    _, age, present = last_retrieval(obs_all, args.lead, run.cfg.data_integration.max_age)
+    age = np.where(present, age, 0)[:, days]
+    wet = wet_days(data[args.precip].sel(site=ids).transpose("site", "time").values, 3, args.wet)[:, days]
+    groups = {"all": np.ones_like(wet)}
+    for a in (1, 2, 3):
+        groups |= {f"age {a}, dry": (age == a) & ~wet, f"age {a}, wet": (age == a) & wet}
+    groups |= {"age >= 4": age >= 4, "dry": ~wet, "wet": wet}
+    print(f"DI run {args.run} at lead {args.lead}: test {period[0]}..{period[1]}, {len(ids)} cells, {len(run.members)} "
+          f"members; days with a {target} retrieval; age: of the last retrieval at or before d - lead (days); wet: "
+          f"{args.precip} summed over the 3 days up to d >= {args.wet}; RMS pooled over the cell-days (m3/m3)")
+    print(f"{'group':<14} {'cell-days':>9} {'DI RMS':>7} {'persist':>7} {'sqrt cov':>8}")
+    for name, g in grouped_rms(obs, sim, ref, groups).items():
+        print(f"{name:<14} {g['n']:>9} {g['rms']:7.4f} {g['rms_ref']:7.4f} {g['sqrt_cov']:8.4f}")
+    nb = noise_bounds(obs)
+    print(f"{target} random error std over the test year at {nb['sites']} cells (>= 20 pairs at lags 1-3 days): "
+          f"sqrt D(1) {nb['sqrt_d1']:.4f} (upper bound); nugget, line through lags 1-2 {nb['nugget_linear']:.4f} "
+          f"(negative at {nb['negative_linear']:.0%} of the cells), parabola through 1-3 {nb['nugget_quadratic']:.4f} "
+          f"(negative at {nb['negative_quadratic']:.0%})")
 
 
 def members(args) -> None:
@@ -267,6 +305,11 @@ def train_probe(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="probe", required=True)
+    p = sub.add_parser("errors")
+    p.add_argument("run")
+    p.add_argument("--lead", type=int, default=1)
+    p.add_argument("--precip", default="APCP_FORA")
+    p.add_argument("--wet", type=float, default=0.5, help="3-day precipitation sum (forcing units) of a wet day")
     p = sub.add_parser("members")
     p.add_argument("run")
     p.add_argument("--lead", type=int, default=1)
@@ -297,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--climate-forcing", nargs=2, metavar=("START", "END"))
     p.add_argument("--lead", type=int, nargs="+", default=[1, 3])
     args = ap.parse_args(argv)
-    probes = {"members": members, "blends": blends, "residuals": residuals, "neighbours": neighbours, "cells": cells,
-              "train": train_probe}
+    probes = {"errors": errors, "members": members, "blends": blends, "residuals": residuals,
+              "neighbours": neighbours, "cells": cells, "train": train_probe}
     probes[args.probe](args)
     return 0
 

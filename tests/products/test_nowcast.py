@@ -182,16 +182,14 @@ def test_lead_table_on_the_validation_period(run_dir):
         lead_table(run_dir, None, [1], on="train")
 
 
-def test_error_budget_and_probe_scripts_run(run_dir, db, tmp_path, capsys):
-    """benchmarks/nowcast_errors.py and benchmarks/nowcast_probes.py (members, blends, residuals, neighbours,
-    cells) on the tiny run: the tables docs/nowcast.md quotes come out, with their protocol."""
+def test_error_budget_and_probes_run(run_dir, db, tmp_path, capsys):
+    """benchmarks/nowcast_probes.py (errors, members, blends, residuals, neighbours, cells) on the tiny run: the
+    tables docs/nowcast.md quotes come out, with their protocol."""
     import runpy
     from pathlib import Path
 
-    bench = Path(__file__).resolve().parents[2] / "benchmarks"
-    errors = runpy.run_path(str(bench / "nowcast_errors.py"))["main"]
-    probes = runpy.run_path(str(bench / "nowcast_probes.py"))["main"]
-    assert errors([str(run_dir), "--lead", "1"]) == 0
+    probes = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "nowcast_probes.py"))["main"]
+    assert probes(["errors", str(run_dir), "--lead", "1"]) == 0
     out = capsys.readouterr().out
     assert "test 2016-04-01..2017-03-31, 6 cells, 2 members" in out and "age 1, dry" in out and "wet" in out
     assert "random error std" in out
