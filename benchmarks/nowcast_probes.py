@@ -65,7 +65,16 @@ def _scored(run, on: str):
     return data, ids, period, obs_all, period_days(data.time.values, period)
 
 
-def _fmt(s: dict) -> str:
+def _moments(run, data, ids, period) -> dict[str, np.ndarray]:
+    """The run's predictive moments of its first target (site, time) on ``period``, not recalibrated."""
+    return run.predict_distribution(data, ids, period, recalibration="none")[run.cfg.data.target[0]].moments()
+
+
+def _scores(obs: np.ndarray, sim: np.ndarray) -> str:
+    """:func:`~smfusion.evaluation.nowcast.lead_scores` as text (pairs where ``obs`` or ``sim`` is NaN drop out)."""
+    from smfusion.evaluation.nowcast import lead_scores
+
+    s = lead_scores(obs, sim)
     return f"R {s['R']:.4f}  ubRMSE {s['ubRMSE']:.4f}  RMSE {s['RMSE']:.4f}"
 
 
@@ -78,7 +87,7 @@ def errors(args) -> None:
     run = Run.load(args.run).at_lead(args.lead)
     data, ids, period, obs_all, days = _scored(run, "test")
     target = run.cfg.data.target[0]
-    sim = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()["mean"]
+    sim = _moments(run, data, ids, period)["mean"]
     obs, ref = obs_all[:, days], persistence(obs_all, args.lead)[:, days]
     _, age, present = last_retrieval(obs_all, args.lead, run.cfg.data_integration.max_age)
     age = np.where(present, age, 0)[:, days]
@@ -114,10 +123,10 @@ def members(args) -> None:
     k = 1
     while k <= pred.shape[0]:
         for start in range(0, pred.shape[0] - k + 1, k):
-            s = lead_scores(obs, np.where(np.isfinite(obs), pred[start:start + k].mean(0), np.nan))
+            sim = pred[start:start + k].mean(0)
             ks.append(k)
-            mse.append(s["ubRMSE"] ** 2)
-            print(f"  k {k:>2} from member {start}: {_fmt(s)}")
+            mse.append(lead_scores(obs, sim)["ubRMSE"] ** 2)
+            print(f"  k {k:>2} from member {start}: {_scores(obs, sim)}")
         k *= 2
     a, b = np.linalg.lstsq(np.c_[np.ones(len(ks)), 1.0 / np.asarray(ks)], np.asarray(mse), rcond=None)[0]
     print(f"  infinite-ensemble estimate (ubRMSE^2 = a + b / k): ubRMSE {np.sqrt(max(a, 0.0)):.4f}")
@@ -125,14 +134,14 @@ def members(args) -> None:
 
 def blends(args) -> None:
     from smfusion.data.integration import last_retrieval
-    from smfusion.evaluation.nowcast import damped_residual, fit_damping, lead_scores, projection_series
+    from smfusion.evaluation.nowcast import damped_residual, fit_damping, projection_series
     from smfusion.runs import Run
 
     run = Run.load(args.run).at_lead(args.lead)
     data, ids, period, obs_all, days = _scored(run, "test")
     target = run.cfg.data.target[0]
     di = np.full_like(obs_all, np.nan)
-    di[:, days] = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()["mean"]
+    di[:, days] = _moments(run, data, ids, period)["mean"]
     proj, val_days = projection_series(args.projection, run.cfg, ids, data.time.values, target, period)
     rho = fit_damping(obs_all, proj, args.lead, val_days)
     dr = damped_residual(obs_all, proj, args.lead, rho)
@@ -144,26 +153,26 @@ def blends(args) -> None:
     for name, other in (("projection + damped residual", dr), ("projection", proj)):
         for w in (0.0, 0.1, 0.2, 0.3):
             sim = (di + w * (other - di))[:, days]
-            print(f"  DI + {w:.1f} x ({name} - DI): {_fmt(lead_scores(obs, np.where(np.isfinite(obs), sim, np.nan)))}")
+            print(f"  DI + {w:.1f} x ({name} - DI): {_scores(obs, sim)}")
     ok = np.isfinite(obs - di[:, days]) & present[:, days]
     r = np.corrcoef((obs - di[:, days])[ok], own[:, days][ok])[0, 1]
     print(f"  correlation of the DI error with its own error at the last retrieval (pooled): {r:.3f}")
     for k in (0.1, 0.2, 0.3):
         sim = (di + k * own)[:, days]
-        print(f"  DI + {k:.1f} x own last residual: {_fmt(lead_scores(obs, np.where(np.isfinite(obs), sim, np.nan)))}")
+        print(f"  DI + {k:.1f} x own last residual: {_scores(obs, sim)}")
 
 
 def residuals(args) -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     from smfusion.data.integration import last_retrievals
-    from smfusion.evaluation.nowcast import lead_scores, projection_series
+    from smfusion.evaluation.nowcast import projection_series
     from smfusion.runs import Run
 
     run = Run.load(args.run).at_lead(args.lead)
     data, ids, period, obs_all, days = _scored(run, "test")
     target = run.cfg.data.target[0]
-    mom = run.predict_distribution(data, ids, period, recalibration="none")[target].moments()
+    mom = _moments(run, data, ids, period)
     di, obs = np.asarray(mom["mean"]), obs_all[:, days]
     proj = projection_series(args.projection, run.cfg, ids, data.time.values, target, period)[0][:, days]
     last = []
@@ -192,7 +201,7 @@ def residuals(args) -> None:
         corr = np.zeros_like(di)
         corr[test] = gbm.predict(x[test])
         o = np.where(test, obs, np.nan)
-        print(f"  {name}: DI {_fmt(lead_scores(o, di))}; corrected {_fmt(lead_scores(o, di + corr))}")
+        print(f"  {name}: DI {_scores(o, di)}; corrected {_scores(o, di + corr)}")
 
 
 def neighbours(args) -> None:
@@ -200,8 +209,7 @@ def neighbours(args) -> None:
 
     run = Run.load(args.run).at_lead(args.lead)
     data, ids, period, obs_all, days = _scored(run, "test")
-    mean = run.predict_distribution(data, ids, period, recalibration="none")[run.cfg.data.target[0]]
-    err = obs_all[:, days] - mean.moments()["mean"]
+    err = obs_all[:, days] - _moments(run, data, ids, period)["mean"]
     err = err - np.nanmean(err, axis=1, keepdims=True)
     lat, lon = (np.radians(data[v].sel(site=ids).values) for v in ("lat", "lon"))
     cos = np.sin(lat[:, None]) * np.sin(lat) + np.cos(lat[:, None]) * np.cos(lat) * np.cos(lon[:, None] - lon)
@@ -221,7 +229,6 @@ def neighbours(args) -> None:
 
 
 def cells(args) -> None:
-    from smfusion.evaluation.nowcast import lead_scores
     from smfusion.runs import Run
 
     small, full = Run.load(args.small), Run.load(args.full)
@@ -232,13 +239,11 @@ def cells(args) -> None:
             run.at_lead(lead)
             data, ids, period, obs_all, days = _scored(run, "test")
             keep = np.isin(ids, small.split.test)
-            mean = run.predict_distribution(data, ids[keep], period, recalibration="none")[run.cfg.data.target[0]]
-            obs = obs_all[keep][:, days]
-            row[name] = (len(run.split.train), len(run.members),
-                         lead_scores(obs, np.where(np.isfinite(obs), mean.moments()["mean"], np.nan)))
-        for name, (n_train, n_mem, s) in row.items():
+            sim = _moments(run, data, ids[keep], period)["mean"]
+            row[name] = (len(run.split.train), len(run.members), _scores(obs_all[keep][:, days], sim))
+        for name, (n_train, n_mem, text) in row.items():
             print(f"lead {lead}: trained on {n_train} cells, {n_mem} members, scored on {int(keep.sum())} cells "
-                  f"(test {period[0]}..{period[1]}): {_fmt(s)}")
+                  f"(test {period[0]}..{period[1]}): {text}")
 
 
 def _perturb_forcing(offset: float, daily: float) -> None:
@@ -278,7 +283,6 @@ def _climate_forcing(start: str, end: str) -> None:
 
 def train_probe(args) -> None:
     from nowcast import configs
-    from smfusion.evaluation.nowcast import lead_scores
     from smfusion.runs import Run
     from smfusion.training.run import train
 
@@ -295,11 +299,8 @@ def train_probe(args) -> None:
     for lead in args.lead:
         run.at_lead(lead)
         data, ids, period, obs_all, days = _scored(run, on)
-        mean = run.predict_distribution(data, ids, period, recalibration="none")[run.cfg.data.target[0]]
-        obs = obs_all[:, days]
-        s = lead_scores(obs, np.where(np.isfinite(obs), mean.moments()["mean"], np.nan))
         print(f"{args.out} lead {lead} ({on} {period[0]}..{period[1]}, {len(ids)} cells, {len(run.members)} members): "
-              f"{_fmt(s)}")
+              f"{_scores(obs_all[:, days], _moments(run, data, ids, period)['mean'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
